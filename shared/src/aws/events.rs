@@ -1,0 +1,60 @@
+//! EventBridge adapter of [`EventBus`].
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_eventbridge::Client;
+
+use crate::domain::error::Dependency;
+use crate::domain::event::Event;
+use crate::ports::{DependencyError, EventBus};
+
+use super::errors::{classify, is_throttle_code};
+
+pub struct EventBridgeBus {
+    client: Client,
+    bus: String,
+    source: String,
+}
+
+impl EventBridgeBus {
+    pub fn new(client: Client, bus: impl Into<String>, source: impl Into<String>) -> Self {
+        EventBridgeBus {
+            client,
+            bus: bus.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for EventBridgeBus {
+    async fn publish(&self, event: &Event) -> Result<(), DependencyError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(&self.source)
+            .detail_type(event.event_type.as_str())
+            .detail(event.detail_json())
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| classify(Dependency::EventBridge, "PutEvents", &e))?;
+        if out.failed_entry_count() > 0 {
+            let code = out
+                .entries()
+                .first()
+                .and_then(|e| e.error_code())
+                .unwrap_or("");
+            tracing::warn!(operation = "PutEvents", error_code = code, event_id = %event.id, "event rejected");
+            return Err(if is_throttle_code(code) {
+                DependencyError::Throttled(Dependency::EventBridge)
+            } else {
+                DependencyError::Unavailable(Dependency::EventBridge)
+            });
+        }
+        Ok(())
+    }
+}

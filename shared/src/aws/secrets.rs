@@ -1,0 +1,132 @@
+//! Secrets Manager adapter of [`Vault`]: one secret per connector, named
+//! `SECRET_PREFIX + {entity_id}/{connector_type}` and tagged with both.
+
+use async_trait::async_trait;
+use aws_sdk_secretsmanager::types::Tag;
+use aws_sdk_secretsmanager::Client;
+
+use crate::domain::catalog::ConnectorType;
+use crate::domain::connector::SecretArn;
+use crate::domain::credentials::SecretPayload;
+use crate::domain::error::Dependency;
+use crate::domain::ids::EntityId;
+use crate::ports::{DependencyError, Vault};
+
+use super::errors::classify;
+
+pub struct SecretsManagerVault {
+    client: Client,
+    prefix: String,
+}
+
+impl SecretsManagerVault {
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        SecretsManagerVault {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn secret_name(&self, entity: EntityId, connector_type: ConnectorType) -> String {
+        format!("{}{entity}/{connector_type}", self.prefix)
+    }
+
+    async fn put_value(
+        &self,
+        name: &str,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, DependencyError> {
+        let mut restored = false;
+        loop {
+            match self
+                .client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(payload.to_secret_string())
+                .send()
+                .await
+            {
+                Ok(out) => return Ok(SecretArn::new(out.arn.unwrap_or_default())),
+                // Scheduled for deletion (a disconnected connector getting new credentials):
+                // bring it back, then write.
+                Err(e)
+                    if !restored
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_invalid_request_exception()) =>
+                {
+                    self.client
+                        .restore_secret()
+                        .secret_id(name)
+                        .send()
+                        .await
+                        .map_err(|e| classify(Dependency::SecretsManager, "RestoreSecret", &e))?;
+                    restored = true;
+                }
+                Err(e) => return Err(classify(Dependency::SecretsManager, "PutSecretValue", &e)),
+            }
+        }
+    }
+}
+
+fn tag(key: &str, value: String) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+#[async_trait]
+impl Vault for SecretsManagerVault {
+    async fn put(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, DependencyError> {
+        let name = self.secret_name(entity, connector_type);
+        let created = self
+            .client
+            .create_secret()
+            .name(&name)
+            .secret_string(payload.to_secret_string())
+            .tags(tag("entity_id", entity.to_string()))
+            .tags(tag("connector_type", connector_type.to_string()))
+            .send()
+            .await;
+        match created {
+            Ok(out) => Ok(SecretArn::new(out.arn.unwrap_or_default())),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_resource_exists_exception() || s.is_invalid_request_exception()
+                }) =>
+            {
+                self.put_value(&name, payload).await
+            }
+            Err(e) => Err(classify(Dependency::SecretsManager, "CreateSecret", &e)),
+        }
+    }
+
+    async fn schedule_deletion(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        recovery_days: i64,
+    ) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .delete_secret()
+            .secret_id(self.secret_name(entity, connector_type))
+            .recovery_window_in_days(recovery_days)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Absent, or already scheduled for deletion: the desired state holds.
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_resource_not_found_exception() || s.is_invalid_request_exception()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(Dependency::SecretsManager, "DeleteSecret", &e)),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! DynamoDB adapter of [`ConnectorStore`]: connector rows and outbox records.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+
+use crate::domain::catalog::ConnectorType;
+use crate::domain::connector::Connector;
+use crate::domain::error::Dependency;
+use crate::domain::event::Event;
+use crate::domain::ids::EntityId;
+use crate::ports::{ConnectorStore, DependencyError, StoreError};
+
+use super::errors::{classify, is_throttle_code};
+use super::table::TABLE;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// How long an outbox record may linger before TTL removes it even if never cleared.
+const OUTBOX_RETENTION_DAYS: i64 = 14;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn entity_pk(entity: EntityId) -> String {
+    format!("ENT#{entity}")
+}
+
+fn connector_sk(connector_type: ConnectorType) -> String {
+    format!("CONN#{connector_type}")
+}
+
+pub(crate) fn dynamo<E: ProvideErrorMetadata>(
+    operation: &'static str,
+) -> impl Fn(SdkError<E, HttpResponse>) -> StoreError {
+    move |e| StoreError::Dependency(classify(Dependency::DynamoDb, operation, &e))
+}
+
+/// The stored item of a row: its fields, its keys and, while disconnected, the TTL
+/// attribute and the sparse `due` index keys that the expiry sweep queries.
+pub fn connector_item(row: &Connector) -> Item {
+    let mut item: Item =
+        serde_dynamo::to_item(row).expect("a connector row always converts to an item");
+    item.insert(TABLE.partition_key.into(), s(entity_pk(row.entity_id)));
+    item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
+    if let (false, Some(until)) = (row.is_active, row.recoverable_until) {
+        let due = &TABLE.indexes[0];
+        item.insert(
+            TABLE.ttl_attribute.into(),
+            AttributeValue::N(until.unix().to_string()),
+        );
+        item.insert(due.partition_key.into(), s("EXPIRY"));
+        item.insert(
+            due.sort_key.into(),
+            s(format!("{until}#{}#{}", row.entity_id, row.connector_type)),
+        );
+    }
+    item
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| {
+        // serde_dynamo errors name fields and types, not values.
+        tracing::error!(error = %e, "stored item does not decode");
+        StoreError::Corrupt
+    })
+}
+
+fn outbox_item(event: &Event) -> Item {
+    let due = &TABLE.indexes[0];
+    HashMap::from([
+        (
+            TABLE.partition_key.to_string(),
+            s(format!("OUTBOX#{}", event.id)),
+        ),
+        (TABLE.sort_key.to_string(), s("OUTBOX")),
+        ("event_id".to_string(), s(&event.id)),
+        ("detail_type".to_string(), s(event.event_type.as_str())),
+        ("detail".to_string(), s(event.detail_json())),
+        ("created_at".to_string(), s(event.created_at.to_string())),
+        (due.partition_key.to_string(), s("OUTBOX")),
+        (
+            due.sort_key.to_string(),
+            s(format!("{}#{}", event.created_at, event.id)),
+        ),
+        (
+            TABLE.ttl_attribute.to_string(),
+            AttributeValue::N(
+                event
+                    .created_at
+                    .plus_days(OUTBOX_RETENTION_DAYS)
+                    .unix()
+                    .to_string(),
+            ),
+        ),
+    ])
+}
+
+fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> StoreError {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        err.as_service_error()
+    {
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code())
+            .collect();
+        if codes
+            .iter()
+            .any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict")
+        {
+            return StoreError::ConditionFailed;
+        }
+        if codes
+            .iter()
+            .any(|c| is_throttle_code(c) || *c == "ThrottlingError")
+        {
+            tracing::warn!(
+                operation = "TransactWriteItems",
+                ?codes,
+                "transaction throttled"
+            );
+            return StoreError::Dependency(DependencyError::Throttled(Dependency::DynamoDb));
+        }
+    }
+    StoreError::Dependency(classify(Dependency::DynamoDb, "TransactWriteItems", err))
+}
+
+pub struct DynamoConnectorStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoConnectorStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoConnectorStore {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectorStore for DynamoConnectorStore {
+    async fn get(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+    ) -> Result<Option<Connector>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(entity_pk(entity)))
+            .key(TABLE.sort_key, s(connector_sk(connector_type)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo("GetItem"))?;
+        out.item.map(decode).transpose()
+    }
+
+    async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", TABLE.partition_key)
+            .expression_attribute_names("#sk", TABLE.sort_key)
+            .expression_attribute_values(":pk", s(entity_pk(entity)))
+            .expression_attribute_values(":prefix", s("CONN#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        let mut rows = Vec::new();
+        while let Some(item) = pages.next().await {
+            rows.push(decode(item.map_err(dynamo("Query"))?)?);
+        }
+        Ok(rows)
+    }
+
+    async fn save(
+        &self,
+        row: &Connector,
+        expected_version: Option<u64>,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let put_row = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(connector_item(row)));
+        let put_row = match expected_version {
+            None => put_row
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", TABLE.partition_key),
+            Some(v) => put_row
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+        };
+        let mut request = self.client.transact_write_items().transact_items(
+            TransactWriteItem::builder()
+                .put(put_row.build().expect("complete put"))
+                .build(),
+        );
+        for event in events {
+            let put_outbox = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(outbox_item(event)))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", TABLE.partition_key)
+                .build()
+                .expect("complete put");
+            request = request.transact_items(TransactWriteItem::builder().put(put_outbox).build());
+        }
+        request.send().await.map_err(|e| transaction_failure(&e))?;
+        Ok(())
+    }
+
+    async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(format!("OUTBOX#{event_id}")))
+            .key(TABLE.sort_key, s("OUTBOX"))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
+    }
+}

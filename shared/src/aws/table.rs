@@ -1,0 +1,148 @@
+//! The one definition of the DynamoDB table: keys, TTL attribute and indexes. The local
+//! bootstrap creates the table from it; a test holds template.yaml to it.
+//!
+//! Item layout (single table):
+//! | item | pk | sk |
+//! |---|---|---|
+//! | connector row | `ENT#<entity_id>` | `CONN#<connector_type>` |
+//! | API key, by hash (auth) | `KEY#<sha256>` | `KEY` |
+//! | API key, by id (revoke) | `KEYID#<key_id>` | `KEYID` |
+//! | API key, by entity (list) | `ENT#<entity_id>` | `APIKEY#<key_id>` |
+//! | outbox record | `OUTBOX#<event_id>` | `OUTBOX` |
+//!
+//! The sparse `due` index holds only items with a deadline: disconnected rows
+//! (`due_pk = EXPIRY`, `due_at = recoverable_until`) and outbox records
+//! (`due_pk = OUTBOX`, `due_at = created_at`), so the sweep is a Query, never a Scan.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::domain::error::Dependency;
+use crate::ports::DependencyError;
+
+use super::errors::classify;
+
+pub struct IndexDefinition {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+}
+
+pub struct TableDefinition {
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+    /// Epoch seconds; DynamoDB TTL deletes items some time after it passes.
+    pub ttl_attribute: &'static str,
+    pub indexes: &'static [IndexDefinition],
+}
+
+pub const TABLE: TableDefinition = TableDefinition {
+    partition_key: "pk",
+    sort_key: "sk",
+    ttl_attribute: "ttl",
+    indexes: &[IndexDefinition {
+        name: "due",
+        partition_key: "due_pk",
+        sort_key: "due_at",
+    }],
+};
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("complete key schema")
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("complete attribute definition")
+}
+
+/// Creates the table (on-demand, with TTL) if it does not exist. Safe to run repeatedly.
+pub async fn ensure_table(client: &Client, name: &str) -> Result<bool, DependencyError> {
+    match client.describe_table().table_name(name).send().await {
+        Ok(_) => {
+            enable_ttl(client, name).await?;
+            return Ok(false);
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(classify(Dependency::DynamoDb, "DescribeTable", &e)),
+    }
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(TABLE.partition_key, KeyType::Hash))
+        .key_schema(key(TABLE.sort_key, KeyType::Range))
+        .attribute_definitions(string_attribute(TABLE.partition_key))
+        .attribute_definitions(string_attribute(TABLE.sort_key));
+    for index in TABLE.indexes {
+        create = create
+            .attribute_definitions(string_attribute(index.partition_key))
+            .attribute_definitions(string_attribute(index.sort_key))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .key_schema(key(index.partition_key, KeyType::Hash))
+                    .key_schema(key(index.sort_key, KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("complete index"),
+            );
+    }
+    match create.send().await {
+        Ok(_) => {}
+        // Another bootstrap created it between our describe and create.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(classify(Dependency::DynamoDb, "CreateTable", &e)),
+    }
+    enable_ttl(client, name).await?;
+    Ok(true)
+}
+
+async fn enable_ttl(client: &Client, name: &str) -> Result<(), DependencyError> {
+    let current = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| classify(Dependency::DynamoDb, "DescribeTimeToLive", &e))?;
+    let enabled = current.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(TABLE.ttl_attribute)
+            && d.time_to_live_status()
+                .is_some_and(|s| s.as_str() == "ENABLED")
+    });
+    if enabled {
+        return Ok(());
+    }
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TABLE.ttl_attribute)
+                .enabled(true)
+                .build()
+                .expect("complete TTL spec"),
+        )
+        .send()
+        .await
+        .map_err(|e| classify(Dependency::DynamoDb, "UpdateTimeToLive", &e))?;
+    Ok(())
+}

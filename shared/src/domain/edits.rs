@@ -1,0 +1,290 @@
+//! Parsing of the config-only bodies of `POST` (connect) and `PATCH` (edit).
+//! Secrets never enter here: any secret-looking field, anywhere in the body, is a 422.
+
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::catalog::ConnectorType;
+use super::connector::Mode;
+
+/// Fields that carry secrets or tenancy and so may never appear in a config body.
+pub const FORBIDDEN_FIELDS: [&str; 8] = [
+    "credentials",
+    "secret",
+    "api_key",
+    "access_token",
+    "refresh_token",
+    "webhook_secret",
+    "credentials_secret_arn",
+    "entity_id",
+];
+
+const MAX_TEXT_LEN: usize = 256;
+
+/// Which body is being parsed: `is_active` is editable only by PATCH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    Connect,
+    Patch,
+}
+
+/// A nullable optional text field: `None` = not sent, `Some(None)` = cleared.
+pub type Nullable<T> = Option<Option<T>>;
+
+/// The editable fields a body sent. Absent fields are left as they are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Edits {
+    pub display_name: Option<String>,
+    pub mode: Option<Mode>,
+    pub is_active: Option<bool>,
+    pub config: Option<Map<String, Value>>,
+    pub ship_from_name: Nullable<String>,
+    pub ship_from_address1: Nullable<String>,
+    pub ship_from_city: Nullable<String>,
+    pub ship_from_state: Nullable<String>,
+    pub ship_from_zip: Nullable<String>,
+    pub seller_id: Nullable<String>,
+    pub bank_account_id: Nullable<Uuid>,
+}
+
+/// A refused body. `forbidden` ones are 422 (a secret or `entity_id` where it may not be);
+/// the rest are 400 (a bad or unknown parameter).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EditError {
+    pub param: String,
+    pub message: String,
+    pub forbidden: bool,
+}
+
+fn bad(param: &str, message: impl Into<String>) -> EditError {
+    EditError {
+        param: param.into(),
+        message: message.into(),
+        forbidden: false,
+    }
+}
+
+fn text(param: &str, v: &Value) -> Result<String, EditError> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_LEN && !s.chars().any(char::is_control) => {
+            Ok(s.clone())
+        }
+        _ => Err(bad(
+            param,
+            format!("`{param}` must be a non-empty string of at most {MAX_TEXT_LEN} characters without control characters"),
+        )),
+    }
+}
+
+fn nullable_text(param: &str, v: &Value) -> Result<Option<String>, EditError> {
+    if v.is_null() {
+        Ok(None)
+    } else {
+        text(param, v).map(Some)
+    }
+}
+
+/// Finds a forbidden key anywhere inside `config`: the global list, and the credential key
+/// names of this connector type (a `secret_key` in a Stripe config is a secret in disguise).
+fn forbidden_in_config(connector_type: ConnectorType, value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = format!("{path}.{k}");
+            let lower = k.to_ascii_lowercase();
+            if FORBIDDEN_FIELDS.contains(&lower.as_str()) || connector_type.entry().accepts(&lower)
+            {
+                Some(here)
+            } else {
+                forbidden_in_config(connector_type, v, &here)
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| forbidden_in_config(connector_type, v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Parses a connect or patch body (already known to be JSON).
+pub fn parse_edits(
+    connector_type: ConnectorType,
+    body: &Value,
+    kind: BodyKind,
+) -> Result<Edits, EditError> {
+    let Value::Object(map) = body else {
+        return Err(bad("body", "the request body must be a JSON object"));
+    };
+    if let Some(field) = map.keys().find(|k| FORBIDDEN_FIELDS.contains(&k.as_str())) {
+        let message = if field == "entity_id" {
+            "`entity_id` comes from the API key and may not be sent".to_string()
+        } else {
+            format!("`{field}` may not be sent here: credentials go only to PUT /v1/integrations/{connector_type}/credentials")
+        };
+        return Err(EditError {
+            param: field.clone(),
+            message,
+            forbidden: true,
+        });
+    }
+    let mut edits = Edits::default();
+    for (key, value) in map {
+        let k = key.as_str();
+        match k {
+            "display_name" => edits.display_name = Some(text(k, value)?),
+            "mode" => {
+                edits.mode = Some(
+                    value
+                        .as_str()
+                        .and_then(Mode::parse)
+                        .ok_or_else(|| bad(k, "`mode` must be \"sandbox\" or \"live\""))?,
+                )
+            }
+            "is_active" if kind == BodyKind::Patch => {
+                edits.is_active = Some(
+                    value
+                        .as_bool()
+                        .ok_or_else(|| bad(k, "`is_active` must be a boolean"))?,
+                )
+            }
+            "config" => {
+                let Value::Object(config) = value else {
+                    return Err(bad(k, "`config` must be a JSON object"));
+                };
+                if let Some(path) = forbidden_in_config(connector_type, value, "config") {
+                    return Err(EditError {
+                        param: path.clone(),
+                        message: format!("`{path}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"),
+                        forbidden: true,
+                    });
+                }
+                edits.config = Some(config.clone());
+            }
+            "ship_from_name" => edits.ship_from_name = Some(nullable_text(k, value)?),
+            "ship_from_address1" => edits.ship_from_address1 = Some(nullable_text(k, value)?),
+            "ship_from_city" => edits.ship_from_city = Some(nullable_text(k, value)?),
+            "ship_from_state" => edits.ship_from_state = Some(nullable_text(k, value)?),
+            "ship_from_zip" => edits.ship_from_zip = Some(nullable_text(k, value)?),
+            "seller_id" => edits.seller_id = Some(nullable_text(k, value)?),
+            "bank_account_id" => {
+                edits.bank_account_id = Some(match value {
+                    Value::Null => None,
+                    Value::String(s) => Some(
+                        uuid::fmt::Hyphenated::from_str(s)
+                            .map(|h| h.into_uuid())
+                            .map_err(|_| bad(k, "`bank_account_id` must be a UUID"))?,
+                    ),
+                    _ => return Err(bad(k, "`bank_account_id` must be a UUID")),
+                })
+            }
+            _ => {
+                let allowed = if kind == BodyKind::Patch {
+                    "display_name, mode, is_active, config, ship_from_name, ship_from_address1, ship_from_city, ship_from_state, ship_from_zip, seller_id, bank_account_id"
+                } else {
+                    "display_name, mode, config, ship_from_name, ship_from_address1, ship_from_city, ship_from_state, ship_from_zip, seller_id, bank_account_id"
+                };
+                return Err(bad(
+                    k,
+                    format!("unknown parameter `{}`; accepted: {allowed}", printable(k)),
+                ));
+            }
+        }
+    }
+    Ok(edits)
+}
+
+/// A caller's field name echoed in a hint, stripped of control characters and cut short.
+fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stripe() -> ConnectorType {
+        ConnectorType::parse("stripe").unwrap()
+    }
+
+    #[test]
+    fn parses_every_editable_field() {
+        let e = parse_edits(
+            stripe(),
+            &json!({
+                "display_name": "Payments", "mode": "live", "config": {"statement_descriptor": "ACME"},
+                "ship_from_name": "ACME", "ship_from_address1": "1 Main", "ship_from_city": "Springfield",
+                "ship_from_state": "IL", "ship_from_zip": "62701", "seller_id": null,
+                "bank_account_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+            }),
+            BodyKind::Connect,
+        )
+        .unwrap();
+        assert_eq!(e.display_name.as_deref(), Some("Payments"));
+        assert_eq!(e.mode, Some(Mode::Live));
+        assert_eq!(e.seller_id, Some(None));
+        assert_eq!(e.ship_from_zip, Some(Some("62701".into())));
+        assert!(e.bank_account_id.unwrap().is_some());
+        assert_eq!(e.is_active, None);
+    }
+
+    #[test]
+    fn every_forbidden_field_is_a_422_naming_it() {
+        for f in FORBIDDEN_FIELDS {
+            let e = parse_edits(
+                stripe(),
+                &json!({ f: "x", "display_name": "ok" }),
+                BodyKind::Connect,
+            )
+            .unwrap_err();
+            assert!(e.forbidden, "{f}");
+            assert_eq!(e.param, f);
+            assert!(!e.message.contains("\"x\""));
+        }
+    }
+
+    #[test]
+    fn secrets_hidden_inside_config_are_forbidden() {
+        for (config, param) in [
+            (json!({"nested": {"api_key": "k"}}), "config.nested.api_key"),
+            (json!({"secret_key": "sk"}), "config.secret_key"),
+            (
+                json!({"list": [{"Access_Token": "t"}]}),
+                "config.list[0].Access_Token",
+            ),
+        ] {
+            let e =
+                parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
+            assert!(e.forbidden);
+            assert_eq!(e.param, param);
+        }
+    }
+
+    #[test]
+    fn bad_and_unknown_parameters_are_400s() {
+        for (body, param) in [
+            (json!({"mode": "prod"}), "mode"),
+            (json!({"display_name": ""}), "display_name"),
+            (json!({"display_name": "a\u{0}b"}), "display_name"),
+            (json!({"display_name": "x".repeat(257)}), "display_name"),
+            (json!({"config": []}), "config"),
+            (json!({"bank_account_id": "nope"}), "bank_account_id"),
+            (json!({"is_active": false}), "is_active"),
+            (json!({"colour": "blue"}), "colour"),
+        ] {
+            let e = parse_edits(stripe(), &body, BodyKind::Connect).unwrap_err();
+            assert!(!e.forbidden);
+            assert_eq!(e.param, param);
+        }
+        assert!(parse_edits(stripe(), &json!([1]), BodyKind::Connect).is_err());
+        assert_eq!(
+            parse_edits(stripe(), &json!({"is_active": false}), BodyKind::Patch)
+                .unwrap()
+                .is_active,
+            Some(false)
+        );
+    }
+}

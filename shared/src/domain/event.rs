@@ -1,0 +1,165 @@
+//! Lifecycle events as published on the bus (DESIGN.md §3). The row inside is the masked
+//! projection; nothing else of a connector goes into an event.
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::api_key::KeyId;
+use super::connector::Connector;
+use super::ids::EntityId;
+use super::time::Timestamp;
+use super::view::project;
+
+/// The version of the event and API shapes; bumped when a shape changes incompatibly.
+pub const API_VERSION: &str = "2026-11-01";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    #[serde(rename = "integration.connected")]
+    Connected,
+    #[serde(rename = "integration.updated")]
+    Updated,
+    #[serde(rename = "integration.credentials_updated")]
+    CredentialsUpdated,
+    #[serde(rename = "integration.disconnected")]
+    Disconnected,
+    #[serde(rename = "integration.restored")]
+    Restored,
+    #[serde(rename = "integration.deleted")]
+    Deleted,
+    #[serde(rename = "integration.expired")]
+    Expired,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Connected => "integration.connected",
+            EventType::Updated => "integration.updated",
+            EventType::CredentialsUpdated => "integration.credentials_updated",
+            EventType::Disconnected => "integration.disconnected",
+            EventType::Restored => "integration.restored",
+            EventType::Deleted => "integration.deleted",
+            EventType::Expired => "integration.expired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Actor {
+    /// The API key that caused the change; `null` for changes made by the system (expiry).
+    pub key_id: Option<KeyId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventData {
+    pub object: Value,
+}
+
+/// The `detail` of an EventBridge event; `type` is also its `detail-type`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub created_at: Timestamp,
+    pub api_version: &'static str,
+    pub entity_id: EntityId,
+    pub livemode: bool,
+    pub actor: Actor,
+    pub data: EventData,
+}
+
+impl Event {
+    pub fn new(
+        event_type: EventType,
+        row: &Connector,
+        actor: Option<&KeyId>,
+        now: Timestamp,
+    ) -> Event {
+        Event {
+            id: format!("evt_{}", Uuid::new_v4().simple()),
+            event_type,
+            created_at: now,
+            api_version: API_VERSION,
+            entity_id: row.entity_id,
+            livemode: row.mode.is_live(),
+            actor: Actor {
+                key_id: actor.cloned(),
+            },
+            data: EventData {
+                object: project(row),
+            },
+        }
+    }
+
+    pub fn detail_json(&self) -> String {
+        serde_json::to_string(self).expect("events always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::{Principal, Scope};
+    use crate::domain::catalog::ConnectorType;
+    use crate::domain::connector::SecretArn;
+    use crate::domain::edits::Edits;
+    use crate::domain::lifecycle;
+    use crate::domain::view::ROW_FIELDS;
+
+    #[test]
+    fn detail_has_the_design_shape_and_no_secret() {
+        let p = Principal {
+            entity_id: EntityId::new_random(),
+            key_id: KeyId::parse("key_abcdefghij12").unwrap(),
+            livemode: true,
+            scopes: [Scope::Write].into(),
+        };
+        let now = Timestamp::parse("2026-01-02T03:04:05Z").unwrap();
+        let row = lifecycle::connect(
+            &p,
+            ConnectorType::parse("stripe").unwrap(),
+            &Edits::default(),
+            now,
+        )
+        .unwrap();
+        let row = lifecycle::with_credentials(
+            &row,
+            vec!["secret_key".into()],
+            true,
+            SecretArn::new("arn:aws:secretsmanager:us-east-1:1:secret:CANARY-ARN".into()),
+            now,
+        );
+        let e = Event::new(EventType::Disconnected, &row, Some(&p.key_id), now);
+        let v: Value = serde_json::from_str(&e.detail_json()).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 8);
+        for k in [
+            "id",
+            "type",
+            "created_at",
+            "api_version",
+            "entity_id",
+            "livemode",
+            "actor",
+            "data",
+        ] {
+            assert!(keys.contains(&k), "{k}");
+        }
+        assert!(v["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(v["type"], "integration.disconnected");
+        assert_eq!(v["actor"]["key_id"], "key_abcdefghij12");
+        assert_eq!(v["livemode"], true);
+        assert_eq!(
+            v["data"]["object"].as_object().unwrap().len(),
+            ROW_FIELDS.len()
+        );
+        assert!(!e.detail_json().contains("CANARY"));
+        assert_eq!(
+            serde_json::to_value(EventType::CredentialsUpdated).unwrap(),
+            EventType::CredentialsUpdated.as_str()
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The connector lifecycle of DESIGN.md §2 as pure functions: each takes the current row
+//! and the time, and returns the next row (or says nothing changes). No I/O here.
+//!
+//! ```text
+//! none ──POST──▶ active ──DELETE──▶ disconnected ──7 days──▶ expired (gone)
+//!                  ▲                     │
+//!                  └──── restore ────────┘
+//! ```
+
+use super::api_key::Principal;
+use super::catalog::ConnectorType;
+use super::connector::{Connector, Mode, SecretArn};
+use super::edits::Edits;
+use super::ids::ConnectorId;
+use super::time::Timestamp;
+
+/// How long a disconnected connector (and its secret) can be restored.
+pub const RECOVERY_WINDOW_DAYS: i64 = 7;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("a test key can only use sandbox connectors")]
+    LiveModeWithTestKey,
+}
+
+/// A brand-new active row. Mode defaults to the key's mode.
+pub fn connect(
+    principal: &Principal,
+    connector_type: ConnectorType,
+    edits: &Edits,
+    now: Timestamp,
+) -> Result<Connector, LifecycleError> {
+    let default_mode = if principal.livemode {
+        Mode::Live
+    } else {
+        Mode::Sandbox
+    };
+    let mode = edits.mode.unwrap_or(default_mode);
+    if mode.is_live() && !principal.livemode {
+        return Err(LifecycleError::LiveModeWithTestKey);
+    }
+    let row = Connector {
+        id: ConnectorId::new_random(),
+        entity_id: principal.entity_id,
+        connector_type,
+        display_name: connector_type.entry().display_name.to_string(),
+        mode,
+        is_active: true,
+        config: Default::default(),
+        credential_keys: Default::default(),
+        has_webhook_secret: false,
+        credentials_secret_arn: None,
+        last_sync_at: None,
+        sync_status: None,
+        sync_error: None,
+        ship_from_name: None,
+        ship_from_address1: None,
+        ship_from_city: None,
+        ship_from_state: None,
+        ship_from_zip: None,
+        seller_id: None,
+        bank_account_id: None,
+        disconnected_at: None,
+        recoverable_until: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    Ok(apply_fields(row, edits))
+}
+
+/// Copies the sent editable fields (not `is_active`, which is a lifecycle move) onto a row.
+pub fn apply_fields(mut row: Connector, edits: &Edits) -> Connector {
+    fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+        if let Some(v) = value {
+            *slot = v.clone();
+        }
+    }
+    set(&mut row.display_name, &edits.display_name);
+    set(&mut row.mode, &edits.mode);
+    set(&mut row.config, &edits.config);
+    set(&mut row.ship_from_name, &edits.ship_from_name);
+    set(&mut row.ship_from_address1, &edits.ship_from_address1);
+    set(&mut row.ship_from_city, &edits.ship_from_city);
+    set(&mut row.ship_from_state, &edits.ship_from_state);
+    set(&mut row.ship_from_zip, &edits.ship_from_zip);
+    set(&mut row.seller_id, &edits.seller_id);
+    set(&mut row.bank_account_id, &edits.bank_account_id);
+    row
+}
+
+fn next_version(mut row: Connector, now: Timestamp) -> Connector {
+    row.version += 1;
+    row.updated_at = now;
+    row
+}
+
+/// Disconnect: inactive, the 7-day window starts now. `None` when already disconnected
+/// (a repeat DELETE is a no-op).
+pub fn disconnect(row: &Connector, now: Timestamp) -> Option<Connector> {
+    if !row.is_active {
+        return None;
+    }
+    let mut next = next_version(row.clone(), now);
+    next.is_active = false;
+    next.disconnected_at = Some(now);
+    next.recoverable_until = Some(now.plus_days(RECOVERY_WINDOW_DAYS));
+    Some(next)
+}
+
+/// New credentials were stored: the row now names their keys.
+pub fn with_credentials(
+    row: &Connector,
+    key_names: Vec<String>,
+    has_webhook_secret: bool,
+    arn: SecretArn,
+    now: Timestamp,
+) -> Connector {
+    let mut next = next_version(row.clone(), now);
+    next.credential_keys = key_names.into_iter().collect();
+    next.has_webhook_secret = has_webhook_secret;
+    next.credentials_secret_arn = Some(arn);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::{KeyId, Scope};
+    use crate::domain::ids::EntityId;
+
+    fn t0() -> Timestamp {
+        Timestamp::parse("2026-03-01T12:00:00Z").unwrap()
+    }
+
+    fn principal(livemode: bool) -> Principal {
+        Principal {
+            entity_id: EntityId::new_random(),
+            key_id: KeyId::parse("key_abcdefghij12").unwrap(),
+            livemode,
+            scopes: Scope::ALL.into(),
+        }
+    }
+
+    fn stripe_row() -> Connector {
+        connect(
+            &principal(true),
+            ConnectorType::parse("stripe").unwrap(),
+            &Edits::default(),
+            t0(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn connect_builds_an_active_row_with_catalog_defaults() {
+        let p = principal(false);
+        let row = connect(
+            &p,
+            ConnectorType::parse("avatax").unwrap(),
+            &Edits::default(),
+            t0(),
+        )
+        .unwrap();
+        assert!(row.is_active);
+        assert_eq!(row.entity_id, p.entity_id);
+        assert_eq!(row.mode, Mode::Sandbox);
+        assert_eq!(row.display_name, "Avalara AvaTax");
+        assert_eq!(
+            (row.created_at, row.updated_at, row.version),
+            (t0(), t0(), 1)
+        );
+        assert!(row.credential_keys.is_empty() && !row.has_secret());
+        assert_eq!(stripe_row().mode, Mode::Live);
+    }
+
+    #[test]
+    fn a_test_key_cannot_connect_a_live_row() {
+        let edits = Edits {
+            mode: Some(Mode::Live),
+            ..Edits::default()
+        };
+        let r = connect(
+            &principal(false),
+            ConnectorType::parse("stripe").unwrap(),
+            &edits,
+            t0(),
+        );
+        assert_eq!(r.unwrap_err(), LifecycleError::LiveModeWithTestKey);
+    }
+
+    #[test]
+    fn disconnect_opens_a_seven_day_window_once() {
+        let row = stripe_row();
+        let later = t0().plus_seconds(90);
+        let gone = disconnect(&row, later).unwrap();
+        assert!(!gone.is_active);
+        assert_eq!(gone.disconnected_at, Some(later));
+        assert_eq!(
+            gone.recoverable_until.unwrap().to_string(),
+            "2026-03-08T12:01:30Z"
+        );
+        assert_eq!((gone.id, gone.version, gone.updated_at), (row.id, 2, later));
+        assert_eq!(
+            disconnect(&gone, later.plus_days(1)),
+            None,
+            "repeat is a no-op"
+        );
+    }
+
+    #[test]
+    fn a_disconnected_row_expires_exactly_at_the_end_of_its_window() {
+        let row = stripe_row();
+        assert!(
+            !row.is_expired(t0().plus_days(365)),
+            "active rows never expire"
+        );
+        let gone = disconnect(&row, t0()).unwrap();
+        let until = gone.recoverable_until.unwrap();
+        assert!(!gone.is_expired(until.plus_seconds(-1)));
+        assert!(gone.is_expired(until));
+        assert!(gone.is_expired(t0().plus_days(8)));
+    }
+
+    #[test]
+    fn credentials_record_names_only_and_bump_the_version() {
+        let row = stripe_row();
+        let next = with_credentials(
+            &row,
+            vec!["secret_key".into(), "publishable_key".into()],
+            true,
+            SecretArn::new("arn:aws:secretsmanager:x".into()),
+            t0().plus_seconds(5),
+        );
+        assert_eq!(
+            next.credential_keys.iter().collect::<Vec<_>>(),
+            ["publishable_key", "secret_key"]
+        );
+        assert!(next.has_webhook_secret && next.has_secret());
+        assert_eq!(next.version, row.version + 1);
+    }
+
+    #[test]
+    fn visibility_follows_entity_and_key_mode() {
+        let live = principal(true);
+        let row = connect(
+            &live,
+            ConnectorType::parse("ups").unwrap(),
+            &Edits::default(),
+            t0(),
+        )
+        .unwrap();
+        assert!(row.is_visible_to(&live));
+        let test_key_same_entity = Principal {
+            livemode: false,
+            ..live.clone()
+        };
+        assert!(
+            !row.is_visible_to(&test_key_same_entity),
+            "live row hidden from test keys"
+        );
+        let other = principal(true);
+        assert!(!row.is_visible_to(&other));
+        let sandbox = Connector {
+            mode: Mode::Sandbox,
+            ..row
+        };
+        assert!(sandbox.is_visible_to(&test_key_same_entity));
+    }
+}

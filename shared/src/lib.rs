@@ -1,0 +1,56 @@
+//! The connectors service: domain, ports, AWS adapters and the HTTP layer that every
+//! Lambda function (and the local dev server) shares.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod service;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use crate::aws::events::EventBridgeBus;
+use crate::aws::keys::DynamoKeyStore;
+use crate::aws::secrets::SecretsManagerVault;
+use crate::aws::store::DynamoConnectorStore;
+use crate::config::Settings;
+use crate::ports::{Clock, SystemClock};
+use crate::service::Service;
+
+/// Everything a handler needs, built once per container.
+pub struct App {
+    pub service: Service,
+    pub settings: Settings,
+}
+
+impl App {
+    /// Settings from the environment, one `SdkConfig`, the wall clock.
+    pub async fn from_env() -> App {
+        let sdk = config::sdk_config().await;
+        App::new(&sdk, Settings::from_env(), Arc::new(SystemClock))
+    }
+
+    /// The AWS adapters from one `SdkConfig`; the clock is injectable for tests.
+    pub fn new(sdk: &SdkConfig, settings: Settings, clock: Arc<dyn Clock>) -> App {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let service = Service {
+            store: Arc::new(DynamoConnectorStore::new(dynamo.clone(), &settings.table)),
+            keys: Arc::new(DynamoKeyStore::new(dynamo, &settings.table)),
+            vault: Arc::new(SecretsManagerVault::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                &settings.secret_prefix,
+            )),
+            bus: Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                &settings.event_bus,
+                &settings.event_source,
+            )),
+            clock,
+        };
+        App { service, settings }
+    }
+}

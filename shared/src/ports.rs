@@ -1,0 +1,164 @@
+//! The ports the service talks through. Each has an AWS adapter in `crate::aws`; the
+//! errors here are the only failures the service has to understand.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
+use crate::domain::catalog::ConnectorType;
+use crate::domain::connector::{Connector, SecretArn};
+use crate::domain::credentials::SecretPayload;
+use crate::domain::error::{ApiError, Dependency};
+use crate::domain::event::Event;
+use crate::domain::ids::EntityId;
+use crate::domain::time::Timestamp;
+
+/// A dependency call failed for a reason that is not a business outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DependencyError {
+    /// Throttled: retrying later helps (429 to callers).
+    #[error("{0:?} throttled the request")]
+    Throttled(Dependency),
+    /// Down, timing out or unreachable: retrying later helps (503 to callers).
+    #[error("{0:?} is unavailable")]
+    Unavailable(Dependency),
+    /// Refused a request we should not have sent (a bug or a misconfiguration; 500).
+    #[error("{0:?} rejected the request")]
+    Rejected(Dependency),
+}
+
+impl From<DependencyError> for ApiError {
+    fn from(e: DependencyError) -> Self {
+        match e {
+            DependencyError::Throttled(d) => ApiError::Throttled(d),
+            DependencyError::Unavailable(d) => ApiError::Unavailable(d),
+            DependencyError::Rejected(_) => ApiError::Internal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The write's condition did not hold: the row exists already, or its `version`
+    /// moved since it was read (a lost race).
+    #[error("the write's condition failed")]
+    ConditionFailed,
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+    /// A stored item could not be decoded: a bug or hand-edited data.
+    #[error("a stored item is malformed")]
+    Corrupt,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ConditionFailed => ApiError::Conflict {
+                code: "conflict",
+                hint: "The connector was changed by another request at the same time; retry."
+                    .into(),
+            },
+            StoreError::Dependency(d) => d.into(),
+            StoreError::Corrupt => ApiError::Internal,
+        }
+    }
+}
+
+/// Connector rows and their outbox records.
+#[async_trait]
+pub trait ConnectorStore: Send + Sync {
+    /// The stored row of `entity` for `connector_type`, expired or not.
+    async fn get(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+    ) -> Result<Option<Connector>, StoreError>;
+
+    /// Every stored row of `entity` (one Query of its partition).
+    async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError>;
+
+    /// Writes `row` and an outbox record per event in one transaction. With
+    /// `expected_version: None` the row must not exist yet; with `Some(v)` the stored row
+    /// must still have version `v`. Otherwise [`StoreError::ConditionFailed`].
+    async fn save(
+        &self,
+        row: &Connector,
+        expected_version: Option<u64>,
+        events: &[Event],
+    ) -> Result<(), StoreError>;
+
+    /// Removes an outbox record once its event is published. Absent records are fine.
+    async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError>;
+}
+
+/// API key records, found by the hash of the presented key.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn find(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Stores a new key; `ConditionFailed` if its id or hash exists already.
+    async fn create(&self, record: &ApiKeyRecord, hash: &KeyHash) -> Result<(), StoreError>;
+    /// Marks a key revoked; `Ok(false)` if no such key.
+    async fn revoke(&self, key_id: &KeyId, at: Timestamp) -> Result<bool, StoreError>;
+    async fn list(&self, entity: EntityId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+}
+
+/// Connector credentials, one secret per connector.
+#[async_trait]
+pub trait Vault: Send + Sync {
+    /// Creates the connector's secret or replaces its value (restoring it first if it was
+    /// scheduled for deletion). Returns its ARN.
+    async fn put(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, DependencyError>;
+
+    /// Schedules the secret's deletion after `recovery_days`. Already scheduled or absent
+    /// secrets are fine: the call is idempotent.
+    async fn schedule_deletion(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        recovery_days: i64,
+    ) -> Result<(), DependencyError>;
+}
+
+/// The event bus.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, event: &Event) -> Result<(), DependencyError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock: what every deployed function uses.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
+    }
+}
+
+/// A clock tests move by hand (e.g. past a recovery window). Not wired into any binary.
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+    pub fn advance_seconds(&self, seconds: i64) {
+        let mut now = self.0.lock().unwrap();
+        *now = now.plus_seconds(seconds);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
