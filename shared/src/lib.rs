@@ -1,6 +1,7 @@
 //! The connectors service: domain, ports, AWS adapters and the HTTP layer that every
 //! Lambda function (and the local dev server) shares.
 
+pub mod admin;
 pub mod aws;
 pub mod config;
 pub mod domain;

@@ -9,7 +9,7 @@ pub fn init() {
         .json()
         .with_env_filter(filter)
         .with_current_span(true)
-        .with_span_list(true)
+        .with_span_list(false)
         .with_target(false)
         .try_init();
 }

@@ -1,1 +1,64 @@
-fn main() {}
+//! `connectors-dev`: serves the API on loopback by handing each request to the same
+//! `shared::http` code the Lambda functions run (all routes in one process).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use shared::http::request::MAX_BODY_BYTES;
+use shared::App;
+
+/// Read at most one byte past the API's cap so the shared layer answers 413 itself.
+const READ_LIMIT: usize = MAX_BODY_BYTES + 1;
+
+async fn serve(
+    app: Arc<App>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, READ_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        // Over the limit (or a broken connection): hand on a body the shared layer rejects.
+        Err(_) => vec![b' '; READ_LIMIT],
+    };
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        lambda_http::Body::Binary(bytes)
+    };
+    let response =
+        shared::http::handle(&app, lambda_http::http::Request::from_parts(parts, body)).await;
+    let (parts, body) = response.into_parts();
+    Ok(hyper::Response::from_parts(
+        parts,
+        Full::new(Bytes::copy_from_slice(body.as_ref())),
+    ))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shared::telemetry::init();
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let app = Arc::new(App::from_env().await);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("connectors API on http://{addr}/v1/integrations");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| serve(app.clone(), req));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -58,3 +58,24 @@ impl EventBus for EventBridgeBus {
         Ok(())
     }
 }
+
+/// Creates the bus if it does not exist (local bootstrap; SAM creates it in AWS).
+pub async fn ensure_bus(client: &Client, name: &str) -> Result<(), DependencyError> {
+    match client.describe_event_bus().name(name).send().await {
+        Ok(_) => return Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(classify(Dependency::EventBridge, "DescribeEventBus", &e)),
+    }
+    match client.create_event_bus().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(classify(Dependency::EventBridge, "CreateEventBus", &e)),
+    }
+}

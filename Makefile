@@ -1,0 +1,18 @@
+# Two commands: `make dev` runs the service locally, `make test` tests it.
+# Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
+.PHONY: dev test emulator-start emulator-stop fmt
+
+dev:
+	@bash infra/dev.sh
+
+test:
+	@bash infra/test.sh
+
+emulator-start:
+	@bash infra/emulator.sh start
+
+emulator-stop:
+	@bash infra/emulator.sh stop
+
+fmt:
+	cargo fmt --all

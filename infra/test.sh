@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test`: the emulator (installed and started if needed), the whole workspace's
+# tests against it, then a total of the cargo summaries. Stops only what it started.
+set -uo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+started=$(bash infra/emulator.sh start) || exit 1
+[ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
+log="$STATE/test-output.log"
+cargo test --workspace --color never 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+echo
+echo "== cargo test summaries"
+grep -E '^test result:' "$log" || true
+python3 - "$log" <<'PY'
+import re, sys
+passed = failed = ignored = 0
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", line)
+    if m:
+        passed += int(m[1]); failed += int(m[2]); ignored += int(m[3])
+print(f"total: {passed} passed, {failed} failed, {ignored} skipped")
+PY
+exit "$status"
