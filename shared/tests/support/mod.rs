@@ -1,0 +1,371 @@
+//! Integration-test harness: a fresh table, bus, secret prefix and capture queue on the
+//! AWS-API emulator (moto server, started by `make test`) for every test, driven through
+//! the same HTTP layer the Lambda handlers use.
+#![allow(dead_code)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+use lambda_http::http::HeaderMap;
+use lambda_http::{Body, Request};
+use serde_json::Value;
+use shared::config::Settings;
+use shared::domain::api_key::Scope;
+use shared::domain::catalog::ConnectorType;
+use shared::domain::ids::EntityId;
+use shared::domain::time::Timestamp;
+use shared::ports::ManualClock;
+use shared::App;
+
+pub const SOURCE: &str = "erp.integrations";
+
+/// Refuses to run anywhere but a loopback emulator: these tests create and delete things.
+pub fn emulator_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator",
+    );
+    assert!(
+        endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
+        "integration tests only run against a loopback emulator, not {endpoint}"
+    );
+    endpoint
+}
+
+pub async fn emulator_sdk() -> SdkConfig {
+    emulator_endpoint();
+    shared::config::sdk_config().await
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub raw: String,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the error envelope of DESIGN.md §1 and returns its `code`.
+    pub fn error_code(&self) -> String {
+        let b = &self.body;
+        let keys: BTreeSet<&str> = b
+            .as_object()
+            .expect("an error body is an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected: BTreeSet<&str> =
+            ["error", "code", "type", "hint", "param", "request_id"].into();
+        if b["type"] == "insufficient_scope" {
+            expected.insert("required");
+        }
+        assert_eq!(keys, expected, "envelope fields of {}", self.raw);
+        assert!(b["request_id"].as_str().unwrap().starts_with("req_"));
+        assert_eq!(
+            self.header("x-request-id"),
+            b["request_id"].as_str(),
+            "request id in header and body"
+        );
+        assert!(!b["hint"].as_str().unwrap().is_empty());
+        b["code"].as_str().unwrap().to_string()
+    }
+}
+
+pub struct Harness {
+    pub sdk: SdkConfig,
+    pub settings: Settings,
+    pub clock: Arc<ManualClock>,
+    pub app: App,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    queue_url: String,
+    /// Every reply this harness produced, for the leak checks.
+    pub replies: Mutex<Vec<Reply>>,
+    /// Every event read back from the capture queue.
+    pub delivered: Mutex<Vec<Value>>,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        let sdk = emulator_sdk().await;
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let settings = Settings {
+            table: format!("connectors-{suffix}"),
+            event_bus: format!("integrations-{suffix}"),
+            event_source: SOURCE.to_string(),
+            secret_prefix: format!("connectors-{suffix}/"),
+        };
+        shared::admin::bootstrap(&sdk, &settings)
+            .await
+            .expect("bootstrap on the emulator");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = capture_queue(&sdk, &sqs, &settings, &suffix).await;
+        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(
+            chrono::Utc::now(),
+        )));
+        let app = App::new(&sdk, settings.clone(), clock.clone());
+        Harness {
+            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
+            settings,
+            clock,
+            app,
+            sqs,
+            queue_url,
+            replies: Mutex::new(Vec::new()),
+            delivered: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        use shared::ports::Clock;
+        self.clock.now()
+    }
+
+    /// A key for `entity` with `scopes`.
+    pub async fn key(&self, entity: EntityId, scopes: &[Scope], live: bool) -> String {
+        shared::admin::create_key(
+            &self.app,
+            entity,
+            scopes.iter().copied().collect(),
+            live,
+            None,
+        )
+        .await
+        .expect("key created")
+        .plaintext
+    }
+
+    /// A new entity and a key with every scope.
+    pub async fn tenant(&self, live: bool) -> (EntityId, String) {
+        let entity = EntityId::new_random();
+        (entity, self.key(entity, &Scope::ALL, live).await)
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.test{path}"));
+        if let Some(k) = key {
+            builder = builder.header("authorization", format!("Bearer {k}"));
+        }
+        let body = match body {
+            Some(v) => {
+                builder = builder.header("content-type", "application/json");
+                Body::Text(v.to_string())
+            }
+            None => Body::Empty,
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn send(&self, req: Request) -> Reply {
+        self.record(shared::http::handle(&self.app, req).await)
+    }
+
+    pub fn record(&self, response: lambda_http::Response<Body>) -> Reply {
+        let raw = String::from_utf8_lossy(response.body().as_ref()).to_string();
+        let reply = Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: serde_json::from_str(&raw).unwrap_or(Value::Null),
+            raw,
+        };
+        assert!(
+            reply
+                .header("x-request-id")
+                .is_some_and(|id| id.starts_with("req_")),
+            "every response has x-request-id"
+        );
+        self.replies.lock().unwrap().push(reply.clone());
+        reply
+    }
+
+    /// Reads events from the capture queue until `count` arrived (or a few seconds
+    /// passed), then keeps listening briefly so extra (duplicate) events are seen too.
+    pub async fn events(&self, count: usize) -> Vec<Value> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut quiet_until: Option<Instant> = None;
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive from capture queue");
+            let messages = out.messages();
+            for m in messages {
+                let event: Value = serde_json::from_str(m.body().unwrap()).expect("event JSON");
+                got.push(event);
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            if got.len() >= count && quiet_until.is_none() {
+                quiet_until = Some(Instant::now() + Duration::from_millis(400));
+            }
+            let now = Instant::now();
+            if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
+                break;
+            }
+            if messages.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.delivered.lock().unwrap().extend(got.iter().cloned());
+        got
+    }
+
+    pub fn secret_name(&self, entity: EntityId, connector_type: &str) -> String {
+        format!("{}{entity}/{connector_type}", self.settings.secret_prefix)
+    }
+
+    pub async fn describe_secret(
+        &self,
+        entity: EntityId,
+        connector_type: &str,
+    ) -> Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput> {
+        match self
+            .secrets
+            .describe_secret()
+            .secret_id(self.secret_name(entity, connector_type))
+            .send()
+            .await
+        {
+            Ok(out) => Some(out),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => panic!("describe_secret: {e:?}"),
+        }
+    }
+
+    /// The secret's current value, or `None` if it cannot be read (absent or scheduled
+    /// for deletion).
+    pub async fn secret_value(&self, entity: EntityId, connector_type: &str) -> Option<Value> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(self.secret_name(entity, connector_type))
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_str(out.secret_string()?).ok()
+    }
+
+    /// The raw stored item of a connector row.
+    pub async fn raw_row(
+        &self,
+        entity: EntityId,
+        connector_type: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamo
+            .get_item()
+            .table_name(&self.settings.table)
+            .key("pk", AttributeValue::S(format!("ENT#{entity}")))
+            .key(
+                "sk",
+                AttributeValue::S(format!(
+                    "CONN#{}",
+                    ConnectorType::parse(connector_type).unwrap()
+                )),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// Outbox records still waiting (read from the sparse `due` index).
+    pub async fn outbox(&self) -> Vec<HashMap<String, AttributeValue>> {
+        self.dynamo
+            .query()
+            .table_name(&self.settings.table)
+            .index_name("due")
+            .key_condition_expression("due_pk = :p")
+            .expression_attribute_values(":p", AttributeValue::S("OUTBOX".into()))
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .to_vec()
+    }
+}
+
+async fn capture_queue(
+    sdk: &SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
+    settings: &Settings,
+    suffix: &str,
+) -> String {
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("capture-{suffix}"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let queue_arn = attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let rule = format!("capture-{suffix}");
+    events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&settings.event_bus)
+        .event_pattern(serde_json::json!({ "source": [SOURCE] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&settings.event_bus)
+        .targets(
+            Target::builder()
+                .id("capture")
+                .arn(queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    queue_url
+}
