@@ -1,0 +1,212 @@
+//! Secret canaries: connect with unique credential values, drive every route (and its
+//! error paths), then scan every response body and header, every delivered event and
+//! every captured log line for any canary or secret ARN.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{json, Value};
+use shared::domain::catalog::ConnectorType;
+use support::Harness;
+
+/// Log lines written by the code under test (the same JSON format as in Lambda).
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter("debug")
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        buffer
+    })
+    .clone()
+}
+
+fn canary(connector_type: ConnectorType, key: &str) -> String {
+    format!(
+        "CANARY-{connector_type}-{key}-{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[tokio::test]
+async fn no_canary_or_secret_arn_escapes_through_any_channel() {
+    let logs = capture_logs();
+    let h = Harness::new().await;
+    let (entity, key) = h.tenant(false).await;
+    let mut canaries = Vec::new();
+    let mut routes_hit = std::collections::BTreeSet::new();
+
+    for connector_type in ConnectorType::all() {
+        let t = connector_type.as_str();
+        let entry = connector_type.entry();
+        let credentials: serde_json::Map<String, Value> = entry
+            .required
+            .iter()
+            .chain(entry.optional)
+            .map(|k| {
+                let c = canary(connector_type, k);
+                canaries.push(c.clone());
+                (k.to_string(), Value::String(c))
+            })
+            .collect();
+        let webhook = canary(connector_type, "webhook");
+        canaries.push(webhook.clone());
+        let base = format!("/v1/integrations/{t}");
+
+        // Secrets sent where they do not belong: refused, and never echoed.
+        let leaky = h
+            .call(
+                "POST",
+                &base,
+                Some(&key),
+                Some(json!({"credentials": credentials, "webhook_secret": webhook})),
+            )
+            .await;
+        assert_eq!(leaky.status, 422);
+        let early = h
+            .call(
+                "PUT",
+                &format!("{base}/credentials"),
+                Some(&key),
+                Some(json!({"credentials": credentials})),
+            )
+            .await;
+        assert_eq!(early.status, 404);
+
+        assert_eq!(h.call("POST", &base, Some(&key), None).await.status, 201);
+        routes_hit.insert("connect");
+        let mut with_unknown = credentials.clone();
+        with_unknown.insert(
+            "not_a_key".into(),
+            Value::String(canary(connector_type, "unknown")),
+        );
+        canaries.push(with_unknown["not_a_key"].as_str().unwrap().to_string());
+        let bad = h
+            .call(
+                "PUT",
+                &format!("{base}/credentials"),
+                Some(&key),
+                Some(json!({"credentials": with_unknown})),
+            )
+            .await;
+        assert_eq!(bad.status, 422);
+        let ok = h
+            .call(
+                "PUT",
+                &format!("{base}/credentials"),
+                Some(&key),
+                Some(json!({"credentials": credentials, "webhook_secret": webhook})),
+            )
+            .await;
+        assert_eq!(ok.status, 200, "{}", ok.raw);
+        routes_hit.insert("credentials");
+        assert_eq!(h.call("GET", &base, Some(&key), None).await.status, 200);
+        routes_hit.insert("get");
+        assert_eq!(h.call("POST", &base, Some(&key), None).await.status, 409);
+        assert_eq!(h.call("DELETE", &base, Some(&key), None).await.status, 200);
+        routes_hit.insert("disconnect");
+        assert_eq!(h.call("DELETE", &base, Some(&key), None).await.status, 200);
+        // The secret really holds the canaries: the scan below is looking for something real.
+        let stored = h.describe_secret(entity, t).await.expect("secret exists");
+        assert!(stored.arn().unwrap().starts_with("arn:aws:secretsmanager:"));
+    }
+    assert_eq!(
+        h.call("GET", "/v1/integrations?limit=100", Some(&key), None)
+            .await
+            .status,
+        200
+    );
+    routes_hit.insert("list");
+    assert_eq!(
+        h.call("GET", "/v1/integrations?limit=0", Some(&key), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        h.call("GET", "/v1/nowhere", Some(&key), None).await.status,
+        404
+    );
+    assert_eq!(
+        h.call(
+            "GET",
+            "/v1/integrations",
+            Some("ark_test_ent_aaaaaaaaaaaa_0123456789abcdefghijABCDEFGHIJ01"),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(routes_hit.len(), 5, "every route exercised");
+
+    let events = h.events(16 * 3).await;
+    assert_eq!(
+        events.len(),
+        16 * 3,
+        "connected, credentials_updated, disconnected per type"
+    );
+
+    let mut channels: Vec<(String, String)> = Vec::new();
+    for r in h.replies.lock().unwrap().iter() {
+        channels.push(("response body".into(), r.raw.clone()));
+        for (name, value) in &r.headers {
+            channels.push((
+                "response header".into(),
+                format!("{name}: {}", value.to_str().unwrap_or("")),
+            ));
+        }
+    }
+    for e in &events {
+        channels.push(("event".into(), e.to_string()));
+    }
+    let log_text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(log_text.lines().count() > 50, "logs were captured");
+    assert!(log_text.contains("request served"));
+    for line in log_text.lines() {
+        channels.push(("log line".into(), line.to_string()));
+    }
+    let mut scanned = 0;
+    for (channel, text) in &channels {
+        scanned += 1;
+        for c in &canaries {
+            assert!(
+                !text.contains(c.as_str()),
+                "canary {c} leaked in a {channel}: {text}"
+            );
+        }
+        assert!(
+            !text.contains("arn:aws:secretsmanager"),
+            "secret ARN leaked in a {channel}: {text}"
+        );
+        assert!(
+            !text.contains("CANARY-"),
+            "a canary fragment leaked in a {channel}: {text}"
+        );
+    }
+    assert!(scanned > 500, "scanned {scanned} items");
+    println!(
+        "leak scan: {} canaries over {scanned} items (bodies, headers, events, log lines)",
+        canaries.len()
+    );
+}
