@@ -7,7 +7,13 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 cargo build -q --bin connectors-admin --bin connectors-dev
 started=$(bash infra/emulator.sh start)
-[ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
+DEV_PID=
+cleanup() {
+  [ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null
+  [ "$started" = started ] && bash infra/emulator.sh stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 admin() { "$ROOT/target/debug/connectors-admin" "$@"; }
 admin bootstrap
 [ -s "$STATE/demo-entity" ] || python3 -c 'import uuid; print(uuid.uuid4())' >"$STATE/demo-entity"
@@ -27,4 +33,6 @@ cat <<MSG
   curl -s http://127.0.0.1:${PORT:-3000}/v1/integrations -H "Authorization: Bearer \$KEY"
 
 MSG
-"$ROOT/target/debug/connectors-dev"
+"$ROOT/target/debug/connectors-dev" &
+DEV_PID=$!
+wait "$DEV_PID"

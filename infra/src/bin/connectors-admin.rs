@@ -27,6 +27,21 @@ enum Command {
     },
     /// Create the table (with TTL) and the event bus if they are missing.
     Bootstrap,
+    /// Watch what the service publishes on the bus.
+    Events {
+        #[command(subcommand)]
+        action: EventAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventAction {
+    /// Route the bus to a queue and print each event (one JSON per line) as it arrives.
+    Watch {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +92,11 @@ async fn main() -> ExitCode {
                     "table `{}` and event bus `{}` are ready",
                     settings.table, settings.event_bus
                 );
+            }
+            Command::Events {
+                action: EventAction::Watch { count },
+            } => {
+                connectors_infra::watch::watch(&sdk, &settings, count).await?;
             }
             Command::Keys { action } => {
                 let app = App::new(

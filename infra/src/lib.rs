@@ -1,0 +1,3 @@
+//! Local tooling shared by the `connectors-admin` and `connectors-dev` binaries.
+
+pub mod watch;
