@@ -6,11 +6,7 @@ use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::config::Settings;
 
-pub async fn watch(
-    sdk: &SdkConfig,
-    settings: &Settings,
-    limit: Option<usize>,
-) -> Result<(), String> {
+pub async fn watch(sdk: &SdkConfig, settings: &Settings, limit: Option<usize>) -> Result<(), String> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let name = format!("{}-watch", settings.event_bus);

@@ -44,10 +44,7 @@ pub async fn create_key(
 }
 
 pub async fn revoke_key(app: &App, key_id: &KeyId) -> Result<bool, StoreError> {
-    app.service
-        .keys
-        .revoke(key_id, app.service.clock.now())
-        .await
+    app.service.keys.revoke(key_id, app.service.clock.now()).await
 }
 
 /// Creates the table (with TTL and the sweep index) and the event bus if missing.

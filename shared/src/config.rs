@@ -35,16 +35,14 @@ impl Settings {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| {
-                    ENV_VARS
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .and_then(|(_, d)| *d)
-                        .unwrap_or_default()
-                        .to_string()
-                })
+            lookup(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| {
+                ENV_VARS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, d)| *d)
+                    .unwrap_or_default()
+                    .to_string()
+            })
         };
         Settings {
             table: get("CONNECTORS_TABLE"),

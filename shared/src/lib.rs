@@ -15,6 +15,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use crate::aws::events::EventBridgeBus;
+use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::keys::DynamoKeyStore;
 use crate::aws::secrets::SecretsManagerVault;
 use crate::aws::store::DynamoConnectorStore;
@@ -40,7 +41,8 @@ impl App {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let service = Service {
             store: Arc::new(DynamoConnectorStore::new(dynamo.clone(), &settings.table)),
-            keys: Arc::new(DynamoKeyStore::new(dynamo, &settings.table)),
+            keys: Arc::new(DynamoKeyStore::new(dynamo.clone(), &settings.table)),
+            idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo, &settings.table)),
             vault: Arc::new(SecretsManagerVault::new(
                 aws_sdk_secretsmanager::Client::new(sdk),
                 &settings.secret_prefix,

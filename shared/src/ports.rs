@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
 use crate::domain::catalog::ConnectorType;
@@ -56,8 +57,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::ConditionFailed => ApiError::Conflict {
                 code: "conflict",
-                hint: "The connector was changed by another request at the same time; retry."
-                    .into(),
+                hint: "The connector was changed by another request at the same time; retry.".into(),
             },
             StoreError::Dependency(d) => d.into(),
             StoreError::Corrupt => ApiError::Internal,
@@ -65,15 +65,56 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Secret work that must be done before an event is announced (and is redone by the
+/// sweeper if it failed): the outbox record is the durable intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretAction {
+    /// Disconnect: `DeleteSecret` with the 7-day recovery window.
+    ScheduleDeletion,
+    /// Permanent delete and expiry: `DeleteSecret` without recovery.
+    ForceDelete,
+}
+
+/// An event as kept in the outbox until it is delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    pub event_id: String,
+    pub detail_type: String,
+    /// The event's `detail` JSON (the masked row; never a secret).
+    pub detail: String,
+    pub created_at: Timestamp,
+    pub entity_id: EntityId,
+    pub connector_type: ConnectorType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_action: Option<SecretAction>,
+}
+
+impl OutboxRecord {
+    pub fn new(event: &Event, connector_type: ConnectorType, secret_action: Option<SecretAction>) -> Self {
+        OutboxRecord {
+            event_id: event.id.clone(),
+            detail_type: event.event_type.as_str().to_string(),
+            detail: event.detail_json(),
+            created_at: event.created_at,
+            entity_id: event.entity_id,
+            connector_type,
+            secret_action,
+        }
+    }
+}
+
+/// Items a sweep query returned, and how many index items it read to find them.
+pub struct Due<T> {
+    pub items: Vec<T>,
+    pub items_read: usize,
+}
+
 /// Connector rows and their outbox records.
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
     /// The stored row of `entity` for `connector_type`, expired or not.
-    async fn get(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-    ) -> Result<Option<Connector>, StoreError>;
+    async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError>;
 
     /// Every stored row of `entity` (one Query of its partition).
     async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError>;
@@ -85,11 +126,50 @@ pub trait ConnectorStore: Send + Sync {
         &self,
         row: &Connector,
         expected_version: Option<u64>,
-        events: &[Event],
+        records: &[OutboxRecord],
     ) -> Result<(), StoreError>;
+
+    /// Deletes `row` if its stored version is still `row.version`, with the outbox
+    /// records, in one transaction; `ConditionFailed` otherwise.
+    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError>;
 
     /// Removes an outbox record once its event is published. Absent records are fine.
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError>;
+
+    /// Disconnected rows whose window ended at or before `now` (from the sparse index,
+    /// which is eventually consistent: re-read before acting). At most `limit`.
+    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError>;
+
+    /// Outbox records created at or before `before`. At most `limit`.
+    async fn stale_outbox(&self, before: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError>;
+}
+
+/// The outcome of claiming an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use (or the earlier one expired): execute, then `complete` or `release`.
+    Claimed,
+    /// Done before with the same request: answer with this.
+    Replay { status: u16, body: String },
+    /// Used before with a different request.
+    Mismatch,
+    /// The first request with this key is still executing.
+    InProgress,
+}
+
+/// `Idempotency-Key` records, per entity, kept 24 hours.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    async fn claim(
+        &self,
+        entity: EntityId,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyClaim, StoreError>;
+    async fn complete(&self, entity: EntityId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
+    /// Forgets a claim whose request failed, so that a retry can execute.
+    async fn release(&self, entity: EntityId, key: &str) -> Result<(), StoreError>;
 }
 
 /// API key records, found by the hash of the presented key.
@@ -123,12 +203,18 @@ pub trait Vault: Send + Sync {
         connector_type: ConnectorType,
         recovery_days: i64,
     ) -> Result<(), DependencyError>;
+
+    /// Cancels a scheduled deletion. A secret that is not scheduled, or absent, is fine.
+    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError>;
+
+    /// Deletes the secret at once, without recovery. Absent secrets are fine.
+    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError>;
 }
 
 /// The event bus.
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    async fn publish(&self, event: &Event) -> Result<(), DependencyError>;
+    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError>;
 }
 
 pub trait Clock: Send + Sync {

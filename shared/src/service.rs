@@ -15,7 +15,15 @@ use crate::domain::event::{Event, EventType};
 use crate::domain::ids::ConnectorId;
 use crate::domain::lifecycle::{self, LifecycleError, RECOVERY_WINDOW_DAYS};
 use crate::domain::time::Timestamp;
-use crate::ports::{Clock, ConnectorStore, EventBus, KeyStore, StoreError, Vault};
+use crate::ports::{
+    Clock, ConnectorStore, DependencyError, EventBus, IdempotencyStore, KeyStore, OutboxRecord, SecretAction, Vault,
+};
+
+/// Outbox records younger than this are left to the handler that wrote them.
+pub const OUTBOX_GRACE_SECONDS: i64 = 60;
+
+/// How many due items one sweep handles of each kind; the rest wait for the next run.
+pub const SWEEP_BATCH: usize = 500;
 
 /// How often a write that lost a race on `version` is re-read and retried before the
 /// caller gets a 409.
@@ -33,10 +41,7 @@ impl ConnectorRef {
         if let Ok(t) = ConnectorType::parse(segment) {
             return Ok(ConnectorRef::Type(t));
         }
-        segment
-            .parse()
-            .map(ConnectorRef::Id)
-            .map_err(|_| unknown_type())
+        segment.parse().map(ConnectorRef::Id).map_err(|_| unknown_type())
     }
 }
 
@@ -81,12 +86,42 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// What one sweep did (logged as one summary line per run).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    /// Expired disconnects finalised: `integration.expired`, row deleted, secret gone.
+    pub expired: usize,
+    /// Index entries that were no longer due when re-read (restored, or raced).
+    pub skipped: usize,
+    /// Left-behind outbox records delivered.
+    pub republished: usize,
+    /// Deliveries that failed again and wait for the next run.
+    pub failed: usize,
+    /// Items the index queries read: proportional to what was due, not to the table.
+    pub index_items_read: usize,
+}
+
 pub struct Service {
     pub store: Arc<dyn ConnectorStore>,
     pub keys: Arc<dyn KeyStore>,
     pub vault: Arc<dyn Vault>,
     pub bus: Arc<dyn EventBus>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// A lost race (the row's `version` moved): re-read and try again.
+macro_rules! retry_on_conflict {
+    ($body:block) => {{
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match $body {
+                Err(ApiError::Conflict { code: "conflict", .. }) if attempts < WRITE_ATTEMPTS => continue,
+                other => break other,
+            }
+        }
+    }};
 }
 
 impl Service {
@@ -94,18 +129,13 @@ impl Service {
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
         let token = bearer_token(authorization)?;
         let presented = parse_key(token).ok_or(AuthError::Invalid)?;
-        let record = self
-            .keys
-            .find(&presented.hash)
-            .await?
-            .ok_or(AuthError::Invalid)?;
+        let record = self.keys.find(&presented.hash).await?.ok_or(AuthError::Invalid)?;
         Ok(record.authenticate(&presented, self.clock.now())?)
     }
 
-    /// The caller's row named by `r`, if it exists for them: same entity, visible to the
-    /// key's mode, and not past its recovery window.
-    async fn find(&self, principal: &Principal, r: ConnectorRef) -> Result<Connector, ApiError> {
-        let now = self.clock.now();
+    /// The caller's stored row named by `r`, expired or not (same entity, visible to the
+    /// key's mode).
+    async fn stored(&self, principal: &Principal, r: ConnectorRef) -> Result<Connector, ApiError> {
         let row = match r {
             ConnectorRef::Type(t) => self.store.get(principal.entity_id, t).await?,
             ConnectorRef::Id(id) => self
@@ -115,8 +145,17 @@ impl Service {
                 .into_iter()
                 .find(|row| row.id == id),
         };
-        row.filter(|row| row.is_visible_to(principal) && !row.is_expired(now))
-            .ok_or_else(not_found)
+        row.filter(|row| row.is_visible_to(principal)).ok_or_else(not_found)
+    }
+
+    /// The caller's row named by `r`, if it exists for them: rows past their recovery
+    /// window are gone for every reader.
+    async fn find(&self, principal: &Principal, r: ConnectorRef) -> Result<Connector, ApiError> {
+        let row = self.stored(principal, r).await?;
+        if row.is_expired(self.clock.now()) {
+            return Err(not_found());
+        }
+        Ok(row)
     }
 
     pub async fn get(&self, principal: &Principal, r: ConnectorRef) -> Result<Connector, ApiError> {
@@ -124,11 +163,7 @@ impl Service {
     }
 
     /// Newest first (`created_at`, then `id`), cursor-paginated like Stripe lists.
-    pub async fn list(
-        &self,
-        principal: &Principal,
-        query: &ListQuery,
-    ) -> Result<ListPage, ApiError> {
+    pub async fn list(&self, principal: &Principal, query: &ListQuery) -> Result<ListPage, ApiError> {
         let now = self.clock.now();
         let mut visible: Vec<Connector> = self
             .store
@@ -140,10 +175,7 @@ impl Service {
         visible.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
         let position_of = |id: ConnectorId, param: &str| {
             visible.iter().position(|row| row.id == id).ok_or_else(|| {
-                ApiError::bad_request(
-                    param,
-                    format!("`{param}` does not name a connector of this API key."),
-                )
+                ApiError::bad_request(param, format!("`{param}` does not name a connector of this API key."))
             })
         };
         let (start, end) = match (query.starting_after, query.ending_before) {
@@ -167,54 +199,118 @@ impl Service {
         Ok(ListPage { rows, has_more })
     }
 
-    /// `POST /v1/integrations/{connector_type}`: connect (config only).
+    /// `POST /v1/integrations/{connector_type}`: connect (config only). A disconnected row
+    /// inside its window is re-connected instead: same id, kept credentials (200).
     pub async fn connect(
         &self,
         principal: &Principal,
         connector_type: ConnectorType,
         edits: &Edits,
     ) -> Result<(Connector, Outcome), ApiError> {
-        for _ in 0..WRITE_ATTEMPTS {
+        retry_on_conflict!({
             let now = self.clock.now();
-            let existing = self.store.get(principal.entity_id, connector_type).await?;
-            let expected_version = match &existing {
-                Some(row) if !row.is_expired(now) => {
-                    return Err(ApiError::Conflict {
-                        code: "already_connected",
-                        hint: format!("This entity already has a {connector_type} connector; edit it with PATCH or disconnect it first."),
-                    })
+            match self.store.get(principal.entity_id, connector_type).await? {
+                Some(row) if row.is_active => Err(ApiError::Conflict {
+                    code: "already_connected",
+                    hint: format!(
+                        "This entity already has a {connector_type} connector; edit it with PATCH or disconnect it first."
+                    ),
+                }),
+                Some(row) if !row.is_expired(now) && row.is_visible_to(principal) => {
+                    let edited = lifecycle::apply_fields(row.clone(), edits);
+                    self.restore_row(principal, &row, edited, now).await.map(|next| (next, Outcome::Changed))
                 }
-                // A row past its window is gone for readers; replace it in place.
-                Some(expired) => Some(expired.version),
-                None => None,
-            };
-            let mut row = lifecycle::connect(principal, connector_type, edits, now)
-                .map_err(live_mode_error)?;
-            if let Some(v) = expected_version {
-                row.version = v + 1;
-            }
-            match self
-                .commit(
-                    &row,
-                    expected_version,
-                    &[EventType::Connected],
-                    principal,
-                    now,
-                )
-                .await
-            {
-                Err(StoreError::ConditionFailed) => continue,
-                result => {
-                    return result
-                        .map(|_| (row, Outcome::Created))
-                        .map_err(ApiError::from)
+                Some(row) if !row.is_expired(now) => Err(ApiError::Conflict {
+                    code: "already_connected",
+                    hint: format!("This entity already has a {connector_type} connector."),
+                }),
+                existing => {
+                    // Past its window: finish its expiry (as the sweeper would) first.
+                    if let Some(expired) = existing {
+                        self.finalize_expiry(&expired, now).await?;
+                    }
+                    let row = lifecycle::connect(principal, connector_type, edits, now).map_err(lifecycle_error)?;
+                    self.commit(&row, None, &[EventType::Connected], principal, None, now).await?;
+                    Ok((row, Outcome::Created))
                 }
             }
+        })
+    }
+
+    /// Restores `row` (its secret first, so no active row ever has a secret scheduled for
+    /// deletion), writing `edited` (row plus any field edits) as the active row.
+    async fn restore_row(
+        &self,
+        principal: &Principal,
+        row: &Connector,
+        edited: Connector,
+        now: Timestamp,
+    ) -> Result<Connector, ApiError> {
+        let next = lifecycle::restore(&edited, now)
+            .map_err(lifecycle_error)?
+            .unwrap_or(edited);
+        if row.has_secret() {
+            self.vault.restore(row.entity_id, row.connector_type).await?;
         }
-        Err(StoreError::ConditionFailed.into())
+        self.commit(&next, Some(row.version), &[EventType::Restored], principal, None, now)
+            .await?;
+        Ok(next)
+    }
+
+    /// `POST /v1/integrations/{connector_type}/restore`: undo a disconnect inside the window.
+    pub async fn restore(&self, principal: &Principal, connector_type: ConnectorType) -> Result<Connector, ApiError> {
+        retry_on_conflict!({
+            let row = self.stored(principal, ConnectorRef::Type(connector_type)).await?;
+            let now = self.clock.now();
+            if row.is_active {
+                Ok(row)
+            } else if row.is_expired(now) {
+                Err(ApiError::RecoveryWindowExpired)
+            } else {
+                self.restore_row(principal, &row, row.clone(), now).await
+            }
+        })
+    }
+
+    /// `PATCH /v1/integrations/{connector_type}`: edit fields; `is_active` moves the
+    /// lifecycle. Events only when something changed.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        edits: &Edits,
+    ) -> Result<Connector, ApiError> {
+        retry_on_conflict!({
+            let row = self.stored(principal, ConnectorRef::Type(connector_type)).await?;
+            let now = self.clock.now();
+            if row.is_expired(now) {
+                Err(if edits.is_active == Some(true) {
+                    ApiError::RecoveryWindowExpired
+                } else {
+                    not_found()
+                })
+            } else {
+                match lifecycle::edit(principal, &row, edits, now).map_err(lifecycle_error)? {
+                    None => Ok(row),
+                    Some((next, events)) => {
+                        let restoring = events.contains(&EventType::Restored);
+                        let disconnecting = events.contains(&EventType::Disconnected);
+                        if restoring && row.has_secret() {
+                            self.vault.restore(row.entity_id, row.connector_type).await?;
+                        }
+                        let action = (disconnecting && next.has_secret()).then_some(SecretAction::ScheduleDeletion);
+                        self.commit(&next, Some(row.version), &events, principal, action, now)
+                            .await?;
+                        Ok(next)
+                    }
+                }
+            }
+        })
     }
 
     /// `PUT /v1/integrations/{connector_type}/credentials`: write-only credential intake.
+    /// On a disconnected row (inside its window) the secret is restored and replaced, and
+    /// the row is active again.
     pub async fn put_credentials(
         &self,
         principal: &Principal,
@@ -222,130 +318,204 @@ impl Service {
         credentials: &Value,
         webhook_secret: Option<&Value>,
     ) -> Result<Connector, ApiError> {
-        let payload: SecretPayload =
-            credentials::validate(connector_type, credentials, webhook_secret)
-                .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
+        let payload: SecretPayload = credentials::validate(connector_type, credentials, webhook_secret)
+            .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
         // Existence first, so that credentials for an unknown connector are never stored.
-        self.find(principal, ConnectorRef::Type(connector_type))
-            .await?;
-        let arn = self
-            .vault
-            .put(principal.entity_id, connector_type, &payload)
-            .await?;
-        for _ in 0..WRITE_ATTEMPTS {
-            let current = self
-                .find(principal, ConnectorRef::Type(connector_type))
-                .await?;
+        self.find(principal, ConnectorRef::Type(connector_type)).await?;
+        let arn = self.vault.put(principal.entity_id, connector_type, &payload).await?;
+        retry_on_conflict!({
+            let current = self.find(principal, ConnectorRef::Type(connector_type)).await?;
             let now = self.clock.now();
-            let next = lifecycle::with_credentials(
-                &current,
+            let mut events = Vec::new();
+            let base = match lifecycle::restore(&current, now).map_err(lifecycle_error)? {
+                Some(restored) => {
+                    events.push(EventType::Restored);
+                    restored
+                }
+                None => current.clone(),
+            };
+            events.push(EventType::CredentialsUpdated);
+            let mut next = lifecycle::with_credentials(
+                &base,
                 payload.key_names(),
                 payload.webhook_secret.is_some(),
                 arn.clone(),
                 now,
             );
-            match self
-                .commit(
-                    &next,
-                    Some(current.version),
-                    &[EventType::CredentialsUpdated],
-                    principal,
-                    now,
-                )
+            next.version = current.version + 1;
+            self.commit(&next, Some(current.version), &events, principal, None, now)
                 .await
-            {
-                Err(StoreError::ConditionFailed) => continue,
-                result => return result.map(|_| next).map_err(ApiError::from),
-            }
-        }
-        Err(StoreError::ConditionFailed.into())
+                .map(|_| next)
+        })
     }
 
     /// `DELETE /v1/integrations/{connector}`: disconnect, keeping credentials 7 days.
-    pub async fn disconnect(
-        &self,
-        principal: &Principal,
-        r: ConnectorRef,
-    ) -> Result<(Connector, Outcome), ApiError> {
-        for _ in 0..WRITE_ATTEMPTS {
+    pub async fn disconnect(&self, principal: &Principal, r: ConnectorRef) -> Result<(Connector, Outcome), ApiError> {
+        retry_on_conflict!({
             let current = self.find(principal, r).await?;
             let now = self.clock.now();
-            let Some(next) = lifecycle::disconnect(&current, now) else {
-                // Already disconnected: no change, no event. Re-assert the secret's
-                // scheduled deletion in case an earlier attempt stopped before it.
-                self.schedule_secret_deletion(&current).await?;
-                return Ok((current, Outcome::Unchanged));
-            };
-            match self
-                .commit(
-                    &next,
-                    Some(current.version),
-                    &[EventType::Disconnected],
-                    principal,
-                    now,
-                )
-                .await
-            {
-                Err(StoreError::ConditionFailed) => continue,
-                Err(e) => return Err(e.into()),
-                Ok(()) => {
-                    self.schedule_secret_deletion(&next).await?;
-                    return Ok((next, Outcome::Changed));
+            match lifecycle::disconnect(&current, now) {
+                None => {
+                    // Already disconnected: no change, no event. Re-assert the secret's
+                    // scheduled deletion in case an earlier attempt stopped before it.
+                    if current.has_secret() {
+                        self.vault
+                            .schedule_deletion(current.entity_id, current.connector_type, RECOVERY_WINDOW_DAYS)
+                            .await?;
+                    }
+                    Ok((current, Outcome::Unchanged))
+                }
+                Some(next) => {
+                    let action = next.has_secret().then_some(SecretAction::ScheduleDeletion);
+                    self.commit(
+                        &next,
+                        Some(current.version),
+                        &[EventType::Disconnected],
+                        principal,
+                        action,
+                        now,
+                    )
+                    .await
+                    .map(|_| (next, Outcome::Changed))
                 }
             }
-        }
-        Err(StoreError::ConditionFailed.into())
+        })
     }
 
-    async fn schedule_secret_deletion(&self, row: &Connector) -> Result<(), ApiError> {
-        if row.has_secret() {
-            self.vault
-                .schedule_deletion(row.entity_id, row.connector_type, RECOVERY_WINDOW_DAYS)
-                .await?;
-        }
-        Ok(())
+    /// `DELETE /v1/integrations/{connector}?permanent=true`: row and secret gone at once.
+    /// If the secret cannot be deleted right now, the outbox record keeps that duty and
+    /// the sweeper finishes it; the row is gone either way.
+    pub async fn purge(&self, principal: &Principal, r: ConnectorRef) -> Result<(), ApiError> {
+        retry_on_conflict!({
+            let row = self.find(principal, r).await?;
+            let now = self.clock.now();
+            let event = Event::new(EventType::Deleted, &row, Some(&principal.key_id), now);
+            let record = OutboxRecord::new(&event, row.connector_type, Some(SecretAction::ForceDelete));
+            match self.store.delete(&row, std::slice::from_ref(&record)).await {
+                Ok(()) => {
+                    let _ = self.deliver(&record).await;
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
     }
 
-    /// Stores `row` with an outbox record per event in one transaction, then publishes
-    /// and clears them. A publish failure leaves the record for the sweeper: the caller's
-    /// answer does not depend on the bus.
+    /// Stores `row` with an outbox record per event in one transaction, then delivers
+    /// them. The first record carries the secret work (`action`): if that fails the caller
+    /// gets the error (429/503) and the record stays for the sweeper to finish; if only
+    /// publishing fails, the answer is unaffected and the sweeper re-publishes.
     async fn commit(
         &self,
         row: &Connector,
         expected_version: Option<u64>,
         events: &[EventType],
         principal: &Principal,
+        action: Option<SecretAction>,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let events: Vec<Event> = events
+    ) -> Result<(), ApiError> {
+        let records: Vec<OutboxRecord> = events
             .iter()
-            .map(|t| Event::new(*t, row, Some(&principal.key_id), now))
+            .enumerate()
+            .map(|(i, t)| {
+                let event = Event::new(*t, row, Some(&principal.key_id), now);
+                OutboxRecord::new(&event, row.connector_type, if i == 0 { action } else { None })
+            })
             .collect();
-        self.store.save(row, expected_version, &events).await?;
-        for event in &events {
-            self.deliver(event).await;
+        self.store.save(row, expected_version, &records).await?;
+        for record in &records {
+            self.deliver(record).await?;
         }
         Ok(())
     }
 
-    /// Publishes an event whose outbox record is stored, then clears the record.
-    pub async fn deliver(&self, event: &Event) -> bool {
-        if let Err(e) = self.bus.publish(event).await {
-            tracing::warn!(event_id = %event.id, failure = %e, "event left in the outbox for the sweeper");
-            return false;
+    /// Delivers an outbox record: its secret work, then the event, then the record is
+    /// cleared. Only a failed secret step is an error; a failed publish is left for the
+    /// sweeper (and reported as `Ok(false)`).
+    pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, DependencyError> {
+        match record.secret_action {
+            Some(SecretAction::ScheduleDeletion) => {
+                self.vault
+                    .schedule_deletion(record.entity_id, record.connector_type, RECOVERY_WINDOW_DAYS)
+                    .await?
+            }
+            Some(SecretAction::ForceDelete) => self.vault.force_delete(record.entity_id, record.connector_type).await?,
+            None => {}
         }
-        if let Err(e) = self.store.clear_outbox(&event.id).await {
+        if let Err(e) = self.bus.publish(record).await {
+            tracing::warn!(event_id = %record.event_id, failure = %e, "event left in the outbox for the sweeper");
+            return Ok(false);
+        }
+        if let Err(e) = self.store.clear_outbox(&record.event_id).await {
             // Harmless: the sweeper re-publishes it and consumers dedupe on `id`.
-            tracing::warn!(event_id = %event.id, failure = %e, "published event's outbox record not cleared");
+            tracing::warn!(event_id = %record.event_id, failure = %e, "published event's outbox record not cleared");
         }
-        true
+        Ok(true)
+    }
+
+    /// Ends a row whose window has passed: `integration.expired` and the row's deletion in
+    /// one transaction (conditional on its version), then the secret's deletion and the
+    /// event. `Ok(false)`: the row is gone but delivery waits for the next sweep.
+    async fn finalize_expiry(&self, row: &Connector, now: Timestamp) -> Result<bool, ApiError> {
+        let event = Event::new(EventType::Expired, row, None, now);
+        let record = OutboxRecord::new(&event, row.connector_type, Some(SecretAction::ForceDelete));
+        self.store.delete(row, std::slice::from_ref(&record)).await?;
+        Ok(matches!(self.deliver(&record).await, Ok(true)))
+    }
+
+    /// The scheduled sweep: finalise disconnects whose window has passed, then deliver
+    /// outbox records their handlers left behind. Reads only the sparse index (no Scan).
+    /// Safe to run concurrently with itself and with handlers: every write is conditional.
+    pub async fn sweep(&self) -> Result<SweepReport, ApiError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let due = self.store.due_expiries(now, SWEEP_BATCH).await?;
+        report.index_items_read += due.items_read;
+        for candidate in due.items {
+            // The index is eventually consistent: act on the row as it is now.
+            let current = self.store.get(candidate.entity_id, candidate.connector_type).await?;
+            let Some(row) = current.filter(|row| row.is_expired(now)) else {
+                report.skipped += 1;
+                continue;
+            };
+            match self.finalize_expiry(&row, now).await {
+                Ok(true) => report.expired += 1,
+                Ok(false) => {
+                    report.expired += 1;
+                    report.failed += 1;
+                }
+                Err(ApiError::Conflict { .. }) => report.skipped += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let stale = self
+            .store
+            .stale_outbox(now.plus_seconds(-OUTBOX_GRACE_SECONDS), SWEEP_BATCH)
+            .await?;
+        report.index_items_read += stale.items_read;
+        for record in stale.items {
+            match self.deliver(&record).await {
+                Ok(true) => report.republished += 1,
+                _ => report.failed += 1,
+            }
+        }
+        tracing::info!(
+            expired = report.expired,
+            skipped = report.skipped,
+            republished = report.republished,
+            failed = report.failed,
+            index_items_read = report.index_items_read,
+            "sweep finished"
+        );
+        Ok(report)
     }
 }
 
-fn live_mode_error(e: LifecycleError) -> ApiError {
+fn lifecycle_error(e: LifecycleError) -> ApiError {
     match e {
         LifecycleError::LiveModeWithTestKey => {
             ApiError::unprocessable("mode", "A test key can only use sandbox connectors.")
         }
+        LifecycleError::WindowExpired => ApiError::RecoveryWindowExpired,
     }
 }

@@ -31,11 +31,7 @@ async fn connect_returns_201_with_exactly_the_design_fields() {
         .await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let row = &r.body["data"];
-    assert_eq!(
-        field_names(row),
-        ROW_FIELDS,
-        "exactly the row fields, in order"
-    );
+    assert_eq!(field_names(row), ROW_FIELDS, "exactly the row fields, in order");
     assert_eq!(row["entity_id"], entity.to_string());
     assert_eq!(row["connector_type"], "shippo");
     assert_eq!(row["display_name"], "Shipping");
@@ -47,10 +43,7 @@ async fn connect_returns_201_with_exactly_the_design_fields() {
     assert_eq!(row["ship_from_city"], "Austin");
     assert_eq!(row["seller_id"], Value::Null);
     assert_eq!(row["created_at"], h.now().to_string());
-    assert!(
-        h.raw_row(entity, "shippo").await.is_some(),
-        "row stored in DynamoDB"
-    );
+    assert!(h.raw_row(entity, "shippo").await.is_some(), "row stored in DynamoDB");
     let events = h.events(1).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["detail-type"], "integration.connected");
@@ -60,35 +53,21 @@ async fn connect_returns_201_with_exactly_the_design_fields() {
 async fn get_by_type_and_by_id_name_the_same_row() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(true).await;
-    let created = h
-        .call("POST", "/v1/integrations/avatax", Some(&key), None)
-        .await;
+    let created = h.call("POST", "/v1/integrations/avatax", Some(&key), None).await;
     assert_eq!(created.status, 201);
-    assert_eq!(
-        created.body["data"]["mode"], "live",
-        "a live key's default mode"
-    );
+    assert_eq!(created.body["data"]["mode"], "live", "a live key's default mode");
     assert_eq!(
         created.body["data"]["display_name"], "Avalara AvaTax",
         "catalog default name"
     );
     let id = created.body["data"]["id"].as_str().unwrap();
-    let by_type = h
-        .call("GET", "/v1/integrations/avatax", Some(&key), None)
-        .await;
-    let by_id = h
-        .call("GET", &format!("/v1/integrations/{id}"), Some(&key), None)
-        .await;
+    let by_type = h.call("GET", "/v1/integrations/avatax", Some(&key), None).await;
+    let by_id = h.call("GET", &format!("/v1/integrations/{id}"), Some(&key), None).await;
     assert_eq!(by_type.status, 200);
     assert_eq!(by_type.body, created.body);
     assert_eq!(by_id.body, created.body);
-    let missing = h
-        .call("GET", "/v1/integrations/ups", Some(&key), None)
-        .await;
-    assert_eq!(
-        (missing.status, missing.error_code().as_str()),
-        (404, "not_found")
-    );
+    let missing = h.call("GET", "/v1/integrations/ups", Some(&key), None).await;
+    assert_eq!((missing.status, missing.error_code().as_str()), (404, "not_found"));
     let unknown_id = h
         .call(
             "GET",
@@ -105,9 +84,7 @@ async fn connecting_twice_is_409_already_connected() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
     assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None)
-            .await
-            .status,
+        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
         201
     );
     let again = h
@@ -118,14 +95,9 @@ async fn connecting_twice_is_409_already_connected() {
             Some(json!({"display_name": "x"})),
         )
         .await;
-    assert_eq!(
-        (again.status, again.error_code().as_str()),
-        (409, "already_connected")
-    );
+    assert_eq!((again.status, again.error_code().as_str()), (409, "already_connected"));
     assert_eq!(again.body["type"], "conflict");
-    let got = h
-        .call("GET", "/v1/integrations/stripe", Some(&key), None)
-        .await;
+    let got = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
     assert_eq!(
         got.body["data"]["display_name"], "Stripe",
         "the failed connect changed nothing"
@@ -165,14 +137,9 @@ async fn secrets_and_entity_id_in_a_connect_body_are_422_and_nothing_is_stored()
         (hidden.status, hidden.body["param"].as_str()),
         (422, Some("config.auth.api_key"))
     );
-    assert!(
-        h.raw_row(entity, "openai").await.is_none(),
-        "nothing stored"
-    );
+    assert!(h.raw_row(entity, "openai").await.is_none(), "nothing stored");
     assert_eq!(
-        h.call("GET", "/v1/integrations/openai", Some(&key), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations/openai", Some(&key), None).await.status,
         404
     );
 }
@@ -181,24 +148,14 @@ async fn secrets_and_entity_id_in_a_connect_body_are_422_and_nothing_is_stored()
 async fn unknown_types_and_bad_parameters_are_400_naming_the_valid_values() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    let r = h
-        .call("POST", "/v1/integrations/paypal", Some(&key), None)
-        .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "validation_error")
-    );
+    let r = h.call("POST", "/v1/integrations/paypal", Some(&key), None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (400, "validation_error"));
     assert!(
-        r.body["hint"]
-            .as_str()
-            .unwrap()
-            .contains("stripe, avatax, shippo"),
+        r.body["hint"].as_str().unwrap().contains("stripe, avatax, shippo"),
         "{}",
         r.raw
     );
-    let r = h
-        .call("GET", "/v1/integrations/paypal", Some(&key), None)
-        .await;
+    let r = h.call("GET", "/v1/integrations/paypal", Some(&key), None).await;
     assert_eq!(r.status, 400);
     let r = h
         .call(
@@ -224,8 +181,7 @@ async fn unknown_types_and_bad_parameters_are_400_naming_the_valid_values() {
 async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/stripe", Some(&key), None).await;
     let r = h
         .call(
             "PUT",
@@ -236,21 +192,13 @@ async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let row = &r.body["data"];
-    assert_eq!(
-        row["credentials_masked"],
-        json!(["publishable_key", "secret_key"])
-    );
+    assert_eq!(row["credentials_masked"], json!(["publishable_key", "secret_key"]));
     assert_eq!(row["has_webhook_secret"], true);
     assert_eq!(row["has_credentials_secret_arn"], true);
     assert_eq!(field_names(row), ROW_FIELDS);
-    assert!(
-        !r.raw.contains("sk_test_c1") && !r.raw.contains("whsec_c1") && !r.raw.contains("arn:")
-    );
+    assert!(!r.raw.contains("sk_test_c1") && !r.raw.contains("whsec_c1") && !r.raw.contains("arn:"));
 
-    let stored = h
-        .secret_value(entity, "stripe")
-        .await
-        .expect("secret readable");
+    let stored = h.secret_value(entity, "stripe").await.expect("secret readable");
     assert_eq!(stored["credentials"]["secret_key"], "sk_test_c1");
     assert_eq!(stored["webhook_secret"], "whsec_c1");
     let described = h.describe_secret(entity, "stripe").await.unwrap();
@@ -278,19 +226,9 @@ async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
         h.secret_value(entity, "stripe").await.unwrap()["credentials"]["secret_key"],
         "sk_test_c2"
     );
-    let got = h
-        .call("GET", "/v1/integrations/stripe", Some(&key), None)
-        .await;
-    assert_eq!(
-        got.body["data"]["credentials_masked"],
-        json!(["secret_key"])
-    );
-    let types: Vec<Value> = h
-        .events(3)
-        .await
-        .iter()
-        .map(|e| e["detail-type"].clone())
-        .collect();
+    let got = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    assert_eq!(got.body["data"]["credentials_masked"], json!(["secret_key"]));
+    let types: Vec<Value> = h.events(3).await.iter().map(|e| e["detail-type"].clone()).collect();
     assert_eq!(
         types,
         [
@@ -319,13 +257,9 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
         "no secret for an unknown connector"
     );
 
-    h.call("POST", "/v1/integrations/plaid", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/plaid", Some(&key), None).await;
     for (body, param) in [
-        (
-            json!({"credentials": {"client_id": "a"}}),
-            "credentials.secret",
-        ),
+        (json!({"credentials": {"client_id": "a"}}), "credentials.secret"),
         (
             json!({"credentials": {"client_id": "a", "secret": "b", "password": "c"}}),
             "credentials.password",
@@ -349,11 +283,7 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
                 Some(body.clone()),
             )
             .await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (422, "validation_error"),
-            "{body}"
-        );
+        assert_eq!((r.status, r.error_code().as_str()), (422, "validation_error"), "{body}");
         assert_eq!(r.body["param"], param, "{body}");
     }
     let missing = h
@@ -364,10 +294,7 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
             Some(json!({"credentials": {}})),
         )
         .await;
-    assert!(missing.body["hint"]
-        .as_str()
-        .unwrap()
-        .contains("client_id, secret"));
+    assert!(missing.body["hint"].as_str().unwrap().contains("client_id, secret"));
     assert!(
         h.describe_secret(entity, "plaid").await.is_none(),
         "nothing stored by refused bodies"
@@ -387,8 +314,7 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
 async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/ups", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/ups", Some(&key), None).await;
     h.call(
         "PUT",
         "/v1/integrations/ups/credentials",
@@ -400,17 +326,12 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     h.clock.advance_seconds(60);
     let disconnected_at = h.now();
 
-    let r = h
-        .call("DELETE", "/v1/integrations/ups", Some(&key), None)
-        .await;
+    let r = h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let row = &r.body["data"];
     assert_eq!(row["is_active"], false);
     assert_eq!(row["disconnected_at"], disconnected_at.to_string());
-    assert_eq!(
-        row["recoverable_until"],
-        disconnected_at.plus_days(7).to_string()
-    );
+    assert_eq!(row["recoverable_until"], disconnected_at.plus_days(7).to_string());
     assert_eq!(
         row["credentials_masked"],
         json!(["client_id", "client_secret"]),
@@ -423,19 +344,10 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     assert_eq!(ttl, disconnected_at.plus_days(7).unix());
 
     // Secrets Manager: scheduled for deletion ~7 days out, unreadable now.
-    let secret = h
-        .describe_secret(entity, "ups")
-        .await
-        .expect("kept for recovery");
-    let deletion = secret
-        .deleted_date()
-        .expect("scheduled for deletion")
-        .secs();
+    let secret = h.describe_secret(entity, "ups").await.expect("kept for recovery");
+    let deletion = secret.deleted_date().expect("scheduled for deletion").secs();
     let expected = chrono::Utc::now().timestamp() + 7 * 86_400;
-    assert!(
-        (deletion - expected).abs() < 120,
-        "deletion {deletion} vs ~{expected}"
-    );
+    assert!((deletion - expected).abs() < 120, "deletion {deletion} vs ~{expected}");
     assert!(
         h.secret_value(entity, "ups").await.is_none(),
         "credentials unreadable while disconnected"
@@ -456,16 +368,11 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     assert_eq!(d["created_at"], disconnected_at.to_string());
     assert!(d["actor"]["key_id"].as_str().unwrap().starts_with("key_"));
     assert_eq!(d["data"]["object"], r.body["data"]);
-    assert!(
-        h.outbox().await.is_empty(),
-        "published events leave no outbox record"
-    );
+    assert!(h.outbox().await.is_empty(), "published events leave no outbox record");
 
     // A repeat is a 200 no-op: same row, no second event.
     h.clock.advance_seconds(60);
-    let again = h
-        .call("DELETE", "/v1/integrations/ups", Some(&key), None)
-        .await;
+    let again = h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, r.body);
     assert!(h.events(0).await.is_empty(), "no second event");
@@ -475,17 +382,10 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
 async fn disconnect_by_id_and_rows_without_credentials() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    let created = h
-        .call("POST", "/v1/integrations/postmark", Some(&key), None)
-        .await;
+    let created = h.call("POST", "/v1/integrations/postmark", Some(&key), None).await;
     let id = created.body["data"]["id"].as_str().unwrap();
     let r = h
-        .call(
-            "DELETE",
-            &format!("/v1/integrations/{id}"),
-            Some(&key),
-            None,
-        )
+        .call("DELETE", &format!("/v1/integrations/{id}"), Some(&key), None)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["id"], id);
@@ -502,50 +402,32 @@ async fn disconnect_by_id_and_rows_without_credentials() {
 async fn a_row_past_its_window_is_gone_for_every_reader() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    let created = h
-        .call("POST", "/v1/integrations/fedex", Some(&key), None)
-        .await;
+    let created = h.call("POST", "/v1/integrations/fedex", Some(&key), None).await;
     let id = created.body["data"]["id"].as_str().unwrap().to_string();
-    h.call("DELETE", "/v1/integrations/fedex", Some(&key), None)
-        .await;
+    h.call("DELETE", "/v1/integrations/fedex", Some(&key), None).await;
     h.clock.advance_seconds(7 * 86_400 - 1);
     assert_eq!(
-        h.call("GET", "/v1/integrations/fedex", Some(&key), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations/fedex", Some(&key), None).await.status,
         200,
         "one second left"
     );
     h.clock.advance_seconds(1);
-    assert!(
-        h.raw_row(entity, "fedex").await.is_some(),
-        "still stored (TTL is lazy)"
-    );
-    for path in [
-        "/v1/integrations/fedex".to_string(),
-        format!("/v1/integrations/{id}"),
-    ] {
+    assert!(h.raw_row(entity, "fedex").await.is_some(), "still stored (TTL is lazy)");
+    for path in ["/v1/integrations/fedex".to_string(), format!("/v1/integrations/{id}")] {
         assert_eq!(h.call("GET", &path, Some(&key), None).await.status, 404);
         assert_eq!(h.call("DELETE", &path, Some(&key), None).await.status, 404);
     }
     assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&key), None)
-            .await
-            .body["data"],
+        h.call("GET", "/v1/integrations", Some(&key), None).await.body["data"],
         json!([])
     );
     // Connecting again makes a new row in its place.
-    let again = h
-        .call("POST", "/v1/integrations/fedex", Some(&key), None)
-        .await;
+    let again = h.call("POST", "/v1/integrations/fedex", Some(&key), None).await;
     assert_eq!(again.status, 201, "{}", again.raw);
     assert_ne!(again.body["data"]["id"], id.as_str());
     assert_eq!(again.body["data"]["is_active"], true);
     assert!(
-        !h.raw_row(entity, "fedex")
-            .await
-            .unwrap()
-            .contains_key("ttl"),
+        !h.raw_row(entity, "fedex").await.unwrap().contains_key("ttl"),
         "TTL attribute gone"
     );
 }
@@ -569,19 +451,14 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         ids.push(r.body["data"]["id"].as_str().unwrap().to_string());
         h.clock.advance_seconds(1);
     }
-    h.call("DELETE", "/v1/integrations/printnode", Some(&key), None)
-        .await;
+    h.call("DELETE", "/v1/integrations/printnode", Some(&key), None).await;
     ids.reverse(); // newest first
 
     let all = h.call("GET", "/v1/integrations", Some(&key), None).await;
     assert_eq!(all.status, 200);
     let b = &all.body;
     assert_eq!(
-        (
-            b["object"].as_str(),
-            b["url"].as_str(),
-            b["has_more"].as_bool()
-        ),
+        (b["object"].as_str(), b["url"].as_str(), b["has_more"].as_bool()),
         (Some("list"), Some("/v1/integrations"), Some(false))
     );
     let listed: Vec<&str> = b["data"]
@@ -595,9 +472,7 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         assert_eq!(field_names(row), ROW_FIELDS);
     }
 
-    let page1 = h
-        .call("GET", "/v1/integrations?limit=2", Some(&key), None)
-        .await;
+    let page1 = h.call("GET", "/v1/integrations?limit=2", Some(&key), None).await;
     assert_eq!(page1.body["has_more"], true);
     let last = page1.body["data"][1]["id"].as_str().unwrap();
     assert_eq!(last, ids[1]);
@@ -649,9 +524,7 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         .await;
     assert_eq!(inactive.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(inactive.body["data"][0]["connector_type"], "printnode");
-    let sandbox = h
-        .call("GET", "/v1/integrations?mode=sandbox", Some(&key), None)
-        .await;
+    let sandbox = h.call("GET", "/v1/integrations?mode=sandbox", Some(&key), None).await;
     assert_eq!(sandbox.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(sandbox.body["data"][0]["connector_type"], "shippo");
 
@@ -667,11 +540,7 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         let r = h
             .call("GET", &format!("/v1/integrations?{bad}"), Some(&key), None)
             .await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (400, "validation_error"),
-            "{bad}"
-        );
+        assert_eq!((r.status, r.error_code().as_str()), (400, "validation_error"), "{bad}");
     }
     let stranger = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
     let r = h
@@ -682,10 +551,7 @@ async fn list_is_newest_first_with_cursors_and_filters() {
             None,
         )
         .await;
-    assert_eq!(
-        (r.status, r.body["param"].as_str()),
-        (400, Some("starting_after"))
-    );
+    assert_eq!((r.status, r.body["param"].as_str()), (400, Some("starting_after")));
 }
 
 #[tokio::test]
@@ -693,10 +559,7 @@ async fn authentication_failures_are_401_with_the_right_code() {
     let h = Harness::new().await;
     let (entity, _) = h.tenant(false).await;
     let r = h.call("GET", "/v1/integrations", None, None).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (401, "missing_api_key")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (401, "missing_api_key"));
     assert_eq!(r.body["type"], "permission_error");
     for bad in [
         "nope",
@@ -704,11 +567,7 @@ async fn authentication_failures_are_401_with_the_right_code() {
         "ark_test_ent_abcdefghij12_0123456789abcdefghijABCDEFGHIJ01",
     ] {
         let r = h.call("GET", "/v1/integrations", Some(bad), None).await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (401, "invalid_api_key"),
-            "{bad}"
-        );
+        assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"), "{bad}");
     }
     let r = h
         .send(
@@ -731,16 +590,9 @@ async fn authentication_failures_are_401_with_the_right_code() {
             .status,
         200
     );
-    assert!(shared::admin::revoke_key(&h.app, &issued.record.key_id)
-        .await
-        .unwrap());
-    let r = h
-        .call("GET", "/v1/integrations", Some(&issued.plaintext), None)
-        .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (401, "invalid_api_key")
-    );
+    assert!(shared::admin::revoke_key(&h.app, &issued.record.key_id).await.unwrap());
+    let r = h.call("GET", "/v1/integrations", Some(&issued.plaintext), None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"));
     let listed = h.app.service.keys.list(entity).await.unwrap();
     assert!(listed
         .iter()
@@ -757,13 +609,8 @@ async fn authentication_failures_are_401_with_the_right_code() {
         200
     );
     h.clock.advance_seconds(86_400);
-    let r = h
-        .call("GET", "/v1/integrations", Some(&expiring.plaintext), None)
-        .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (401, "expired_api_key")
-    );
+    let r = h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "expired_api_key"));
 }
 
 #[tokio::test]
@@ -771,8 +618,7 @@ async fn each_route_needs_its_scope() {
     let h = Harness::new().await;
     let entity = shared::domain::ids::EntityId::new_random();
     let all = h.key(entity, &Scope::ALL, false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&all), None)
-        .await;
+    h.call("POST", "/v1/integrations/stripe", Some(&all), None).await;
     let cases: [(&str, &str, Option<Value>, Scope); 6] = [
         ("GET", "/v1/integrations", None, Scope::Read),
         ("GET", "/v1/integrations/stripe", None, Scope::Read),
@@ -807,9 +653,7 @@ async fn another_entitys_rows_do_not_exist_for_you() {
     let h = Harness::new().await;
     let (owner, owner_key) = h.tenant(true).await;
     let (_, other_key) = h.tenant(true).await;
-    let created = h
-        .call("POST", "/v1/integrations/shopify", Some(&owner_key), None)
-        .await;
+    let created = h.call("POST", "/v1/integrations/shopify", Some(&owner_key), None).await;
     let id = created.body["data"]["id"].as_str().unwrap();
     for (method, path, body) in [
         ("GET", "/v1/integrations/shopify".to_string(), None),
@@ -830,14 +674,10 @@ async fn another_entitys_rows_do_not_exist_for_you() {
         );
     }
     assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&other_key), None)
-            .await
-            .body["data"],
+        h.call("GET", "/v1/integrations", Some(&other_key), None).await.body["data"],
         json!([])
     );
-    let still = h
-        .call("GET", "/v1/integrations/shopify", Some(&owner_key), None)
-        .await;
+    let still = h.call("GET", "/v1/integrations/shopify", Some(&owner_key), None).await;
     assert_eq!(still.body["data"]["is_active"], true, "untouched");
     assert!(h.describe_secret(owner, "shopify").await.is_none());
     // The other entity can have its own shopify row.
@@ -855,15 +695,11 @@ async fn test_keys_see_and_change_only_sandbox_rows() {
     let entity = shared::domain::ids::EntityId::new_random();
     let live = h.key(entity, &Scope::ALL, true).await;
     let test = h.key(entity, &Scope::ALL, false).await;
-    let row = h
-        .call("POST", "/v1/integrations/amazon", Some(&live), None)
-        .await;
+    let row = h.call("POST", "/v1/integrations/amazon", Some(&live), None).await;
     assert_eq!(row.body["data"]["mode"], "live");
     let id = row.body["data"]["id"].as_str().unwrap();
     assert_eq!(
-        h.call("GET", "/v1/integrations/amazon", Some(&test), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations/amazon", Some(&test), None).await.status,
         404
     );
     assert_eq!(
@@ -879,9 +715,7 @@ async fn test_keys_see_and_change_only_sandbox_rows() {
         404
     );
     assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&test), None)
-            .await
-            .body["data"],
+        h.call("GET", "/v1/integrations", Some(&test), None).await.body["data"],
         json!([])
     );
     let r = h
@@ -894,20 +728,14 @@ async fn test_keys_see_and_change_only_sandbox_rows() {
         .await;
     assert_eq!((r.status, r.body["param"].as_str()), (422, Some("mode")));
     // A sandbox row is visible to both.
-    let sandbox = h
-        .call("POST", "/v1/integrations/ebay", Some(&test), None)
-        .await;
+    let sandbox = h.call("POST", "/v1/integrations/ebay", Some(&test), None).await;
     assert_eq!(sandbox.body["data"]["mode"], "sandbox");
     assert_eq!(
-        h.call("GET", "/v1/integrations/ebay", Some(&live), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations/ebay", Some(&live), None).await.status,
         200
     );
     assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&live), None)
-            .await
-            .body["data"]
+        h.call("GET", "/v1/integrations", Some(&live), None).await.body["data"]
             .as_array()
             .unwrap()
             .len(),
@@ -922,20 +750,12 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
     let r = h.call("GET", "/v1/nothing", Some(&key), None).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
     let r = h.call("POST", "/v1/integrations", Some(&key), None).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (405, "method_not_allowed")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (405, "method_not_allowed"));
     assert_eq!(r.header("allow"), Some("GET"));
 
     let big = json!({"config": {"blob": "x".repeat(70 * 1024)}});
-    let r = h
-        .call("POST", "/v1/integrations/stripe", Some(&key), Some(big))
-        .await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (413, "payload_too_large")
-    );
+    let r = h.call("POST", "/v1/integrations/stripe", Some(&key), Some(big)).await;
+    assert_eq!((r.status, r.error_code().as_str()), (413, "payload_too_large"));
 
     let form = lambda_http::http::Request::builder()
         .method("POST")
@@ -945,10 +765,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
         .body(lambda_http::Body::Text("display_name=x".into()))
         .unwrap();
     let r = h.send(form).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (415, "unsupported_media_type")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (415, "unsupported_media_type"));
 
     for raw in ["{\"display_name\": ", "[1, 2", "\u{0}"] {
         let req = lambda_http::http::Request::builder()
@@ -959,11 +776,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
             .body(lambda_http::Body::Text(raw.into()))
             .unwrap();
         let r = h.send(req).await;
-        assert_eq!(
-            (r.status, r.body["param"].as_str()),
-            (400, Some("body")),
-            "{raw:?}"
-        );
+        assert_eq!((r.status, r.body["param"].as_str()), (400, Some("body")), "{raw:?}");
     }
     let binary = lambda_http::http::Request::builder()
         .method("POST")
@@ -974,9 +787,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
         .unwrap();
     assert_eq!(h.send(binary).await.status, 400, "invalid UTF-8");
     assert_eq!(
-        h.call("GET", "/v1/integrations/stripe", Some(&key), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations/stripe", Some(&key), None).await.status,
         404,
         "nothing stored"
     );
@@ -988,16 +799,8 @@ async fn concurrent_connects_create_one_row_and_concurrent_disconnects_one_event
     let (_, key) = h.tenant(false).await;
     let calls = (0..6).map(|_| h.call("POST", "/v1/integrations/mapquest", Some(&key), None));
     let statuses: Vec<u16> = join_all(calls).await.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        5,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 5, "{statuses:?}");
     assert_eq!(h.events(1).await.len(), 1);
 
     let calls = (0..6).map(|_| h.call("DELETE", "/v1/integrations/mapquest", Some(&key), None));

@@ -26,13 +26,7 @@ fn http_api_v2(method: &str, path: &str, query: &str, key: &str, body: Option<&V
     })
 }
 
-fn rest_api_v1(
-    method: &str,
-    path: &str,
-    query: Option<Value>,
-    key: &str,
-    body: Option<&Value>,
-) -> Value {
+fn rest_api_v1(method: &str, path: &str, query: Option<Value>, key: &str, body: Option<&Value>) -> Value {
     json!({
         "resource": "/v1/integrations/{connector}",
         "path": path,
@@ -58,11 +52,8 @@ fn rest_api_v1(
 }
 
 async fn invoke(h: &Harness, operation: Operation, event: Value) -> Reply {
-    let req =
-        lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event");
-    let response = shared::http::handle_operation(&h.app, operation, req)
-        .await
-        .unwrap();
+    let req = lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event");
+    let response = shared::http::handle_operation(&h.app, operation, req).await.unwrap();
     h.record(response)
 }
 
@@ -87,13 +78,7 @@ async fn http_api_v2_events_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::Credentials,
-        http_api_v2(
-            "PUT",
-            "/v1/integrations/usps/credentials",
-            "",
-            &key,
-            Some(&creds),
-        ),
+        http_api_v2("PUT", "/v1/integrations/usps/credentials", "", &key, Some(&creds)),
     )
     .await;
     assert_eq!(
@@ -110,13 +95,7 @@ async fn http_api_v2_events_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::List,
-        http_api_v2(
-            "GET",
-            "/v1/integrations",
-            "limit=1&is_active=true",
-            &key,
-            None,
-        ),
+        http_api_v2("GET", "/v1/integrations", "limit=1&is_active=true", &key, None),
     )
     .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
@@ -161,13 +140,7 @@ async fn rest_api_v1_events_with_a_stage_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::List,
-        rest_api_v1(
-            "GET",
-            "/v1/integrations",
-            Some(json!({"mode": "sandbox"})),
-            &key,
-            None,
-        ),
+        rest_api_v1("GET", "/v1/integrations", Some(json!({"mode": "sandbox"})), &key, None),
     )
     .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);

@@ -42,10 +42,7 @@ fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
 }
 
 fn canary(connector_type: ConnectorType, key: &str) -> String {
-    format!(
-        "CANARY-{connector_type}-{key}-{}",
-        uuid::Uuid::new_v4().simple()
-    )
+    format!("CANARY-{connector_type}-{key}-{}", uuid::Uuid::new_v4().simple())
 }
 
 #[tokio::test]
@@ -96,10 +93,7 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
         assert_eq!(h.call("POST", &base, Some(&key), None).await.status, 201);
         routes_hit.insert("connect");
         let mut with_unknown = credentials.clone();
-        with_unknown.insert(
-            "not_a_key".into(),
-            Value::String(canary(connector_type, "unknown")),
-        );
+        with_unknown.insert("not_a_key".into(), Value::String(canary(connector_type, "unknown")));
         canaries.push(with_unknown["not_a_key"].as_str().unwrap().to_string());
         let bad = h
             .call(
@@ -138,15 +132,10 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
     );
     routes_hit.insert("list");
     assert_eq!(
-        h.call("GET", "/v1/integrations?limit=0", Some(&key), None)
-            .await
-            .status,
+        h.call("GET", "/v1/integrations?limit=0", Some(&key), None).await.status,
         400
     );
-    assert_eq!(
-        h.call("GET", "/v1/nowhere", Some(&key), None).await.status,
-        404
-    );
+    assert_eq!(h.call("GET", "/v1/nowhere", Some(&key), None).await.status, 404);
     assert_eq!(
         h.call(
             "GET",
@@ -190,10 +179,7 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
     for (channel, text) in &channels {
         scanned += 1;
         for c in &canaries {
-            assert!(
-                !text.contains(c.as_str()),
-                "canary {c} leaked in a {channel}: {text}"
-            );
+            assert!(!text.contains(c.as_str()), "canary {c} leaked in a {channel}: {text}");
         }
         assert!(
             !text.contains("arn:aws:secretsmanager"),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use shared::aws::events::EventBridgeBus;
+use shared::aws::idempotency::DynamoIdempotencyStore;
 use shared::aws::keys::DynamoKeyStore;
 use shared::aws::secrets::SecretsManagerVault;
 use shared::aws::store::DynamoConnectorStore;
@@ -39,11 +40,9 @@ fn app_with_outage(h: &Harness, dynamo_down: bool, secrets_down: bool, bus_down:
     let s = &h.settings;
     App {
         service: Service {
-            store: Arc::new(DynamoConnectorStore::new(
-                dynamo(h, at(dynamo_down)),
-                &s.table,
-            )),
+            store: Arc::new(DynamoConnectorStore::new(dynamo(h, at(dynamo_down)), &s.table)),
             keys: Arc::new(DynamoKeyStore::new(dynamo(h, at(dynamo_down)), &s.table)),
+            idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo(h, at(dynamo_down)), &s.table)),
             vault: Arc::new(SecretsManagerVault::new(
                 aws_sdk_secretsmanager::Client::from_conf(sm.build()),
                 &s.secret_prefix,
@@ -79,16 +78,8 @@ async fn call(
     };
     let r = shared::http::handle(app, b.body(body).unwrap()).await;
     let raw = String::from_utf8_lossy(r.body().as_ref()).to_string();
-    let retry = r
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    (
-        r.status().as_u16(),
-        retry,
-        serde_json::from_str(&raw).unwrap(),
-        raw,
-    )
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), retry, serde_json::from_str(&raw).unwrap(), raw)
 }
 
 fn assert_no_internals(raw: &str) {
@@ -133,8 +124,7 @@ async fn dynamodb_down_is_a_clean_503_with_retry_after() {
 async fn secrets_manager_down_during_credentials_changes_nothing() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/openai", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/openai", Some(&key), None).await;
     let down = app_with_outage(&h, false, true, false);
     let (status, retry, _, raw) = call(
         &down,
@@ -147,14 +137,8 @@ async fn secrets_manager_down_during_credentials_changes_nothing() {
     assert_eq!((status, retry.as_deref()), (503, Some("5")), "{raw}");
     assert_no_internals(&raw);
     assert!(!raw.contains("CANARY"));
-    let row = h
-        .call("GET", "/v1/integrations/openai", Some(&key), None)
-        .await;
-    assert_eq!(
-        row.body["data"]["credentials_masked"],
-        json!([]),
-        "row unchanged"
-    );
+    let row = h.call("GET", "/v1/integrations/openai", Some(&key), None).await;
+    assert_eq!(row.body["data"]["credentials_masked"], json!([]), "row unchanged");
     assert_eq!(row.body["data"]["has_credentials_secret_arn"], false);
     assert!(h.describe_secret(entity, "openai").await.is_none());
 }
@@ -163,8 +147,7 @@ async fn secrets_manager_down_during_credentials_changes_nothing() {
 async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/stripe", Some(&key), None).await;
     h.call(
         "PUT",
         "/v1/integrations/stripe/credentials",
@@ -176,8 +159,7 @@ async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
     assert!(h.outbox().await.is_empty());
 
     let bus_down = app_with_outage(&h, false, false, true);
-    let (status, _, body, raw) =
-        call(&bus_down, "DELETE", "/v1/integrations/stripe", &key, None).await;
+    let (status, _, body, raw) = call(&bus_down, "DELETE", "/v1/integrations/stripe", &key, None).await;
     assert_eq!(status, 200, "{raw}");
     assert_eq!(body["data"]["is_active"], false);
     assert!(
@@ -191,12 +173,8 @@ async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
     assert!(h.events(0).await.is_empty(), "nothing reached the bus");
     let outbox = h.outbox().await;
     assert_eq!(outbox.len(), 1, "the event waits in the outbox");
-    assert_eq!(
-        outbox[0]["detail_type"].as_s().unwrap(),
-        "integration.disconnected"
-    );
-    let detail: serde_json::Value =
-        serde_json::from_str(outbox[0]["detail"].as_s().unwrap()).unwrap();
+    assert_eq!(outbox[0]["detail_type"].as_s().unwrap(), "integration.disconnected");
+    let detail: serde_json::Value = serde_json::from_str(outbox[0]["detail"].as_s().unwrap()).unwrap();
     assert_eq!(detail["data"]["object"], body["data"]);
 }
 
@@ -204,8 +182,7 @@ async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
 async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_job() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/shippo", Some(&key), None)
-        .await;
+    h.call("POST", "/v1/integrations/shippo", Some(&key), None).await;
     h.call(
         "PUT",
         "/v1/integrations/shippo/credentials",
@@ -226,9 +203,7 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
         "secret not yet scheduled"
     );
     // The retry (dependencies back) is a no-op on the row but schedules the secret.
-    let again = h
-        .call("DELETE", "/v1/integrations/shippo", Some(&key), None)
-        .await;
+    let again = h.call("DELETE", "/v1/integrations/shippo", Some(&key), None).await;
     assert_eq!(again.status, 200);
     assert!(h
         .describe_secret(entity, "shippo")
@@ -236,6 +211,16 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
         .unwrap()
         .deleted_date()
         .is_some());
+    // The event waited in the outbox (its secret step had failed); the sweeper delivers
+    // it exactly once.
+    assert!(h.events(0).await.is_empty());
+    assert_eq!(h.outbox().await.len(), 1);
+    h.clock.advance_seconds(shared::service::OUTBOX_GRACE_SECONDS + 1);
+    let report = h.app.service.sweep().await.unwrap();
+    assert_eq!((report.republished, report.failed), (1, 0));
     let events = h.events(1).await;
     assert_eq!(events.len(), 1, "exactly one disconnected event");
+    assert_eq!(events[0]["detail-type"], "integration.disconnected");
+    assert_eq!(h.app.service.sweep().await.unwrap().republished, 0);
+    assert!(h.events(0).await.is_empty(), "no duplicate");
 }

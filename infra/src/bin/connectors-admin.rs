@@ -9,10 +9,7 @@ use shared::domain::ids::EntityId;
 use shared::App;
 
 #[derive(Parser)]
-#[command(
-    name = "connectors-admin",
-    about = "Operator tooling for the connectors service"
-)]
+#[command(name = "connectors-admin", about = "Operator tooling for the connectors service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,11 +96,7 @@ async fn main() -> ExitCode {
                 connectors_infra::watch::watch(&sdk, &settings, count).await?;
             }
             Command::Keys { action } => {
-                let app = App::new(
-                    &sdk,
-                    settings,
-                    std::sync::Arc::new(shared::ports::SystemClock),
-                );
+                let app = App::new(&sdk, settings, std::sync::Arc::new(shared::ports::SystemClock));
                 match action {
                     KeyAction::Create {
                         entity,
@@ -128,31 +121,19 @@ async fn main() -> ExitCode {
                             r.key_id,
                             r.entity_id,
                             scopes.join(" "),
-                            r.key_expires_at
-                                .map(|t| format!(", expires {t}"))
-                                .unwrap_or_default()
+                            r.key_expires_at.map(|t| format!(", expires {t}")).unwrap_or_default()
                         );
                         println!("{}", issued.plaintext);
                     }
                     KeyAction::Revoke { key_id } => {
-                        let id = KeyId::parse(&key_id)
-                            .ok_or("not a key id (key_ followed by 12 letters or digits)")?;
-                        if !shared::admin::revoke_key(&app, &id)
-                            .await
-                            .map_err(|e| e.to_string())?
-                        {
+                        let id = KeyId::parse(&key_id).ok_or("not a key id (key_ followed by 12 letters or digits)")?;
+                        if !shared::admin::revoke_key(&app, &id).await.map_err(|e| e.to_string())? {
                             return Err(format!("no key {id}"));
                         }
                         println!("revoked {id}");
                     }
                     KeyAction::List { entity } => {
-                        for r in app
-                            .service
-                            .keys
-                            .list(entity)
-                            .await
-                            .map_err(|e| e.to_string())?
-                        {
+                        for r in app.service.keys.list(entity).await.map_err(|e| e.to_string())? {
                             let scopes: Vec<&str> = r.scopes.iter().map(|s| s.as_str()).collect();
                             println!(
                                 "{}\t{}\t{}\tcreated {}\texpires {}\trevoked {}",
@@ -163,9 +144,7 @@ async fn main() -> ExitCode {
                                 r.key_expires_at
                                     .map(|t| t.to_string())
                                     .unwrap_or_else(|| "never".into()),
-                                r.revoked_at
-                                    .map(|t| t.to_string())
-                                    .unwrap_or_else(|| "no".into()),
+                                r.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "no".into()),
                             );
                         }
                     }

@@ -16,10 +16,7 @@ use shared::App;
 /// Read at most one byte past the API's cap so the shared layer answers 413 itself.
 const READ_LIMIT: usize = MAX_BODY_BYTES + 1;
 
-async fn serve(
-    app: Arc<App>,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+async fn serve(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, READ_LIMIT).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
@@ -31,8 +28,7 @@ async fn serve(
     } else {
         lambda_http::Body::Binary(bytes)
     };
-    let response =
-        shared::http::handle(&app, lambda_http::http::Request::from_parts(parts, body)).await;
+    let response = shared::http::handle(&app, lambda_http::http::Request::from_parts(parts, body)).await;
     let (parts, body) = response.into_parts();
     Ok(hyper::Response::from_parts(
         parts,
@@ -43,10 +39,7 @@ async fn serve(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3000);
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let app = Arc::new(App::from_env().await);
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -5,8 +5,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
 use crate::domain::error::Dependency;
-use crate::domain::event::Event;
-use crate::ports::{DependencyError, EventBus};
+use crate::ports::{DependencyError, EventBus, OutboxRecord};
 
 use super::errors::{classify, is_throttle_code};
 
@@ -28,12 +27,12 @@ impl EventBridgeBus {
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
-    async fn publish(&self, event: &Event) -> Result<(), DependencyError> {
+    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError> {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(&self.source)
-            .detail_type(event.event_type.as_str())
-            .detail(event.detail_json())
+            .detail_type(&record.detail_type)
+            .detail(&record.detail)
             .build();
         let out = self
             .client
@@ -43,12 +42,8 @@ impl EventBus for EventBridgeBus {
             .await
             .map_err(|e| classify(Dependency::EventBridge, "PutEvents", &e))?;
         if out.failed_entry_count() > 0 {
-            let code = out
-                .entries()
-                .first()
-                .and_then(|e| e.error_code())
-                .unwrap_or("");
-            tracing::warn!(operation = "PutEvents", error_code = code, event_id = %event.id, "event rejected");
+            let code = out.entries().first().and_then(|e| e.error_code()).unwrap_or("");
+            tracing::warn!(operation = "PutEvents", error_code = code, event_id = %record.event_id, "event rejected");
             return Err(if is_throttle_code(code) {
                 DependencyError::Throttled(Dependency::EventBridge)
             } else {

@@ -18,10 +18,7 @@ fn keys_of(record: &ApiKeyRecord, hash: &KeyHash) -> [(String, String); 3] {
     [
         (format!("KEY#{}", hash.as_str()), "KEY".to_string()),
         (format!("KEYID#{}", record.key_id), "KEYID".to_string()),
-        (
-            entity_pk(record.entity_id),
-            format!("APIKEY#{}", record.key_id),
-        ),
+        (entity_pk(record.entity_id), format!("APIKEY#{}", record.key_id)),
     ]
 }
 

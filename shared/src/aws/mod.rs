@@ -2,6 +2,7 @@
 
 mod errors;
 pub mod events;
+pub mod idempotency;
 pub mod keys;
 pub mod secrets;
 pub mod store;

@@ -31,11 +31,7 @@ impl SecretsManagerVault {
         format!("{}{entity}/{connector_type}", self.prefix)
     }
 
-    async fn put_value(
-        &self,
-        name: &str,
-        payload: &SecretPayload,
-    ) -> Result<SecretArn, DependencyError> {
+    async fn put_value(&self, name: &str, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
         let mut restored = false;
         loop {
             match self
@@ -49,11 +45,7 @@ impl SecretsManagerVault {
                 Ok(out) => return Ok(SecretArn::new(out.arn.unwrap_or_default())),
                 // Scheduled for deletion (a disconnected connector getting new credentials):
                 // bring it back, then write.
-                Err(e)
-                    if !restored
-                        && e.as_service_error()
-                            .is_some_and(|s| s.is_invalid_request_exception()) =>
-                {
+                Err(e) if !restored && e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
                     self.client
                         .restore_secret()
                         .secret_id(name)
@@ -93,9 +85,8 @@ impl Vault for SecretsManagerVault {
         match created {
             Ok(out) => Ok(SecretArn::new(out.arn.unwrap_or_default())),
             Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_resource_exists_exception() || s.is_invalid_request_exception()
-                }) =>
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception() || s.is_invalid_request_exception()) =>
             {
                 self.put_value(&name, payload).await
             }
@@ -120,9 +111,47 @@ impl Vault for SecretsManagerVault {
             Ok(_) => Ok(()),
             // Absent, or already scheduled for deletion: the desired state holds.
             Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_resource_not_found_exception() || s.is_invalid_request_exception()
-                }) =>
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(Dependency::SecretsManager, "DeleteSecret", &e)),
+        }
+    }
+
+    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+        match self
+            .client
+            .restore_secret()
+            .secret_id(self.secret_name(entity, connector_type))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(Dependency::SecretsManager, "RestoreSecret", &e)),
+        }
+    }
+
+    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+        let result = self
+            .client
+            .delete_secret()
+            .secret_id(self.secret_name(entity, connector_type))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
             {
                 Ok(())
             }

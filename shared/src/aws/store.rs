@@ -6,15 +6,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::error::Dependency;
-use crate::domain::event::Event;
 use crate::domain::ids::EntityId;
-use crate::ports::{ConnectorStore, DependencyError, StoreError};
+use crate::domain::time::Timestamp;
+use crate::ports::{ConnectorStore, DependencyError, Due, OutboxRecord, StoreError};
 
 use super::errors::{classify, is_throttle_code};
 use super::table::TABLE;
@@ -45,16 +45,12 @@ pub(crate) fn dynamo<E: ProvideErrorMetadata>(
 /// The stored item of a row: its fields, its keys and, while disconnected, the TTL
 /// attribute and the sparse `due` index keys that the expiry sweep queries.
 pub fn connector_item(row: &Connector) -> Item {
-    let mut item: Item =
-        serde_dynamo::to_item(row).expect("a connector row always converts to an item");
+    let mut item: Item = serde_dynamo::to_item(row).expect("a connector row always converts to an item");
     item.insert(TABLE.partition_key.into(), s(entity_pk(row.entity_id)));
     item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
     if let (false, Some(until)) = (row.is_active, row.recoverable_until) {
         let due = &TABLE.indexes[0];
-        item.insert(
-            TABLE.ttl_attribute.into(),
-            AttributeValue::N(until.unix().to_string()),
-        );
+        item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(until.unix().to_string()));
         item.insert(due.partition_key.into(), s("EXPIRY"));
         item.insert(
             due.sort_key.into(),
@@ -72,40 +68,34 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, St
     })
 }
 
-fn outbox_item(event: &Event) -> Item {
+fn outbox_item(record: &OutboxRecord) -> Item {
     let due = &TABLE.indexes[0];
-    HashMap::from([
-        (
-            TABLE.partition_key.to_string(),
-            s(format!("OUTBOX#{}", event.id)),
-        ),
-        (TABLE.sort_key.to_string(), s("OUTBOX")),
-        ("event_id".to_string(), s(&event.id)),
-        ("detail_type".to_string(), s(event.event_type.as_str())),
-        ("detail".to_string(), s(event.detail_json())),
-        ("created_at".to_string(), s(event.created_at.to_string())),
-        (due.partition_key.to_string(), s("OUTBOX")),
-        (
-            due.sort_key.to_string(),
-            s(format!("{}#{}", event.created_at, event.id)),
-        ),
-        (
-            TABLE.ttl_attribute.to_string(),
-            AttributeValue::N(
-                event
-                    .created_at
-                    .plus_days(OUTBOX_RETENTION_DAYS)
-                    .unix()
-                    .to_string(),
-            ),
-        ),
-    ])
+    let mut item: Item = serde_dynamo::to_item(record).expect("an outbox record always converts to an item");
+    item.insert(TABLE.partition_key.into(), s(format!("OUTBOX#{}", record.event_id)));
+    item.insert(TABLE.sort_key.into(), s("OUTBOX"));
+    item.insert(due.partition_key.into(), s("OUTBOX"));
+    item.insert(
+        due.sort_key.into(),
+        s(format!("{}#{}", record.created_at, record.event_id)),
+    );
+    let expires = record.created_at.plus_days(OUTBOX_RETENTION_DAYS).unix();
+    item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(expires.to_string()));
+    item
+}
+
+fn outbox_put(table: &str, record: &OutboxRecord) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(outbox_item(record)))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", TABLE.partition_key)
+        .build()
+        .expect("complete put");
+    TransactWriteItem::builder().put(put).build()
 }
 
 fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> StoreError {
-    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-        err.as_service_error()
-    {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = err.as_service_error() {
         let codes: Vec<&str> = cancelled
             .cancellation_reasons()
             .iter()
@@ -117,15 +107,8 @@ fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) ->
         {
             return StoreError::ConditionFailed;
         }
-        if codes
-            .iter()
-            .any(|c| is_throttle_code(c) || *c == "ThrottlingError")
-        {
-            tracing::warn!(
-                operation = "TransactWriteItems",
-                ?codes,
-                "transaction throttled"
-            );
+        if codes.iter().any(|c| is_throttle_code(c) || *c == "ThrottlingError") {
+            tracing::warn!(operation = "TransactWriteItems", ?codes, "transaction throttled");
             return StoreError::Dependency(DependencyError::Throttled(Dependency::DynamoDb));
         }
     }
@@ -148,11 +131,7 @@ impl DynamoConnectorStore {
 
 #[async_trait]
 impl ConnectorStore for DynamoConnectorStore {
-    async fn get(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-    ) -> Result<Option<Connector>, StoreError> {
+    async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -191,7 +170,7 @@ impl ConnectorStore for DynamoConnectorStore {
         &self,
         row: &Connector,
         expected_version: Option<u64>,
-        events: &[Event],
+        records: &[OutboxRecord],
     ) -> Result<(), StoreError> {
         let put_row = Put::builder()
             .table_name(&self.table)
@@ -210,15 +189,29 @@ impl ConnectorStore for DynamoConnectorStore {
                 .put(put_row.build().expect("complete put"))
                 .build(),
         );
-        for event in events {
-            let put_outbox = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(outbox_item(event)))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", TABLE.partition_key)
-                .build()
-                .expect("complete put");
-            request = request.transact_items(TransactWriteItem::builder().put(put_outbox).build());
+        for record in records {
+            request = request.transact_items(outbox_put(&self.table, record));
+        }
+        request.send().await.map_err(|e| transaction_failure(&e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(entity_pk(row.entity_id)))
+            .key(TABLE.sort_key, s(connector_sk(row.connector_type)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+            .build()
+            .expect("complete delete");
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build());
+        for record in records {
+            request = request.transact_items(outbox_put(&self.table, record));
         }
         request.send().await.map_err(|e| transaction_failure(&e))?;
         Ok(())
@@ -234,5 +227,60 @@ impl ConnectorStore for DynamoConnectorStore {
             .await
             .map_err(dynamo("DeleteItem"))?;
         Ok(())
+    }
+
+    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
+        // `due_at` is `<recoverable_until>#<entity>#<type>`; `~` sorts after every id
+        // character, so `<= now#~` takes every row whose window ended at or before now.
+        let due = self.query_due("EXPIRY", format!("{now}#~"), limit).await?;
+        let items = due.items.into_iter().map(decode).collect::<Result<_, _>>()?;
+        Ok(Due {
+            items,
+            items_read: due.items_read,
+        })
+    }
+
+    async fn stale_outbox(&self, before: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
+        let due = self.query_due("OUTBOX", format!("{before}#~"), limit).await?;
+        let items = due.items.into_iter().map(decode).collect::<Result<_, _>>()?;
+        Ok(Due {
+            items,
+            items_read: due.items_read,
+        })
+    }
+}
+
+impl DynamoConnectorStore {
+    /// One Query of the sparse `due` index: reads only due items, oldest first. Its cost
+    /// grows with what is due, never with the table.
+    async fn query_due(&self, kind: &str, upper_bound: String, limit: usize) -> Result<Due<Item>, StoreError> {
+        let index = &TABLE.indexes[0];
+        let mut items = Vec::new();
+        let mut items_read = 0;
+        let mut start = None;
+        while items.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index.name)
+                .key_condition_expression("#pk = :kind AND #sk <= :bound")
+                .expression_attribute_names("#pk", index.partition_key)
+                .expression_attribute_names("#sk", index.sort_key)
+                .expression_attribute_values(":kind", s(kind))
+                .expression_attribute_values(":bound", s(upper_bound.clone()))
+                .limit((limit - items.len()).min(100) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo("Query"))?;
+            items_read += page.scanned_count() as usize;
+            start = page.last_evaluated_key.clone();
+            items.extend(page.items.unwrap_or_default());
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(Due { items, items_read })
     }
 }

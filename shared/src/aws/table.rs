@@ -15,8 +15,8 @@
 //! (`due_pk = OUTBOX`, `due_at = created_at`), so the sweep is a Query, never a Scan.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -95,11 +95,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<bool, Dependenc
                     .index_name(index.name)
                     .key_schema(key(index.partition_key, KeyType::Hash))
                     .key_schema(key(index.sort_key, KeyType::Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
                     .build()
                     .expect("complete index"),
             );
@@ -107,9 +103,7 @@ pub async fn ensure_table(client: &Client, name: &str) -> Result<bool, Dependenc
     match create.send().await {
         Ok(_) => {}
         // Another bootstrap created it between our describe and create.
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(classify(Dependency::DynamoDb, "CreateTable", &e)),
     }
     enable_ttl(client, name).await?;
@@ -125,8 +119,7 @@ async fn enable_ttl(client: &Client, name: &str) -> Result<(), DependencyError> 
         .map_err(|e| classify(Dependency::DynamoDb, "DescribeTimeToLive", &e))?;
     let enabled = current.time_to_live_description().is_some_and(|d| {
         d.attribute_name() == Some(TABLE.ttl_attribute)
-            && d.time_to_live_status()
-                .is_some_and(|s| s.as_str() == "ENABLED")
+            && d.time_to_live_status().is_some_and(|s| s.as_str() == "ENABLED")
     });
     if enabled {
         return Ok(());

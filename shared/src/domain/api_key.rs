@@ -98,9 +98,7 @@ impl KeyHash {
 }
 
 fn is_code(s: &str) -> bool {
-    s.len() == CODE_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    s.len() == CODE_LEN && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// A presented key whose shape is right. Its `Debug` never shows the secret part.
@@ -112,11 +110,7 @@ pub struct PresentedKey {
 
 impl fmt::Debug for PresentedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PresentedKey({}, livemode={})",
-            self.key_id, self.livemode
-        )
+        write!(f, "PresentedKey({}, livemode={})", self.key_id, self.livemode)
     }
 }
 
@@ -129,10 +123,7 @@ pub fn parse_key(key: &str) -> Option<PresentedKey> {
         (false, key.strip_prefix(TEST_PREFIX)?)
     };
     let (code, random) = rest.split_once('_')?;
-    if !is_code(code)
-        || random.len() != RANDOM_LEN
-        || !random.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    if !is_code(code) || random.len() != RANDOM_LEN || !random.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
     Some(PresentedKey {
@@ -206,16 +197,9 @@ impl Principal {
 
 impl ApiKeyRecord {
     /// Turns a stored record found by the presented key's hash into a principal.
-    pub fn authenticate(
-        &self,
-        presented: &PresentedKey,
-        now: Timestamp,
-    ) -> Result<Principal, AuthError> {
+    pub fn authenticate(&self, presented: &PresentedKey, now: Timestamp) -> Result<Principal, AuthError> {
         // The hash already binds the whole key; these guard against a corrupted record.
-        if self.revoked_at.is_some()
-            || self.key_id != presented.key_id
-            || self.livemode != presented.livemode
-        {
+        if self.revoked_at.is_some() || self.key_id != presented.key_id || self.livemode != presented.livemode {
             return Err(AuthError::Invalid);
         }
         if self.key_expires_at.is_some_and(|at| now >= at) {
@@ -272,11 +256,9 @@ mod tests {
     fn generated_keys_parse_back_to_their_id_and_hash() {
         for live in [true, false] {
             let k = generate_key(live);
-            assert!(k.plaintext.starts_with(if live {
-                "ark_live_ent_"
-            } else {
-                "ark_test_ent_"
-            }));
+            assert!(k
+                .plaintext
+                .starts_with(if live { "ark_live_ent_" } else { "ark_test_ent_" }));
             let p = parse_key(&k.plaintext).expect("well formed");
             assert_eq!(p.livemode, live);
             assert_eq!(p.key_id, k.key_id);
@@ -316,10 +298,7 @@ mod tests {
         let k = generate_key(true);
         let p = parse_key(&k.plaintext).unwrap();
         let rec = record_for(&k, true);
-        assert_eq!(
-            rec.authenticate(&p, now()).unwrap().entity_id,
-            rec.entity_id
-        );
+        assert_eq!(rec.authenticate(&p, now()).unwrap().entity_id, rec.entity_id);
 
         let revoked = ApiKeyRecord {
             revoked_at: Some(now()),
@@ -338,10 +317,7 @@ mod tests {
         };
         assert!(later.authenticate(&p, now()).is_ok());
 
-        let wrong_mode = ApiKeyRecord {
-            livemode: false,
-            ..rec
-        };
+        let wrong_mode = ApiKeyRecord { livemode: false, ..rec };
         assert_eq!(wrong_mode.authenticate(&p, now()), Err(AuthError::Invalid));
     }
 

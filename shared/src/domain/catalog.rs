@@ -48,18 +48,8 @@ pub static CATALOG: [CatalogEntry; 16] = [
     ),
     entry("shippo", "Shippo", &["api_token"], &[]),
     entry("printnode", "PrintNode", &["api_key"], &[]),
-    entry(
-        "postmark",
-        "Postmark",
-        &["server_token"],
-        &["account_token"],
-    ),
-    entry(
-        "shopify",
-        "Shopify",
-        &["access_token"],
-        &["api_key", "api_secret"],
-    ),
+    entry("postmark", "Postmark", &["server_token"], &["account_token"]),
+    entry("shopify", "Shopify", &["access_token"], &["api_key", "api_secret"]),
     entry("mapquest", "MapQuest", &["api_key"], &[]),
     entry(
         "google",
@@ -67,48 +57,18 @@ pub static CATALOG: [CatalogEntry; 16] = [
         &["api_key"],
         &["client_id", "client_secret", "refresh_token"],
     ),
-    entry(
-        "openai",
-        "OpenAI",
-        &["api_key"],
-        &["organization_id", "project_id"],
-    ),
-    entry(
-        "plaid",
-        "Plaid",
-        &["client_id", "secret"],
-        &["access_token"],
-    ),
-    entry(
-        "ups",
-        "UPS",
-        &["client_id", "client_secret"],
-        &["account_number"],
-    ),
-    entry(
-        "fedex",
-        "FedEx",
-        &["client_id", "client_secret"],
-        &["account_number"],
-    ),
-    entry(
-        "usps",
-        "USPS",
-        &["client_id", "client_secret"],
-        &["crid", "mid"],
-    ),
+    entry("openai", "OpenAI", &["api_key"], &["organization_id", "project_id"]),
+    entry("plaid", "Plaid", &["client_id", "secret"], &["access_token"]),
+    entry("ups", "UPS", &["client_id", "client_secret"], &["account_number"]),
+    entry("fedex", "FedEx", &["client_id", "client_secret"], &["account_number"]),
+    entry("usps", "USPS", &["client_id", "client_secret"], &["crid", "mid"]),
     entry(
         "amazon",
         "Amazon Seller Central",
         &["client_id", "client_secret", "refresh_token"],
         &[],
     ),
-    entry(
-        "ebay",
-        "eBay",
-        &["client_id", "client_secret", "refresh_token"],
-        &[],
-    ),
+    entry("ebay", "eBay", &["client_id", "client_secret", "refresh_token"], &[]),
     entry(
         "wwex",
         "Worldwide Express",
@@ -149,11 +109,7 @@ impl ConnectorType {
 
     /// "stripe, avatax, …" for error hints.
     pub fn valid_names() -> String {
-        CATALOG
-            .iter()
-            .map(|e| e.name)
-            .collect::<Vec<_>>()
-            .join(", ")
+        CATALOG.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -195,10 +151,7 @@ mod tests {
             assert_eq!(ConnectorType::parse(t.as_str()), Ok(t));
             assert!(!t.entry().required.is_empty(), "{t} must require a key");
             for k in t.entry().required {
-                assert!(
-                    !t.entry().optional.contains(k),
-                    "{t}: {k} both required and optional"
-                );
+                assert!(!t.entry().optional.contains(k), "{t}: {k} both required and optional");
             }
         }
     }

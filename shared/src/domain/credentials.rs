@@ -95,9 +95,7 @@ impl CredentialError {
 
 fn secret_value(key: &str, value: &Value) -> Result<SecretValue, CredentialError> {
     match value {
-        Value::String(s) if !s.is_empty() && s.len() <= MAX_SECRET_VALUE_LEN => {
-            Ok(SecretValue(s.clone()))
-        }
+        Value::String(s) if !s.is_empty() && s.len() <= MAX_SECRET_VALUE_LEN => Ok(SecretValue(s.clone())),
         _ => Err(CredentialError::BadValue { key: key.into() }),
     }
 }
@@ -184,9 +182,7 @@ mod tests {
     #[test]
     fn rejects_missing_required_keys() {
         let e = validate(stripe(), &json!({"publishable_key": "pk"}), None).unwrap_err();
-        assert!(
-            matches!(e, CredentialError::MissingKeys { ref missing, .. } if missing == &["secret_key"])
-        );
+        assert!(matches!(e, CredentialError::MissingKeys { ref missing, .. } if missing == &["secret_key"]));
         let avatax = ConnectorType::parse("avatax").unwrap();
         let e = validate(avatax, &json!({}), None).unwrap_err();
         assert!(e.to_string().contains("account_id, license_key"));

@@ -69,12 +69,16 @@ fn bad(param: &str, message: impl Into<String>) -> EditError {
 
 fn text(param: &str, v: &Value) -> Result<String, EditError> {
     match v {
-        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_LEN && !s.chars().any(char::is_control) => {
+        Value::String(s)
+            if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_LEN && !s.chars().any(char::is_control) =>
+        {
             Ok(s.clone())
         }
         _ => Err(bad(
             param,
-            format!("`{param}` must be a non-empty string of at most {MAX_TEXT_LEN} characters without control characters"),
+            format!(
+                "`{param}` must be a non-empty string of at most {MAX_TEXT_LEN} characters without control characters"
+            ),
         )),
     }
 }
@@ -94,8 +98,7 @@ fn forbidden_in_config(connector_type: ConnectorType, value: &Value, path: &str)
         Value::Object(map) => map.iter().find_map(|(k, v)| {
             let here = format!("{path}.{k}");
             let lower = k.to_ascii_lowercase();
-            if FORBIDDEN_FIELDS.contains(&lower.as_str()) || connector_type.entry().accepts(&lower)
-            {
+            if FORBIDDEN_FIELDS.contains(&lower.as_str()) || connector_type.entry().accepts(&lower) {
                 Some(here)
             } else {
                 forbidden_in_config(connector_type, v, &here)
@@ -110,11 +113,7 @@ fn forbidden_in_config(connector_type: ConnectorType, value: &Value, path: &str)
 }
 
 /// Parses a connect or patch body (already known to be JSON).
-pub fn parse_edits(
-    connector_type: ConnectorType,
-    body: &Value,
-    kind: BodyKind,
-) -> Result<Edits, EditError> {
+pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) -> Result<Edits, EditError> {
     let Value::Object(map) = body else {
         return Err(bad("body", "the request body must be a JSON object"));
     };
@@ -144,11 +143,7 @@ pub fn parse_edits(
                 )
             }
             "is_active" if kind == BodyKind::Patch => {
-                edits.is_active = Some(
-                    value
-                        .as_bool()
-                        .ok_or_else(|| bad(k, "`is_active` must be a boolean"))?,
-                )
+                edits.is_active = Some(value.as_bool().ok_or_else(|| bad(k, "`is_active` must be a boolean"))?)
             }
             "config" => {
                 let Value::Object(config) = value else {
@@ -234,12 +229,7 @@ mod tests {
     #[test]
     fn every_forbidden_field_is_a_422_naming_it() {
         for f in FORBIDDEN_FIELDS {
-            let e = parse_edits(
-                stripe(),
-                &json!({ f: "x", "display_name": "ok" }),
-                BodyKind::Connect,
-            )
-            .unwrap_err();
+            let e = parse_edits(stripe(), &json!({ f: "x", "display_name": "ok" }), BodyKind::Connect).unwrap_err();
             assert!(e.forbidden, "{f}");
             assert_eq!(e.param, f);
             assert!(!e.message.contains("\"x\""));
@@ -251,13 +241,9 @@ mod tests {
         for (config, param) in [
             (json!({"nested": {"api_key": "k"}}), "config.nested.api_key"),
             (json!({"secret_key": "sk"}), "config.secret_key"),
-            (
-                json!({"list": [{"Access_Token": "t"}]}),
-                "config.list[0].Access_Token",
-            ),
+            (json!({"list": [{"Access_Token": "t"}]}), "config.list[0].Access_Token"),
         ] {
-            let e =
-                parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
+            let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
             assert!(e.forbidden);
             assert_eq!(e.param, param);
         }

@@ -69,12 +69,10 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Validation {
-                unprocessable: false,
-                ..
+                unprocessable: false, ..
             } => 400,
             ApiError::Validation {
-                unprocessable: true,
-                ..
+                unprocessable: true, ..
             } => 422,
             ApiError::Auth(_) => 401,
             ApiError::InsufficientScope { .. } => 403,
@@ -121,11 +119,17 @@ impl ApiError {
 
     pub fn hint(&self) -> String {
         match self {
-            ApiError::Validation { hint, .. } | ApiError::NotFound { hint } | ApiError::Conflict { hint, .. } => hint.clone(),
+            ApiError::Validation { hint, .. } | ApiError::NotFound { hint } | ApiError::Conflict { hint, .. } => {
+                hint.clone()
+            }
             ApiError::Auth(AuthError::Missing) => "Send your API key as `Authorization: Bearer <key>`.".into(),
-            ApiError::Auth(AuthError::Invalid) => "The API key is not valid: it is malformed, unknown or revoked.".into(),
+            ApiError::Auth(AuthError::Invalid) => {
+                "The API key is not valid: it is malformed, unknown or revoked.".into()
+            }
             ApiError::Auth(AuthError::Expired) => "The API key has expired; create a new one.".into(),
-            ApiError::InsufficientScope { required } => format!("This request needs an API key with the `{required}` scope."),
+            ApiError::InsufficientScope { required } => {
+                format!("This request needs an API key with the `{required}` scope.")
+            }
             ApiError::MethodNotAllowed { allow } => format!("This path accepts only: {allow}."),
             ApiError::RecoveryWindowExpired => {
                 "The 7-day recovery window of this connector has passed; connect it again.".into()
@@ -136,7 +140,9 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "A dependency is temporarily unavailable; retry after the number of seconds in `Retry-After`.".into()
             }
-            ApiError::Internal => "Something went wrong on our side; quote the request_id if you contact support.".into(),
+            ApiError::Internal => {
+                "Something went wrong on our side; quote the request_id if you contact support.".into()
+            }
         }
     }
 
@@ -176,28 +182,11 @@ mod tests {
                 "validation_error",
                 "validation_error",
             ),
+            (AuthError::Missing.into(), 401, "permission_error", "missing_api_key"),
+            (AuthError::Invalid.into(), 401, "permission_error", "invalid_api_key"),
+            (AuthError::Expired.into(), 401, "permission_error", "expired_api_key"),
             (
-                AuthError::Missing.into(),
-                401,
-                "permission_error",
-                "missing_api_key",
-            ),
-            (
-                AuthError::Invalid.into(),
-                401,
-                "permission_error",
-                "invalid_api_key",
-            ),
-            (
-                AuthError::Expired.into(),
-                401,
-                "permission_error",
-                "expired_api_key",
-            ),
-            (
-                ApiError::InsufficientScope {
-                    required: Scope::Purge,
-                },
+                ApiError::InsufficientScope { required: Scope::Purge },
                 403,
                 "insufficient_scope",
                 "insufficient_scope",
@@ -218,12 +207,7 @@ mod tests {
                 "recovery_window_expired",
                 "recovery_window_expired",
             ),
-            (
-                ApiError::PayloadTooLarge,
-                413,
-                "payload_too_large",
-                "payload_too_large",
-            ),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large", "payload_too_large"),
             (
                 ApiError::UnsupportedMediaType,
                 415,
@@ -245,11 +229,7 @@ mod tests {
             (ApiError::Internal, 500, "internal_error", "internal_error"),
         ];
         for (e, status, kind, code) in cases {
-            assert_eq!(
-                (e.status(), e.kind(), e.code()),
-                (status, kind, code),
-                "{e:?}"
-            );
+            assert_eq!((e.status(), e.kind(), e.code()), (status, kind, code), "{e:?}");
             assert!(!e.hint().is_empty());
             assert_eq!(e.retry_after().is_some(), status == 429 || status == 503);
         }

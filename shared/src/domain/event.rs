@@ -72,12 +72,7 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(
-        event_type: EventType,
-        row: &Connector,
-        actor: Option<&KeyId>,
-        now: Timestamp,
-    ) -> Event {
+    pub fn new(event_type: EventType, row: &Connector, actor: Option<&KeyId>, now: Timestamp) -> Event {
         Event {
             id: format!("evt_{}", Uuid::new_v4().simple()),
             event_type,
@@ -85,12 +80,8 @@ impl Event {
             api_version: API_VERSION,
             entity_id: row.entity_id,
             livemode: row.mode.is_live(),
-            actor: Actor {
-                key_id: actor.cloned(),
-            },
-            data: EventData {
-                object: project(row),
-            },
+            actor: Actor { key_id: actor.cloned() },
+            data: EventData { object: project(row) },
         }
     }
 
@@ -118,13 +109,7 @@ mod tests {
             scopes: [Scope::Write].into(),
         };
         let now = Timestamp::parse("2026-01-02T03:04:05Z").unwrap();
-        let row = lifecycle::connect(
-            &p,
-            ConnectorType::parse("stripe").unwrap(),
-            &Edits::default(),
-            now,
-        )
-        .unwrap();
+        let row = lifecycle::connect(&p, ConnectorType::parse("stripe").unwrap(), &Edits::default(), now).unwrap();
         let row = lifecycle::with_credentials(
             &row,
             vec!["secret_key".into()],
@@ -152,10 +137,7 @@ mod tests {
         assert_eq!(v["type"], "integration.disconnected");
         assert_eq!(v["actor"]["key_id"], "key_abcdefghij12");
         assert_eq!(v["livemode"], true);
-        assert_eq!(
-            v["data"]["object"].as_object().unwrap().len(),
-            ROW_FIELDS.len()
-        );
+        assert_eq!(v["data"]["object"].as_object().unwrap().len(), ROW_FIELDS.len());
         assert!(!e.detail_json().contains("CANARY"));
         assert_eq!(
             serde_json::to_value(EventType::CredentialsUpdated).unwrap(),

@@ -62,9 +62,7 @@ mod tests {
     fn only_hyphenated_uuids_parse() {
         let id: ConnectorId = "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse().unwrap();
         assert_eq!(id.to_string(), "3c90c3cc-0d44-4b50-8888-8dd25736052a");
-        assert!("3c90c3cc0d444b5088888dd25736052a"
-            .parse::<ConnectorId>()
-            .is_err());
+        assert!("3c90c3cc0d444b5088888dd25736052a".parse::<ConnectorId>().is_err());
         assert!("stripe".parse::<EntityId>().is_err());
     }
 }

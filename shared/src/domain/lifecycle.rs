@@ -11,6 +11,7 @@ use super::api_key::Principal;
 use super::catalog::ConnectorType;
 use super::connector::{Connector, Mode, SecretArn};
 use super::edits::Edits;
+use super::event::EventType;
 use super::ids::ConnectorId;
 use super::time::Timestamp;
 
@@ -21,6 +22,8 @@ pub const RECOVERY_WINDOW_DAYS: i64 = 7;
 pub enum LifecycleError {
     #[error("a test key can only use sandbox connectors")]
     LiveModeWithTestKey,
+    #[error("the recovery window has passed")]
+    WindowExpired,
 }
 
 /// A brand-new active row. Mode defaults to the key's mode.
@@ -30,11 +33,7 @@ pub fn connect(
     edits: &Edits,
     now: Timestamp,
 ) -> Result<Connector, LifecycleError> {
-    let default_mode = if principal.livemode {
-        Mode::Live
-    } else {
-        Mode::Sandbox
-    };
+    let default_mode = if principal.livemode { Mode::Live } else { Mode::Sandbox };
     let mode = edits.mode.unwrap_or(default_mode);
     if mode.is_live() && !principal.livemode {
         return Err(LifecycleError::LiveModeWithTestKey);
@@ -108,6 +107,55 @@ pub fn disconnect(row: &Connector, now: Timestamp) -> Option<Connector> {
     Some(next)
 }
 
+/// Restore: active again with the same `id`, window cleared. `None` when already active;
+/// an error once the window has passed (the row is then gone for good).
+pub fn restore(row: &Connector, now: Timestamp) -> Result<Option<Connector>, LifecycleError> {
+    if row.is_active {
+        return Ok(None);
+    }
+    if row.is_expired(now) {
+        return Err(LifecycleError::WindowExpired);
+    }
+    let mut next = next_version(row.clone(), now);
+    next.is_active = true;
+    next.disconnected_at = None;
+    next.recoverable_until = None;
+    Ok(Some(next))
+}
+
+/// PATCH: the sent fields, then the move `is_active` asks for (`false` disconnects, `true`
+/// restores). Returns the next row and the events it causes, or `None` if nothing changes.
+pub fn edit(
+    principal: &Principal,
+    row: &Connector,
+    edits: &Edits,
+    now: Timestamp,
+) -> Result<Option<(Connector, Vec<EventType>)>, LifecycleError> {
+    if edits.mode.is_some_and(Mode::is_live) && !principal.livemode {
+        return Err(LifecycleError::LiveModeWithTestKey);
+    }
+    let fields = apply_fields(row.clone(), edits);
+    let fields_changed = fields != *row;
+    let mut events = Vec::new();
+    if fields_changed {
+        events.push(EventType::Updated);
+    }
+    let moved = match edits.is_active {
+        Some(false) => disconnect(&fields, now).map(|next| (next, EventType::Disconnected)),
+        Some(true) => restore(&fields, now)?.map(|next| (next, EventType::Restored)),
+        None => None,
+    };
+    let next = match moved {
+        Some((next, event)) => {
+            events.push(event);
+            next
+        }
+        None if fields_changed => next_version(fields, now),
+        None => return Ok(None),
+    };
+    Ok(Some((next, events)))
+}
+
 /// New credentials were stored: the row now names their keys.
 pub fn with_credentials(
     row: &Connector,
@@ -155,21 +203,12 @@ mod tests {
     #[test]
     fn connect_builds_an_active_row_with_catalog_defaults() {
         let p = principal(false);
-        let row = connect(
-            &p,
-            ConnectorType::parse("avatax").unwrap(),
-            &Edits::default(),
-            t0(),
-        )
-        .unwrap();
+        let row = connect(&p, ConnectorType::parse("avatax").unwrap(), &Edits::default(), t0()).unwrap();
         assert!(row.is_active);
         assert_eq!(row.entity_id, p.entity_id);
         assert_eq!(row.mode, Mode::Sandbox);
         assert_eq!(row.display_name, "Avalara AvaTax");
-        assert_eq!(
-            (row.created_at, row.updated_at, row.version),
-            (t0(), t0(), 1)
-        );
+        assert_eq!((row.created_at, row.updated_at, row.version), (t0(), t0(), 1));
         assert!(row.credential_keys.is_empty() && !row.has_secret());
         assert_eq!(stripe_row().mode, Mode::Live);
     }
@@ -180,12 +219,7 @@ mod tests {
             mode: Some(Mode::Live),
             ..Edits::default()
         };
-        let r = connect(
-            &principal(false),
-            ConnectorType::parse("stripe").unwrap(),
-            &edits,
-            t0(),
-        );
+        let r = connect(&principal(false), ConnectorType::parse("stripe").unwrap(), &edits, t0());
         assert_eq!(r.unwrap_err(), LifecycleError::LiveModeWithTestKey);
     }
 
@@ -196,25 +230,15 @@ mod tests {
         let gone = disconnect(&row, later).unwrap();
         assert!(!gone.is_active);
         assert_eq!(gone.disconnected_at, Some(later));
-        assert_eq!(
-            gone.recoverable_until.unwrap().to_string(),
-            "2026-03-08T12:01:30Z"
-        );
+        assert_eq!(gone.recoverable_until.unwrap().to_string(), "2026-03-08T12:01:30Z");
         assert_eq!((gone.id, gone.version, gone.updated_at), (row.id, 2, later));
-        assert_eq!(
-            disconnect(&gone, later.plus_days(1)),
-            None,
-            "repeat is a no-op"
-        );
+        assert_eq!(disconnect(&gone, later.plus_days(1)), None, "repeat is a no-op");
     }
 
     #[test]
     fn a_disconnected_row_expires_exactly_at_the_end_of_its_window() {
         let row = stripe_row();
-        assert!(
-            !row.is_expired(t0().plus_days(365)),
-            "active rows never expire"
-        );
+        assert!(!row.is_expired(t0().plus_days(365)), "active rows never expire");
         let gone = disconnect(&row, t0()).unwrap();
         let until = gone.recoverable_until.unwrap();
         assert!(!gone.is_expired(until.plus_seconds(-1)));
@@ -241,15 +265,74 @@ mod tests {
     }
 
     #[test]
+    fn restore_brings_back_the_same_row_inside_the_window_only() {
+        let row = stripe_row();
+        assert_eq!(restore(&row, t0()), Ok(None), "active rows need no restore");
+        let gone = disconnect(&row, t0()).unwrap();
+        let back = restore(&gone, t0().plus_days(6)).unwrap().unwrap();
+        assert!(back.is_active);
+        assert_eq!(
+            (back.id, back.disconnected_at, back.recoverable_until),
+            (row.id, None, None)
+        );
+        assert_eq!(back.version, gone.version + 1);
+        assert_eq!(restore(&gone, t0().plus_days(7)), Err(LifecycleError::WindowExpired));
+    }
+
+    #[test]
+    fn edit_reports_what_changed_and_nothing_when_nothing_did() {
+        let p = principal(true);
+        let row = stripe_row();
+        let same = Edits {
+            display_name: Some(row.display_name.clone()),
+            ..Edits::default()
+        };
+        assert_eq!(edit(&p, &row, &same, t0()), Ok(None));
+        let renamed = Edits {
+            display_name: Some("Pay".into()),
+            ..Edits::default()
+        };
+        let (next, events) = edit(&p, &row, &renamed, t0()).unwrap().unwrap();
+        assert_eq!((next.display_name.as_str(), next.version), ("Pay", row.version + 1));
+        assert_eq!(events, [EventType::Updated]);
+
+        let off = Edits {
+            is_active: Some(false),
+            seller_id: Some(Some("S1".into())),
+            ..Edits::default()
+        };
+        let (next, events) = edit(&p, &row, &off, t0()).unwrap().unwrap();
+        assert!(!next.is_active && next.recoverable_until.is_some());
+        assert_eq!(next.version, row.version + 1, "one write, one version");
+        assert_eq!(events, [EventType::Updated, EventType::Disconnected]);
+
+        let on = Edits {
+            is_active: Some(true),
+            ..Edits::default()
+        };
+        let (back, events) = edit(&p, &next, &on, t0()).unwrap().unwrap();
+        assert!(back.is_active);
+        assert_eq!(events, [EventType::Restored]);
+        assert_eq!(
+            edit(&p, &next, &on, t0().plus_days(8)),
+            Err(LifecycleError::WindowExpired)
+        );
+
+        let test_key = Principal { livemode: false, ..p };
+        let live = Edits {
+            mode: Some(Mode::Live),
+            ..Edits::default()
+        };
+        assert_eq!(
+            edit(&test_key, &row, &live, t0()),
+            Err(LifecycleError::LiveModeWithTestKey)
+        );
+    }
+
+    #[test]
     fn visibility_follows_entity_and_key_mode() {
         let live = principal(true);
-        let row = connect(
-            &live,
-            ConnectorType::parse("ups").unwrap(),
-            &Edits::default(),
-            t0(),
-        )
-        .unwrap();
+        let row = connect(&live, ConnectorType::parse("ups").unwrap(), &Edits::default(), t0()).unwrap();
         assert!(row.is_visible_to(&live));
         let test_key_same_entity = Principal {
             livemode: false,

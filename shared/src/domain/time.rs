@@ -74,10 +74,7 @@ mod tests {
     fn formats_as_rfc3339_utc_whole_seconds() {
         let t = Timestamp::parse("2023-11-07T07:31:56.789+02:00").unwrap();
         assert_eq!(t.to_string(), "2023-11-07T05:31:56Z");
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            "\"2023-11-07T05:31:56Z\""
-        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2023-11-07T05:31:56Z\"");
     }
 
     #[test]

@@ -1,25 +1,29 @@
 //! The HTTP layer every handler shares: routing, authentication, scopes, JSON in and out.
 
+pub mod idempotency;
 pub mod request;
 pub mod response;
 pub mod router;
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use lambda_http::http::header::AUTHORIZATION;
+use lambda_http::http::header::{HeaderValue, AUTHORIZATION};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
+use crate::domain::api_key::Principal;
 use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind, EditError};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
+use crate::ports::IdempotencyClaim;
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
 use crate::App;
 
 use request::{header, json_body, list_query, query_params};
-use response::{error_response, json_response, new_request_id};
+use response::{empty_response, error_response, json_response, new_request_id};
 use router::{route, Operation, RouteMatch};
 
 /// Serves any route: what the local dev server calls.
@@ -66,54 +70,125 @@ async fn serve(
     req: &Request,
     request_id: &str,
 ) -> Result<(Response<Body>, Operation), ApiError> {
-    let RouteMatch {
-        operation,
-        connector,
-    } = route(req.method().as_str(), req.uri().path())?;
+    let RouteMatch { operation, connector } = route(req.method().as_str(), req.uri().path())?;
     if only.is_some_and(|o| o != operation) {
         return Err(ApiError::not_found("No such route on this function."));
     }
-    let principal = app
-        .service
-        .authenticate(header(req, AUTHORIZATION.as_str()))
-        .await?;
-    let required = operation.scope();
+    let principal = app.service.authenticate(header(req, AUTHORIZATION.as_str())).await?;
+    let params = query_params(req)?;
+    let permanent = operation == Operation::Disconnect && permanent_flag(&params)?;
+    let required = operation.scope(permanent);
     if !principal.has_scope(required) {
         return Err(ApiError::InsufficientScope { required });
     }
     let segment = connector.as_deref().unwrap_or("");
+    let idempotency_key = match header(req, "idempotency-key") {
+        Some(key) if operation.is_write() => Some(idempotency::validate_key(key)?),
+        _ => None,
+    };
+    let Some(key) = idempotency_key else {
+        let (status, body) = execute(app, operation, &principal, segment, params, permanent, req).await?;
+        return Ok((respond(status, body.as_ref(), request_id), operation));
+    };
+    let fingerprint = idempotency::fingerprint(req);
+    let entity = principal.entity_id;
+    match app
+        .service
+        .idempotency
+        .claim(entity, key, &fingerprint, app.service.clock.now())
+        .await?
+    {
+        IdempotencyClaim::Replay { status, body } => {
+            let body: Option<Value> = serde_json::from_str(&body).ok();
+            let mut response = respond(status, body.as_ref(), request_id);
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok((response, operation))
+        }
+        IdempotencyClaim::Mismatch => Err(ApiError::Conflict {
+            code: "idempotency_key_mismatch",
+            hint: "This Idempotency-Key was used with a different request in the last 24 hours; use a new key.".into(),
+        }),
+        IdempotencyClaim::InProgress => Err(ApiError::Conflict {
+            code: "conflict",
+            hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
+        }),
+        IdempotencyClaim::Claimed => {
+            let result = execute(app, operation, &principal, segment, params, permanent, req).await;
+            // Only successes are kept: an error is safe to re-execute, and a transient one
+            // (429/503) must be retryable with the same key.
+            let saved = match &result {
+                Ok((status, body)) => {
+                    let text = body.as_ref().map(Value::to_string).unwrap_or_default();
+                    app.service.idempotency.complete(entity, key, *status, &text).await
+                }
+                Err(_) => app.service.idempotency.release(entity, key).await,
+            };
+            if let Err(e) = saved {
+                tracing::warn!(failure = %e, "idempotency record not updated");
+            }
+            let (status, body) = result?;
+            Ok((respond(status, body.as_ref(), request_id), operation))
+        }
+    }
+}
+
+fn respond(status: u16, body: Option<&Value>, request_id: &str) -> Response<Body> {
+    match body {
+        Some(body) => json_response(status, request_id, body),
+        None => empty_response(status, request_id),
+    }
+}
+
+/// `?permanent=true|false` on DELETE.
+fn permanent_flag(params: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match params.get("permanent").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("permanent", "`permanent` must be true or false.")),
+    }
+}
+
+/// Runs one operation; `None` as body means an empty response (204).
+async fn execute(
+    app: &App,
+    operation: Operation,
+    principal: &Principal,
+    segment: &str,
+    params: HashMap<String, String>,
+    permanent: bool,
+    req: &Request,
+) -> Result<(u16, Option<Value>), ApiError> {
     let service = &app.service;
-    let (status, body) = match operation {
+    Ok(match operation {
         Operation::List => {
-            let query = list_query(query_params(req)?)?;
-            let page = service.list(&principal, &query).await?;
+            let query = list_query(params)?;
+            let page = service.list(principal, &query).await?;
             let data: Vec<Value> = page.rows.iter().map(project).collect();
             (
                 200,
-                json!({"object": "list", "data": data, "has_more": page.has_more, "url": "/v1/integrations"}),
+                Some(json!({"object": "list", "data": data, "has_more": page.has_more, "url": "/v1/integrations"})),
             )
         }
         Operation::Get => (
             200,
-            data(
-                &service
-                    .get(&principal, ConnectorRef::parse(segment)?)
-                    .await?,
-            ),
+            Some(data(&service.get(principal, ConnectorRef::parse(segment)?).await?)),
         ),
         Operation::Connect => {
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or_else(|| json!({}));
-            let edits =
-                parse_edits(connector_type, &body, BodyKind::Connect).map_err(edit_error)?;
-            let (row, outcome) = service.connect(&principal, connector_type, &edits).await?;
+            let edits = parse_edits(connector_type, &body, BodyKind::Connect).map_err(edit_error)?;
+            let (row, outcome) = service.connect(principal, connector_type, &edits).await?;
+            (if outcome == Outcome::Created { 201 } else { 200 }, Some(data(&row)))
+        }
+        Operation::Update => {
+            let connector_type = parse_connector_type(segment)?;
+            let body = json_body(req)?.unwrap_or_else(|| json!({}));
+            let edits = parse_edits(connector_type, &body, BodyKind::Patch).map_err(edit_error)?;
             (
-                if outcome == Outcome::Created {
-                    201
-                } else {
-                    200
-                },
-                data(&row),
+                200,
+                Some(data(&service.update(principal, connector_type, &edits).await?)),
             )
         }
         Operation::Credentials => {
@@ -122,21 +197,26 @@ async fn serve(
             let (credentials, webhook_secret) = credentials_body(&body)?;
             (
                 200,
-                data(
+                Some(data(
                     &service
-                        .put_credentials(&principal, connector_type, credentials, webhook_secret)
+                        .put_credentials(principal, connector_type, credentials, webhook_secret)
                         .await?,
-                ),
+                )),
             )
         }
-        Operation::Disconnect => {
-            let (row, _) = service
-                .disconnect(&principal, ConnectorRef::parse(segment)?)
-                .await?;
-            (200, data(&row))
+        Operation::Disconnect if permanent => {
+            service.purge(principal, ConnectorRef::parse(segment)?).await?;
+            (204, None)
         }
-    };
-    Ok((json_response(status, request_id, &body), operation))
+        Operation::Disconnect => {
+            let (row, _) = service.disconnect(principal, ConnectorRef::parse(segment)?).await?;
+            (200, Some(data(&row)))
+        }
+        Operation::Restore => (
+            200,
+            Some(data(&service.restore(principal, parse_connector_type(segment)?).await?)),
+        ),
+    })
 }
 
 fn data(row: &Connector) -> Value {
@@ -159,16 +239,10 @@ fn credentials_body(body: &Value) -> Result<(&Value, Option<&Value>), ApiError> 
             "Send a JSON object: {\"credentials\": {…}, \"webhook_secret\": \"…\"}.",
         ));
     };
-    if let Some(other) = map
-        .keys()
-        .find(|k| *k != "credentials" && *k != "webhook_secret")
-    {
+    if let Some(other) = map.keys().find(|k| *k != "credentials" && *k != "webhook_secret") {
         let other = request::printable(other);
         return Err(if other == "entity_id" {
-            ApiError::unprocessable(
-                "entity_id",
-                "`entity_id` comes from the API key and may not be sent.",
-            )
+            ApiError::unprocessable("entity_id", "`entity_id` comes from the API key and may not be sent.")
         } else {
             ApiError::bad_request(
                 other.clone(),

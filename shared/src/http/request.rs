@@ -18,14 +18,8 @@ pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 }
 
 fn is_json_content_type(value: &str) -> bool {
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The body as JSON. An empty body is `None`; anything else must be JSON, ≤ 64 KiB.
@@ -74,10 +68,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ApiError::bad_request(
-            name,
-            format!("`{name}` must be true or false."),
-        )),
+        _ => Err(ApiError::bad_request(name, format!("`{name}` must be true or false."))),
     }
 }
 
@@ -100,7 +91,9 @@ pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError
                     .ok_or_else(|| ApiError::bad_request(n, "`limit` must be an integer from 1 to 100."))?
             }
             "starting_after" | "ending_before" => {
-                let id = value.parse().map_err(|_| ApiError::bad_request(n, format!("`{n}` must be a connector id (UUID).")))?;
+                let id = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(n, format!("`{n}` must be a connector id (UUID).")))?;
                 if n == "starting_after" {
                     query.starting_after = Some(id);
                 } else {
@@ -109,7 +102,9 @@ pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError
             }
             "is_active" => query.is_active = Some(parse_bool(n, &value)?),
             "mode" => {
-                query.mode = Some(Mode::parse(&value).ok_or_else(|| ApiError::bad_request(n, "`mode` must be sandbox or live."))?)
+                query.mode = Some(
+                    Mode::parse(&value).ok_or_else(|| ApiError::bad_request(n, "`mode` must be sandbox or live."))?,
+                )
             }
             _ => {
                 return Err(ApiError::bad_request(
@@ -136,10 +131,7 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -147,13 +139,9 @@ mod tests {
         let q = list_query(params(&[])).unwrap();
         assert_eq!((q.limit, q.is_active, q.mode), (20, None, None));
         assert_eq!(
-            list_query(params(&[
-                ("limit", "100"),
-                ("is_active", "false"),
-                ("mode", "live")
-            ]))
-            .unwrap()
-            .limit,
+            list_query(params(&[("limit", "100"), ("is_active", "false"), ("mode", "live")]))
+                .unwrap()
+                .limit,
             100
         );
         for (k, v) in [

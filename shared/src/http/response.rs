@@ -16,8 +16,7 @@ pub fn new_request_id() -> String {
 
 fn base(status: u16, request_id: &str, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
@@ -98,19 +97,11 @@ mod tests {
         assert_eq!(body(&r)["required"], "integrations:credentials");
         let r = error_response(&ApiError::Unavailable(Dependency::DynamoDb), "req_1");
         assert_eq!(
-            (
-                r.status().as_u16(),
-                r.headers()[RETRY_AFTER].to_str().unwrap()
-            ),
+            (r.status().as_u16(), r.headers()[RETRY_AFTER].to_str().unwrap()),
             (503, "5")
         );
         assert!(!body(&r).to_string().to_lowercase().contains("dynamo"));
-        let r = error_response(
-            &ApiError::MethodNotAllowed {
-                allow: "GET".into(),
-            },
-            "req_1",
-        );
+        let r = error_response(&ApiError::MethodNotAllowed { allow: "GET".into() }, "req_1");
         assert_eq!(r.headers()[ALLOW], "GET");
     }
 

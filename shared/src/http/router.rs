@@ -9,8 +9,10 @@ pub enum Operation {
     List,
     Get,
     Connect,
+    Update,
     Credentials,
     Disconnect,
+    Restore,
 }
 
 impl Operation {
@@ -20,21 +22,26 @@ impl Operation {
             Operation::List => "list",
             Operation::Get => "get",
             Operation::Connect => "connect",
+            Operation::Update => "update",
             Operation::Credentials => "credentials",
             Operation::Disconnect => "disconnect",
+            Operation::Restore => "restore",
         }
     }
 
-    pub fn scope(self) -> Scope {
+    /// The scope a request needs; a permanent delete needs `integrations:purge`.
+    pub fn scope(self, permanent: bool) -> Scope {
         match self {
             Operation::List | Operation::Get => Scope::Read,
-            Operation::Connect | Operation::Disconnect => Scope::Write,
+            Operation::Disconnect if permanent => Scope::Purge,
+            Operation::Connect | Operation::Update | Operation::Disconnect | Operation::Restore => Scope::Write,
             Operation::Credentials => Scope::Credentials,
         }
     }
 
-    pub fn takes_body(self) -> bool {
-        matches!(self, Operation::Connect | Operation::Credentials)
+    /// Writes accept `Idempotency-Key`.
+    pub fn is_write(self) -> bool {
+        !matches!(self, Operation::List | Operation::Get)
     }
 }
 
@@ -42,16 +49,8 @@ impl Operation {
 pub const ROUTES: [(&str, &str, Operation); 5] = [
     ("GET", "/v1/integrations", Operation::List),
     ("GET", "/v1/integrations/{connector}", Operation::Get),
-    (
-        "POST",
-        "/v1/integrations/{connector_type}",
-        Operation::Connect,
-    ),
-    (
-        "DELETE",
-        "/v1/integrations/{connector}",
-        Operation::Disconnect,
-    ),
+    ("POST", "/v1/integrations/{connector_type}", Operation::Connect),
+    ("DELETE", "/v1/integrations/{connector}", Operation::Disconnect),
     (
         "PUT",
         "/v1/integrations/{connector_type}/credentials",
@@ -74,9 +73,7 @@ fn api_path(path: &str) -> &str {
         None if path.ends_with("/v1") => "/v1",
         None => path,
     };
-    path.strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path)
+    path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path)
 }
 
 fn matches(pattern: &str, path: &str) -> Option<Option<String>> {
@@ -104,10 +101,7 @@ pub fn route(method: &str, path: &str) -> Result<RouteMatch, ApiError> {
     for (m, pattern, operation) in ROUTES {
         if let Some(connector) = matches(pattern, path) {
             if m == method {
-                return Ok(RouteMatch {
-                    operation,
-                    connector,
-                });
+                return Ok(RouteMatch { operation, connector });
             }
             allowed.push(m);
         }
@@ -144,10 +138,7 @@ mod tests {
             route("GET", "/prod/v1/integrations").unwrap().operation,
             Operation::List
         );
-        assert_eq!(
-            route("GET", "/v1/integrations/").unwrap().operation,
-            Operation::List
-        );
+        assert_eq!(route("GET", "/v1/integrations/").unwrap().operation, Operation::List);
         let m = route("PUT", "/dev/v1/integrations/ups/credentials").unwrap();
         assert_eq!(
             (m.operation, m.connector.as_deref()),
@@ -167,19 +158,9 @@ mod tests {
             assert_eq!(route("GET", path).unwrap_err().status(), 404, "{path}");
         }
         let e = route("PATCH", "/v1/integrations").unwrap_err();
-        assert_eq!(
-            e,
-            ApiError::MethodNotAllowed {
-                allow: "GET".into()
-            }
-        );
+        assert_eq!(e, ApiError::MethodNotAllowed { allow: "GET".into() });
         let e = route("GET", "/v1/integrations/stripe/credentials").unwrap_err();
-        assert_eq!(
-            e,
-            ApiError::MethodNotAllowed {
-                allow: "PUT".into()
-            }
-        );
+        assert_eq!(e, ApiError::MethodNotAllowed { allow: "PUT".into() });
         let e = route("PUT", "/v1/integrations/stripe").unwrap_err();
         assert_eq!(
             e,

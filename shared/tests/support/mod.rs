@@ -26,9 +26,8 @@ pub const SOURCE: &str = "erp.integrations";
 
 /// Refuses to run anywhere but a loopback emulator: these tests create and delete things.
 pub fn emulator_endpoint() -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator",
-    );
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator");
     assert!(
         endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
         "integration tests only run against a loopback emulator, not {endpoint}"
@@ -63,8 +62,7 @@ impl Reply {
             .keys()
             .map(String::as_str)
             .collect();
-        let mut expected: BTreeSet<&str> =
-            ["error", "code", "type", "hint", "param", "request_id"].into();
+        let mut expected: BTreeSet<&str> = ["error", "code", "type", "hint", "param", "request_id"].into();
         if b["type"] == "insufficient_scope" {
             expected.insert("required");
         }
@@ -110,9 +108,7 @@ impl Harness {
             .expect("bootstrap on the emulator");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = capture_queue(&sdk, &sqs, &settings, &suffix).await;
-        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(
-            chrono::Utc::now(),
-        )));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
         let app = App::new(&sdk, settings.clone(), clock.clone());
         Harness {
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
@@ -135,16 +131,10 @@ impl Harness {
 
     /// A key for `entity` with `scopes`.
     pub async fn key(&self, entity: EntityId, scopes: &[Scope], live: bool) -> String {
-        shared::admin::create_key(
-            &self.app,
-            entity,
-            scopes.iter().copied().collect(),
-            live,
-            None,
-        )
-        .await
-        .expect("key created")
-        .plaintext
+        shared::admin::create_key(&self.app, entity, scopes.iter().copied().collect(), live, None)
+            .await
+            .expect("key created")
+            .plaintext
     }
 
     /// A new entity and a key with every scope.
@@ -153,13 +143,7 @@ impl Harness {
         (entity, self.key(entity, &Scope::ALL, live).await)
     }
 
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
+    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
         let mut builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(format!("https://api.test{path}"));
@@ -189,9 +173,7 @@ impl Harness {
             raw,
         };
         assert!(
-            reply
-                .header("x-request-id")
-                .is_some_and(|id| id.starts_with("req_")),
+            reply.header("x-request-id").is_some_and(|id| id.starts_with("req_")),
             "every response has x-request-id"
         );
         self.replies.lock().unwrap().push(reply.clone());
@@ -282,21 +264,14 @@ impl Harness {
     }
 
     /// The raw stored item of a connector row.
-    pub async fn raw_row(
-        &self,
-        entity: EntityId,
-        connector_type: &str,
-    ) -> Option<HashMap<String, AttributeValue>> {
+    pub async fn raw_row(&self, entity: EntityId, connector_type: &str) -> Option<HashMap<String, AttributeValue>> {
         self.dynamo
             .get_item()
             .table_name(&self.settings.table)
             .key("pk", AttributeValue::S(format!("ENT#{entity}")))
             .key(
                 "sk",
-                AttributeValue::S(format!(
-                    "CONN#{}",
-                    ConnectorType::parse(connector_type).unwrap()
-                )),
+                AttributeValue::S(format!("CONN#{}", ConnectorType::parse(connector_type).unwrap())),
             )
             .consistent_read(true)
             .send()
@@ -321,12 +296,7 @@ impl Harness {
     }
 }
 
-async fn capture_queue(
-    sdk: &SdkConfig,
-    sqs: &aws_sdk_sqs::Client,
-    settings: &Settings,
-    suffix: &str,
-) -> String {
+async fn capture_queue(sdk: &SdkConfig, sqs: &aws_sdk_sqs::Client, settings: &Settings, suffix: &str) -> String {
     let queue_url = sqs
         .create_queue()
         .queue_name(format!("capture-{suffix}"))
@@ -357,13 +327,7 @@ async fn capture_queue(
         .put_targets()
         .rule(&rule)
         .event_bus_name(&settings.event_bus)
-        .targets(
-            Target::builder()
-                .id("capture")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
+        .targets(Target::builder().id("capture").arn(queue_arn).build().unwrap())
         .send()
         .await
         .unwrap();
