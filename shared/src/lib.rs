@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod ports;
 pub mod service;
+pub mod sweeper;
 pub mod telemetry;
 
 use std::sync::Arc;

@@ -321,7 +321,10 @@ impl Service {
         let payload: SecretPayload = credentials::validate(connector_type, credentials, webhook_secret)
             .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
         // Existence first, so that credentials for an unknown connector are never stored.
-        self.find(principal, ConnectorRef::Type(connector_type)).await?;
+        let existing = self.find(principal, ConnectorRef::Type(connector_type)).await?;
+        if !existing.is_active && existing.has_secret() {
+            self.vault.restore(principal.entity_id, connector_type).await?;
+        }
         let arn = self.vault.put(principal.entity_id, connector_type, &payload).await?;
         retry_on_conflict!({
             let current = self.find(principal, ConnectorRef::Type(connector_type)).await?;

@@ -24,6 +24,8 @@ enum Command {
     },
     /// Create the table (with TTL) and the event bus if they are missing.
     Bootstrap,
+    /// Run the expiry and outbox sweep once, as the scheduled function does.
+    Sweep,
     /// Watch what the service publishes on the bus.
     Events {
         #[command(subcommand)]
@@ -89,6 +91,11 @@ async fn main() -> ExitCode {
                     "table `{}` and event bus `{}` are ready",
                     settings.table, settings.event_bus
                 );
+            }
+            Command::Sweep => {
+                let app = App::new(&sdk, settings, std::sync::Arc::new(shared::ports::SystemClock));
+                let report = app.service.sweep().await.map_err(|e| e.code().to_string())?;
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
             }
             Command::Events {
                 action: EventAction::Watch { count },

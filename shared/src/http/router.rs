@@ -46,16 +46,18 @@ impl Operation {
 }
 
 /// `(method, path pattern, operation)`; `{…}` is one path segment.
-pub const ROUTES: [(&str, &str, Operation); 5] = [
+pub const ROUTES: [(&str, &str, Operation); 7] = [
     ("GET", "/v1/integrations", Operation::List),
     ("GET", "/v1/integrations/{connector}", Operation::Get),
     ("POST", "/v1/integrations/{connector_type}", Operation::Connect),
+    ("PATCH", "/v1/integrations/{connector_type}", Operation::Update),
     ("DELETE", "/v1/integrations/{connector}", Operation::Disconnect),
     (
         "PUT",
         "/v1/integrations/{connector_type}/credentials",
         Operation::Credentials,
     ),
+    ("POST", "/v1/integrations/{connector_type}/restore", Operation::Restore),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -165,8 +167,10 @@ mod tests {
         assert_eq!(
             e,
             ApiError::MethodNotAllowed {
-                allow: "GET, POST, DELETE".into()
+                allow: "GET, POST, PATCH, DELETE".into()
             }
         );
+        let e = route("GET", "/v1/integrations/stripe/restore").unwrap_err();
+        assert_eq!(e, ApiError::MethodNotAllowed { allow: "POST".into() });
     }
 }

@@ -1,0 +1,14 @@
+//! The `restore` Lambda: builds the shared state once per container and lends it to every
+//! invocation; the request itself is served by `shared::http`.
+
+use shared::http::router::Operation;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env().await;
+    lambda_http::run(lambda_http::service_fn(|req| {
+        shared::http::handle_operation(&app, Operation::Restore, req)
+    }))
+    .await
+}

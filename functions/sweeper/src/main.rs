@@ -1,0 +1,16 @@
+//! The `sweeper` Lambda, invoked by an EventBridge schedule: finalises expired
+//! disconnects and re-publishes outbox records left behind. The event's content is not
+//! used; the run's summary is its result (and a log line).
+
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    let app = shared::App::from_env().await;
+    lambda_runtime::run(lambda_runtime::service_fn(|_: LambdaEvent<Value>| {
+        shared::sweeper::run(&app)
+    }))
+    .await
+}
