@@ -619,19 +619,27 @@ async fn each_route_needs_its_scope() {
     let entity = shared::domain::ids::EntityId::new_random();
     let all = h.key(entity, &Scope::ALL, false).await;
     h.call("POST", "/v1/integrations/stripe", Some(&all), None).await;
-    let cases: [(&str, &str, Option<Value>, Scope); 6] = [
+    let cases: [(&str, &str, Option<Value>, Scope); 8] = [
         ("GET", "/v1/integrations", None, Scope::Read),
         ("GET", "/v1/integrations/stripe", None, Scope::Read),
         ("POST", "/v1/integrations/ups", None, Scope::Write),
-        ("DELETE", "/v1/integrations/stripe", None, Scope::Write),
+        (
+            "PATCH",
+            "/v1/integrations/stripe",
+            Some(json!({"display_name": "S"})),
+            Scope::Write,
+        ),
         (
             "PUT",
             "/v1/integrations/stripe/credentials",
             Some(json!({"credentials": {"secret_key": "s"}})),
             Scope::Credentials,
         ),
-        ("GET", "/v1/integrations/stripe", None, Scope::Read),
+        ("DELETE", "/v1/integrations/stripe", None, Scope::Write),
+        ("POST", "/v1/integrations/stripe/restore", None, Scope::Write),
+        ("DELETE", "/v1/integrations/stripe?permanent=true", None, Scope::Purge),
     ];
+
     for (method, path, body, needed) in cases {
         let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != needed).collect();
         let key = h.key(entity, &others, false).await;

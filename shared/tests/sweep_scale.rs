@@ -1,0 +1,113 @@
+//! The sweep reads only what is due: with thousands of unrelated rows in the table (and
+//! disconnected rows not yet due in the index), finalising 10 due rows reads ~10 items.
+
+mod support;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use serde_json::json;
+use shared::aws::store::connector_item;
+use shared::domain::api_key::{KeyId, Principal, Scope};
+use shared::domain::catalog::ConnectorType;
+use shared::domain::edits::Edits;
+use shared::domain::ids::EntityId;
+use shared::domain::lifecycle;
+use support::Harness;
+
+const UNRELATED: usize = 5_000;
+const NOT_YET_DUE: usize = 200;
+const DUE: usize = 10;
+
+async fn batch_write(h: &Harness, items: Vec<HashMap<String, AttributeValue>>) {
+    for chunk in items.chunks(25) {
+        let requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build().unwrap())
+                    .build()
+            })
+            .collect();
+        let out = h
+            .dynamo
+            .batch_write_item()
+            .request_items(&h.settings.table, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.unprocessed_items().is_none_or(|u| u.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn sweep_cost_follows_due_items_not_table_size() {
+    let h = Harness::new().await;
+    let now = h.now();
+    let types: Vec<ConnectorType> = ConnectorType::all().collect();
+    let principal = |entity| Principal {
+        entity_id: entity,
+        key_id: KeyId::parse("key_seed00000000").unwrap(),
+        livemode: true,
+        scopes: Scope::ALL.into(),
+    };
+    let mut items = Vec::new();
+    for i in 0..UNRELATED {
+        let p = principal(EntityId::new_random());
+        let row = lifecycle::connect(&p, types[i % types.len()], &Edits::default(), now).unwrap();
+        // Some are disconnected recently: in the index, but not due for days.
+        let row = if i < NOT_YET_DUE {
+            lifecycle::disconnect(&row, now.plus_days(3)).unwrap()
+        } else {
+            row
+        };
+        items.push(connector_item(&row));
+    }
+    batch_write(&h, items).await;
+
+    // Ten real connectors of one tenant, disconnected through the API.
+    let (entity, key) = h.tenant(true).await;
+    for t in types.iter().take(DUE) {
+        h.call("POST", &format!("/v1/integrations/{t}"), Some(&key), None).await;
+        let cred_keys: serde_json::Map<String, serde_json::Value> =
+            t.entry().required.iter().map(|k| (k.to_string(), json!("v"))).collect();
+        h.call(
+            "PUT",
+            &format!("/v1/integrations/{t}/credentials"),
+            Some(&key),
+            Some(json!({ "credentials": cred_keys })),
+        )
+        .await;
+        assert_eq!(
+            h.call("DELETE", &format!("/v1/integrations/{t}"), Some(&key), None)
+                .await
+                .status,
+            200
+        );
+    }
+    h.events(DUE * 3).await;
+    h.clock.advance_seconds(7 * 86_400 - 1);
+    assert_eq!(
+        h.app.service.sweep().await.unwrap().expired,
+        0,
+        "nothing due a second early"
+    );
+    h.clock.advance_seconds(1);
+    let report = h.app.service.sweep().await.unwrap();
+    println!(
+        "sweep over {} rows ({NOT_YET_DUE} disconnected, not due): {report:?}",
+        UNRELATED + DUE
+    );
+    assert_eq!(report.expired, DUE);
+    assert!(
+        report.index_items_read <= DUE + 2,
+        "read {} index items for {DUE} due rows in a table of {}",
+        report.index_items_read,
+        UNRELATED + DUE
+    );
+    for t in types.iter().take(DUE) {
+        assert!(h.raw_row(entity, t.as_str()).await.is_none());
+        assert!(h.describe_secret(entity, t.as_str()).await.is_none());
+    }
+    assert_eq!(h.events(DUE).await.len(), DUE, "one integration.expired per due row");
+}
