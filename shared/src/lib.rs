@@ -39,22 +39,36 @@ impl App {
 
     /// The AWS adapters from one `SdkConfig`; the clock is injectable for tests.
     pub fn new(sdk: &SdkConfig, settings: Settings, clock: Arc<dyn Clock>) -> App {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let clients = Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
+        };
+        App::from_clients(clients, settings, clock)
+    }
+
+    /// The adapters over clients built elsewhere (e.g. with interceptors in tests).
+    pub fn from_clients(clients: Clients, settings: Settings, clock: Arc<dyn Clock>) -> App {
+        let Clients {
+            dynamodb,
+            secrets,
+            events,
+        } = clients;
         let service = Service {
-            store: Arc::new(DynamoConnectorStore::new(dynamo.clone(), &settings.table)),
-            keys: Arc::new(DynamoKeyStore::new(dynamo.clone(), &settings.table)),
-            idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo, &settings.table)),
-            vault: Arc::new(SecretsManagerVault::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
-                &settings.secret_prefix,
-            )),
-            bus: Arc::new(EventBridgeBus::new(
-                aws_sdk_eventbridge::Client::new(sdk),
-                &settings.event_bus,
-                &settings.event_source,
-            )),
+            store: Arc::new(DynamoConnectorStore::new(dynamodb.clone(), &settings.table)),
+            keys: Arc::new(DynamoKeyStore::new(dynamodb.clone(), &settings.table)),
+            idempotency: Arc::new(DynamoIdempotencyStore::new(dynamodb, &settings.table)),
+            vault: Arc::new(SecretsManagerVault::new(secrets, &settings.secret_prefix)),
+            bus: Arc::new(EventBridgeBus::new(events, &settings.event_bus, &settings.event_source)),
             clock,
         };
         App { service, settings }
     }
+}
+
+/// The three AWS clients the service uses.
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }

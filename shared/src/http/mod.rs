@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use lambda_http::http::header::{HeaderValue, AUTHORIZATION};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -20,7 +20,7 @@ use crate::domain::error::ApiError;
 use crate::domain::view::project;
 use crate::ports::IdempotencyClaim;
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
-use crate::App;
+use crate::{telemetry, App};
 
 use request::{header, json_body, list_query, query_params};
 use response::{empty_response, error_response, json_response, new_request_id};
@@ -28,27 +28,50 @@ use router::{route, Operation, RouteMatch};
 
 /// Serves any route: what the local dev server calls.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    dispatch(app, None, req).await
+    dispatch(app, None, req).await.0
 }
 
 /// Serves one operation: what a Lambda function calls. A request for another route (a
 /// mis-wired API Gateway integration) is a 404, never served by the wrong function.
+/// Writes one EMF metrics line per request.
 pub async fn handle_operation(
     app: &App,
     operation: Operation,
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(dispatch(app, Some(operation), req).await)
+    let cold_start = telemetry::take_cold_start();
+    let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let started = Instant::now();
+    let (response, request_id) = dispatch(app, Some(operation), req).await;
+    println!(
+        "{}",
+        telemetry::metric_line(
+            operation.function_name(),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            cold_start,
+            &request_id,
+            lambda_request_id.as_deref(),
+            chrono::Utc::now().timestamp_millis(),
+        )
+    );
+    Ok(response)
 }
 
-async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> Response<Body> {
+async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> (Response<Body>, String) {
     let request_id = new_request_id();
-    let span = tracing::info_span!("request", request_id = %request_id);
-    async {
+    let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let span = tracing::info_span!("request", request_id = %request_id, lambda_request_id);
+    let response = async {
         let started = Instant::now();
         let (response, operation) = match serve(app, only, &req, &request_id).await {
             Ok((response, operation)) => (response, Some(operation)),
-            Err(error) => (error_response(&error, &request_id), None),
+            Err(error) => {
+                if error.status() >= 500 {
+                    tracing::error!(code = error.code(), "request failed");
+                }
+                (error_response(&error, &request_id), None)
+            }
         };
         let status = response.status().as_u16();
         tracing::info!(
@@ -61,7 +84,8 @@ async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> Response<
         response
     }
     .instrument(span)
-    .await
+    .await;
+    (response, request_id)
 }
 
 async fn serve(
