@@ -1,12 +1,18 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test emulator-start emulator-stop fmt
+.PHONY: dev test build lint emulator-start emulator-stop fmt
 
 dev:
 	@bash infra/dev.sh
 
 test:
 	@bash infra/test.sh
+
+build:
+	@bash infra/build.sh
+
+lint:
+	@bash infra/lint.sh
 
 emulator-start:
 	@bash infra/emulator.sh start

@@ -4,6 +4,7 @@
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
+bash infra/lint.sh || exit 1
 started=$(bash infra/emulator.sh start) || exit 1
 [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
 log="$STATE/test-output.log"

@@ -478,6 +478,7 @@ impl Service {
             // The index is eventually consistent: act on the row as it is now.
             let current = self.store.get(candidate.entity_id, candidate.connector_type).await?;
             let Some(row) = current.filter(|row| row.is_expired(now)) else {
+                tracing::info!(entity_id = %candidate.entity_id, connector_type = %candidate.connector_type, "skipped: no longer due");
                 report.skipped += 1;
                 continue;
             };
@@ -487,7 +488,10 @@ impl Service {
                     report.expired += 1;
                     report.failed += 1;
                 }
-                Err(ApiError::Conflict { .. }) => report.skipped += 1,
+                Err(ApiError::Conflict { .. }) => {
+                    tracing::info!(entity_id = %row.entity_id, connector_type = %row.connector_type, "skipped: changed concurrently");
+                    report.skipped += 1
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -466,7 +466,11 @@ async fn an_event_the_bus_refused_is_delivered_exactly_once_by_the_next_sweep() 
         .header("authorization", format!("Bearer {key}"))
         .body(lambda_http::Body::Empty)
         .unwrap();
-    let r = h.record(shared::http::handle(&broken, req).await);
+    let r = h.record(
+        "DELETE",
+        "/v1/integrations/postmark",
+        shared::http::handle(&broken, req).await,
+    );
     assert_eq!((r.status, r.body["data"]["is_active"].clone()), (200, json!(false)));
     assert!(h.events(0).await.is_empty());
     assert_eq!(h.outbox().await.len(), 1, "kept in the outbox");

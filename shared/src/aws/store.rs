@@ -105,6 +105,11 @@ fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) ->
             .iter()
             .any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict")
         {
+            tracing::info!(
+                operation = "TransactWriteItems",
+                ?codes,
+                "transaction cancelled by a condition or a conflict"
+            );
             return StoreError::ConditionFailed;
         }
         if codes.iter().any(|c| is_throttle_code(c) || *c == "ThrottlingError") {
@@ -192,6 +197,11 @@ impl ConnectorStore for DynamoConnectorStore {
         for record in records {
             request = request.transact_items(outbox_put(&self.table, record));
         }
+        // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
+        // the same transaction instead of failing its conditions against its own writes.
+        if let Some(first) = records.first() {
+            request = request.client_request_token(&first.event_id);
+        }
         request.send().await.map_err(|e| transaction_failure(&e))?;
         Ok(())
     }
@@ -212,6 +222,11 @@ impl ConnectorStore for DynamoConnectorStore {
             .transact_items(TransactWriteItem::builder().delete(delete).build());
         for record in records {
             request = request.transact_items(outbox_put(&self.table, record));
+        }
+        // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
+        // the same transaction instead of failing its conditions against its own writes.
+        if let Some(first) = records.first() {
+            request = request.client_request_token(&first.event_id);
         }
         request.send().await.map_err(|e| transaction_failure(&e))?;
         Ok(())

@@ -3,6 +3,9 @@
 //! the same HTTP layer the Lambda handlers use.
 #![allow(dead_code)]
 
+pub mod contract;
+pub mod recorder;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,9 +38,21 @@ pub fn emulator_endpoint() -> String {
     endpoint
 }
 
+/// The service's own SDK configuration, with longer timeouts: the emulator slows down
+/// as the suite fills it (moto copies its tables on every transaction), and a spurious
+/// client-side timeout would make tests flaky without saying anything about the code.
 pub async fn emulator_sdk() -> SdkConfig {
     emulator_endpoint();
-    shared::config::sdk_config().await
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .operation_timeout(Duration::from_secs(120))
+        .build();
+    shared::config::sdk_config()
+        .await
+        .to_builder()
+        .timeout_config(timeouts)
+        .build()
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +106,8 @@ pub struct Harness {
     pub replies: Mutex<Vec<Reply>>,
     /// Every event read back from the capture queue.
     pub delivered: Mutex<Vec<Value>>,
+    /// AWS actions performed per function (see `recorder`).
+    pub actions: recorder::Calls,
 }
 
 impl Harness {
@@ -109,7 +126,25 @@ impl Harness {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = capture_queue(&sdk, &sqs, &settings, &suffix).await;
         let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
-        let app = App::new(&sdk, settings.clone(), clock.clone());
+        let actions = recorder::Calls::default();
+        let clients = shared::Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(recorder::Recorder::new("dynamodb", actions.clone()))
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&sdk)
+                    .interceptor(recorder::Recorder::new("secretsmanager", actions.clone()))
+                    .build(),
+            ),
+            events: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&sdk)
+                    .interceptor(recorder::Recorder::new("events", actions.clone()))
+                    .build(),
+            ),
+        };
+        let app = App::from_clients(clients, settings.clone(), clock.clone());
         Harness {
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -121,6 +156,7 @@ impl Harness {
             queue_url,
             replies: Mutex::new(Vec::new()),
             delivered: Mutex::new(Vec::new()),
+            actions,
         }
     }
 
@@ -160,11 +196,29 @@ impl Harness {
         self.send(builder.body(body).unwrap()).await
     }
 
+    /// Serves a request as the function its route belongs to would (recording that
+    /// function's AWS actions), and checks the answer against openapi.yaml.
     pub async fn send(&self, req: Request) -> Reply {
-        self.record(shared::http::handle(&self.app, req).await)
+        let method = req.method().to_string();
+        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let function = shared::http::router::route(&method, req.uri().path())
+            .map(|m| m.operation.function_name())
+            .unwrap_or("router");
+        let response = recorder::FUNCTION
+            .scope(function, shared::http::handle(&self.app, req))
+            .await;
+        self.record(&method, &path, response)
     }
 
-    pub fn record(&self, response: lambda_http::Response<Body>) -> Reply {
+    /// Runs one sweep as the sweeper function.
+    pub async fn sweep(&self) -> shared::service::SweepReport {
+        recorder::FUNCTION
+            .scope("sweeper", self.app.service.sweep())
+            .await
+            .expect("sweep")
+    }
+
+    pub fn record(&self, method: &str, path: &str, response: lambda_http::Response<Body>) -> Reply {
         let raw = String::from_utf8_lossy(response.body().as_ref()).to_string();
         let reply = Reply {
             status: response.status().as_u16(),
@@ -176,6 +230,7 @@ impl Harness {
             reply.header("x-request-id").is_some_and(|id| id.starts_with("req_")),
             "every response has x-request-id"
         );
+        contract::check(method, path, reply.status, &reply.raw);
         self.replies.lock().unwrap().push(reply.clone());
         reply
     }

@@ -1,0 +1,374 @@
+//! template.yaml held to the code: the table definition, the environment, the routes, the
+//! sample events, and least-privilege IAM proven by recording what each function's code
+//! really calls on the emulator.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use serde_yaml_ng::Value as Yaml;
+use shared::aws::table::TABLE;
+use shared::config::ENV_VARS;
+use shared::domain::api_key::Scope;
+use shared::http::router::{route, Operation, ROUTES};
+use support::Harness;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn template() -> Yaml {
+    let text = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    serde_yaml_ng::from_str(&text).expect("template.yaml parses")
+}
+
+fn resources(t: &Yaml) -> &serde_yaml_ng::Mapping {
+    t["Resources"].as_mapping().unwrap()
+}
+
+/// `(binary name, function resource)` for every function.
+fn functions(t: &Yaml) -> BTreeMap<String, &Yaml> {
+    resources(t)
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .map(|r| {
+            (
+                r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_string(),
+                r,
+            )
+        })
+        .collect()
+}
+
+fn strings(v: &Yaml) -> BTreeSet<String> {
+    match v {
+        Yaml::String(s) => [s.clone()].into(),
+        Yaml::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The IAM actions a function's own policies grant.
+fn granted(function: &Yaml) -> BTreeSet<String> {
+    function["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        .flat_map(|s| strings(&s["Action"]))
+        .collect()
+}
+
+#[test]
+fn the_table_matches_the_one_definition() {
+    let t = template();
+    let table = resources(&t)
+        .values()
+        .find(|r| r["Type"] == "AWS::DynamoDB::Table")
+        .expect("a table");
+    let p = &table["Properties"];
+    let key = |schema: &Yaml, kind: &str| {
+        schema
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|k| k["KeyType"] == kind)
+            .unwrap()["AttributeName"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(key(&p["KeySchema"], "HASH"), TABLE.partition_key);
+    assert_eq!(key(&p["KeySchema"], "RANGE"), TABLE.sort_key);
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"], TABLE.ttl_attribute);
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    let indexes = p["GlobalSecondaryIndexes"].as_sequence().unwrap();
+    assert_eq!(indexes.len(), TABLE.indexes.len());
+    for (yaml, code) in indexes.iter().zip(TABLE.indexes) {
+        assert_eq!(yaml["IndexName"], code.name);
+        assert_eq!(key(&yaml["KeySchema"], "HASH"), code.partition_key);
+        assert_eq!(key(&yaml["KeySchema"], "RANGE"), code.sort_key);
+        assert_eq!(yaml["Projection"]["ProjectionType"], "ALL");
+    }
+    let defined: BTreeSet<String> = p["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a["AttributeName"].as_str().unwrap().to_string())
+        .collect();
+    let mut needed: BTreeSet<String> = [TABLE.partition_key, TABLE.sort_key].map(String::from).into();
+    for i in TABLE.indexes {
+        needed.insert(i.partition_key.into());
+        needed.insert(i.sort_key.into());
+    }
+    assert_eq!(defined, needed);
+}
+
+#[test]
+fn every_function_gets_every_setting_the_code_reads() {
+    let t = template();
+    let global: BTreeSet<String> = t["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let env_json: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/env.json")).unwrap()).unwrap();
+    for (name, default) in ENV_VARS {
+        match (name, default) {
+            // Lambda sets the region itself; the endpoint exists only for local runs.
+            ("AWS_REGION", _) => {}
+            ("AWS_ENDPOINT_URL", _) => {
+                assert!(!global.contains(name), "no emulator endpoint in AWS");
+                assert!(
+                    env_json["Parameters"][name].is_string(),
+                    "env.json points sam local at the emulator"
+                );
+            }
+            _ => {
+                assert!(global.contains(name), "{name} set for every function");
+                assert!(env_json["Parameters"][name].is_string(), "{name} in env.json");
+            }
+        }
+    }
+    assert!(global.contains("RUST_LOG"));
+    for (binary, f) in functions(&t) {
+        assert!(
+            f["Properties"]["Environment"].is_null(),
+            "{binary} relies on the global environment"
+        );
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    }
+    assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
+    assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
+    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}
+
+#[test]
+fn routes_in_the_template_are_exactly_the_router_s() {
+    let t = template();
+    // Path parameter names differ (API Gateway wants one name per level); compare shapes.
+    let shape = |p: &str| {
+        p.split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut in_template = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        for event in f["Properties"]["Events"].as_mapping().unwrap().values() {
+            if event["Type"] == "HttpApi" {
+                let method = event["Properties"]["Method"].as_str().unwrap().to_string();
+                let path = event["Properties"]["Path"].as_str().unwrap();
+                let concrete = path.replace("{connector}", "stripe");
+                let served = route(&method, &concrete).unwrap().operation.function_name();
+                assert_eq!(
+                    served, binary,
+                    "{method} {path} is wired to the function that serves it"
+                );
+                in_template.insert((method, shape(path)));
+            }
+        }
+    }
+    let in_router: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), shape(p))).collect();
+    assert_eq!(in_template, in_router);
+    let sweeper = &functions(&t)["sweeper"];
+    assert_eq!(sweeper["Properties"]["Events"]["Sweep"]["Type"], "Schedule");
+    assert_eq!(
+        sweeper["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"],
+        "SQS"
+    );
+    let binaries: BTreeSet<String> = functions(&t).into_keys().collect();
+    let members: BTreeSet<String> = std::fs::read_dir(format!("{ROOT}/functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(binaries, members, "one function per binary in functions/");
+}
+
+/// Drives every code path of every function (success, re-connect, expiry, purge,
+/// idempotency, errors) and compares the AWS actions recorded with those granted.
+#[tokio::test]
+async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let k = Some(key.as_str());
+    let call = |m: &'static str, p: &'static str, b: Option<Value>| h.call(m, p, k, b);
+    let idem = |m: &'static str, p: &'static str, ik: &'static str, b: Option<Value>| {
+        let mut r = lambda_http::http::Request::builder()
+            .method(m)
+            .uri(format!("https://api.test{p}"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("idempotency-key", ik);
+        let body = match b {
+            Some(v) => {
+                r = r.header("content-type", "application/json");
+                lambda_http::Body::Text(v.to_string())
+            }
+            None => lambda_http::Body::Empty,
+        };
+        h.send(r.body(body).unwrap())
+    };
+    let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
+
+    call("GET", "/v1/integrations", None).await;
+    assert_eq!(idem("POST", "/v1/integrations/stripe", "c1", None).await.status, 201);
+    assert_eq!(idem("POST", "/v1/integrations/stripe", "c2", None).await.status, 409); // releases its key
+    assert_eq!(
+        idem(
+            "PUT",
+            "/v1/integrations/stripe/credentials",
+            "p1",
+            Some(stripe_creds.clone())
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call("PUT", "/v1/integrations/stripe/credentials", Some(stripe_creds.clone()))
+            .await
+            .status,
+        200
+    );
+    let id = call("GET", "/v1/integrations/stripe", None).await.body["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.call("GET", &format!("/v1/integrations/{id}"), k, None).await;
+    assert_eq!(
+        idem(
+            "PATCH",
+            "/v1/integrations/stripe",
+            "u1",
+            Some(json!({"display_name": "S"}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        call("PATCH", "/v1/integrations/stripe", Some(json!({"is_active": false})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call("PATCH", "/v1/integrations/stripe", Some(json!({"is_active": true})))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(idem("DELETE", "/v1/integrations/stripe", "d1", None).await.status, 200);
+    assert_eq!(
+        idem("POST", "/v1/integrations/stripe/restore", "r1", None).await.status,
+        200
+    );
+    assert_eq!(
+        h.call("DELETE", &format!("/v1/integrations/{id}"), k, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call("POST", "/v1/integrations/stripe", None).await.status,
+        200,
+        "re-connect restores the secret"
+    );
+    call("DELETE", "/v1/integrations/stripe", None).await;
+    assert_eq!(
+        call("PUT", "/v1/integrations/stripe/credentials", Some(stripe_creds.clone()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call("DELETE", "/v1/integrations/stripe?permanent=true", None)
+            .await
+            .status,
+        204
+    );
+    // Expiry, through connect and through the sweeper.
+    for t in ["ups", "fedex"] {
+        let body = json!({"credentials": {"client_id": "c", "client_secret": "s"}});
+        h.call("POST", &format!("/v1/integrations/{t}"), k, None).await;
+        h.call("PUT", &format!("/v1/integrations/{t}/credentials"), k, Some(body))
+            .await;
+        h.call("DELETE", &format!("/v1/integrations/{t}"), k, None).await;
+    }
+    h.clock.advance_seconds(8 * 86_400);
+    assert_eq!(call("POST", "/v1/integrations/ups", None).await.status, 201);
+    let report = h.sweep().await;
+    assert_eq!(report.expired, 1);
+
+    let recorded = h.actions.lock().unwrap().clone();
+    let t = template();
+    let functions = functions(&t);
+    for (binary, f) in &functions {
+        let used = recorded.get(binary).cloned().unwrap_or_default();
+        assert!(!used.is_empty(), "{binary} was exercised");
+        assert_eq!(&granted(f), &used, "{binary}: granted (left) vs performed (right)");
+    }
+    assert_eq!(
+        recorded.keys().cloned().collect::<BTreeSet<_>>(),
+        functions.keys().cloned().collect()
+    );
+    // Resources: the table for all; the sweep index only where Query on it happens.
+    let sweeper_resources = format!("{:?}", functions["sweeper"]["Properties"]["Policies"]);
+    assert!(sweeper_resources.contains("/index/due"));
+    assert!(!format!("{:?}", functions["get"]["Properties"]["Policies"]).contains("index"));
+}
+
+/// Every file in events/ through the function it is for, in lifecycle order.
+#[tokio::test]
+async fn every_sample_event_gets_its_documented_answer() {
+    let h = Harness::new().await;
+    let expected: [(&str, Operation, u16); 8] = [
+        ("connect", Operation::Connect, 201),
+        ("credentials", Operation::Credentials, 200),
+        ("get", Operation::Get, 200),
+        ("list", Operation::List, 200),
+        ("update", Operation::Update, 200),
+        ("disconnect", Operation::Disconnect, 200),
+        ("restore", Operation::Restore, 200),
+        ("purge", Operation::Disconnect, 204),
+    ];
+    let mut files: BTreeSet<String> = std::fs::read_dir(format!("{ROOT}/events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for flavour in ["http-api", "rest-api"] {
+        let (_, key) = h.tenant(false).await;
+        for (name, operation, status) in expected {
+            let file = format!("{name}-{flavour}.json");
+            assert!(files.remove(&file), "events/{file} exists");
+            let text = std::fs::read_to_string(format!("{ROOT}/events/{file}")).unwrap();
+            assert!(
+                text.contains("ark_test_ent_placeholder0_"),
+                "{file} carries the placeholder key"
+            );
+            let text = text.replace("ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN", &key);
+            let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let (method, path) = (
+                req.method().to_string(),
+                req.uri().path_and_query().unwrap().to_string(),
+            );
+            let response = shared::http::handle_operation(&h.app, operation, req).await.unwrap();
+            let reply = h.record(&method, &path, response);
+            assert_eq!(reply.status, status, "{file}: {}", reply.raw);
+        }
+    }
+    assert!(files.remove("sweeper-schedule.json"));
+    let schedule: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
+            .unwrap();
+    assert_eq!(schedule["detail-type"], "Scheduled Event");
+    let report = shared::sweeper::run(&h.app).await.unwrap();
+    assert_eq!(report.failed, 0);
+    assert!(files.is_empty(), "unexpected files in events/: {files:?}");
+    let _ = Scope::ALL;
+}
