@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability
 
 dev:
 	@bash infra/dev.sh
@@ -13,6 +13,9 @@ build:
 
 lint:
 	@bash infra/lint.sh
+
+reliability:
+	@bash infra/reliability.sh
 
 emulator-start:
 	@bash infra/emulator.sh start

@@ -70,8 +70,9 @@ impl From<StoreError> for ApiError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretAction {
-    /// Disconnect: `DeleteSecret` with the 7-day recovery window.
-    ScheduleDeletion,
+    /// Disconnect and restore: make the secret follow the row (scheduled for deletion with
+    /// the 7-day window while disconnected, live while active), re-checking the row.
+    FollowRow,
     /// Permanent delete and expiry: `DeleteSecret` without recovery.
     ForceDelete,
 }

@@ -12,11 +12,11 @@ use crate::domain::credentials::{self, SecretPayload};
 use crate::domain::edits::Edits;
 use crate::domain::error::ApiError;
 use crate::domain::event::{Event, EventType};
-use crate::domain::ids::ConnectorId;
+use crate::domain::ids::{ConnectorId, EntityId};
 use crate::domain::lifecycle::{self, LifecycleError, RECOVERY_WINDOW_DAYS};
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    Clock, ConnectorStore, DependencyError, EventBus, IdempotencyStore, KeyStore, OutboxRecord, SecretAction, Vault,
+    Clock, ConnectorStore, EventBus, IdempotencyStore, KeyStore, OutboxRecord, SecretAction, StoreError, Vault,
 };
 
 /// Outbox records younger than this are left to the handler that wrote them.
@@ -28,6 +28,10 @@ pub const SWEEP_BATCH: usize = 500;
 /// How often a write that lost a race on `version` is re-read and retried before the
 /// caller gets a 409.
 const WRITE_ATTEMPTS: usize = 3;
+
+/// How often a secret is re-aligned with a row that keeps moving before giving up (the
+/// outbox record then keeps the duty for the sweeper).
+const RECONCILE_ROUNDS: usize = 5;
 
 /// `{connector}` in a path: a connector type or a row id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,9 +256,49 @@ impl Service {
         if row.has_secret() {
             self.vault.restore(row.entity_id, row.connector_type).await?;
         }
-        self.commit(&next, Some(row.version), &[EventType::Restored], principal, None, now)
-            .await?;
-        Ok(next)
+        let action = row.has_secret().then_some(SecretAction::FollowRow);
+        let committed = self
+            .commit(&next, Some(row.version), &[EventType::Restored], principal, action, now)
+            .await;
+        if committed.is_err() && row.has_secret() {
+            self.settle_secret(row).await;
+        }
+        committed.map(|_| next)
+    }
+
+    /// Makes the secret follow the row — live while the row is active, scheduled for
+    /// deletion while it is disconnected — and re-reads the row after acting, acting again
+    /// if it moved meanwhile. Concurrent requests may each act on what they read; the last
+    /// to act has read the last state, so the secret ends up matching the row.
+    async fn reconcile_secret(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), ApiError> {
+        let mut acted_on: Option<Option<u64>> = None;
+        for _ in 0..RECONCILE_ROUNDS {
+            let row = self.store.get(entity, connector_type).await?;
+            let version = row.as_ref().map(|r| r.version);
+            if acted_on == Some(version) {
+                return Ok(());
+            }
+            match &row {
+                Some(r) if r.has_secret() && r.is_active => self.vault.restore(entity, connector_type).await?,
+                Some(r) if r.has_secret() => {
+                    self.vault
+                        .schedule_deletion(entity, connector_type, RECOVERY_WINDOW_DAYS)
+                        .await?
+                }
+                // No secret claimed, or no row: purge and expiry delete secrets explicitly.
+                _ => return Ok(()),
+            }
+            acted_on = Some(version);
+        }
+        Err(StoreError::ConditionFailed.into())
+    }
+
+    /// After a failed write that followed a secret restore: best-effort reconciliation, so
+    /// a disconnected row's credentials do not stay readable.
+    async fn settle_secret(&self, row: &Connector) {
+        if let Err(e) = self.reconcile_secret(row.entity_id, row.connector_type).await {
+            tracing::warn!(code = e.code(), "secret left for the sweeper to reconcile");
+        }
     }
 
     /// `POST /v1/integrations/{connector_type}/restore`: undo a disconnect inside the window.
@@ -293,15 +337,20 @@ impl Service {
                 match lifecycle::edit(principal, &row, edits, now).map_err(lifecycle_error)? {
                     None => Ok(row),
                     Some((next, events)) => {
-                        let restoring = events.contains(&EventType::Restored);
+                        let restoring = events.contains(&EventType::Restored) && row.has_secret();
                         let disconnecting = events.contains(&EventType::Disconnected);
-                        if restoring && row.has_secret() {
+                        if restoring {
                             self.vault.restore(row.entity_id, row.connector_type).await?;
                         }
-                        let action = (disconnecting && next.has_secret()).then_some(SecretAction::ScheduleDeletion);
-                        self.commit(&next, Some(row.version), &events, principal, action, now)
-                            .await?;
-                        Ok(next)
+                        let action =
+                            ((disconnecting || restoring) && next.has_secret()).then_some(SecretAction::FollowRow);
+                        let committed = self
+                            .commit(&next, Some(row.version), &events, principal, action, now)
+                            .await;
+                        if committed.is_err() && restoring {
+                            self.settle_secret(&row).await;
+                        }
+                        committed.map(|_| next)
                     }
                 }
             }
@@ -322,10 +371,24 @@ impl Service {
             .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
         // Existence first, so that credentials for an unknown connector are never stored.
         let existing = self.find(principal, ConnectorRef::Type(connector_type)).await?;
-        if !existing.is_active && existing.has_secret() {
+        let restoring = !existing.is_active && existing.has_secret();
+        if restoring {
             self.vault.restore(principal.entity_id, connector_type).await?;
         }
-        let arn = self.vault.put(principal.entity_id, connector_type, &payload).await?;
+        let stored = self.store_credentials(principal, connector_type, &payload).await;
+        if stored.is_err() && restoring {
+            self.settle_secret(&existing).await;
+        }
+        stored
+    }
+
+    async fn store_credentials(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        payload: &SecretPayload,
+    ) -> Result<Connector, ApiError> {
+        let arn = self.vault.put(principal.entity_id, connector_type, payload).await?;
         retry_on_conflict!({
             let current = self.find(principal, ConnectorRef::Type(connector_type)).await?;
             let now = self.clock.now();
@@ -362,14 +425,12 @@ impl Service {
                     // Already disconnected: no change, no event. Re-assert the secret's
                     // scheduled deletion in case an earlier attempt stopped before it.
                     if current.has_secret() {
-                        self.vault
-                            .schedule_deletion(current.entity_id, current.connector_type, RECOVERY_WINDOW_DAYS)
-                            .await?;
+                        self.reconcile_secret(current.entity_id, current.connector_type).await?;
                     }
                     Ok((current, Outcome::Unchanged))
                 }
                 Some(next) => {
-                    let action = next.has_secret().then_some(SecretAction::ScheduleDeletion);
+                    let action = next.has_secret().then_some(SecretAction::FollowRow);
                     self.commit(
                         &next,
                         Some(current.version),
@@ -435,13 +496,9 @@ impl Service {
     /// Delivers an outbox record: its secret work, then the event, then the record is
     /// cleared. Only a failed secret step is an error; a failed publish is left for the
     /// sweeper (and reported as `Ok(false)`).
-    pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, DependencyError> {
+    pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, ApiError> {
         match record.secret_action {
-            Some(SecretAction::ScheduleDeletion) => {
-                self.vault
-                    .schedule_deletion(record.entity_id, record.connector_type, RECOVERY_WINDOW_DAYS)
-                    .await?
-            }
+            Some(SecretAction::FollowRow) => self.reconcile_secret(record.entity_id, record.connector_type).await?,
             Some(SecretAction::ForceDelete) => self.vault.force_delete(record.entity_id, record.connector_type).await?,
             None => {}
         }

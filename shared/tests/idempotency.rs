@@ -4,28 +4,18 @@
 mod support;
 
 use futures::future::join_all;
-use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 use support::{Harness, Reply};
 
-fn request(method: &str, path: &str, key: &str, idempotency_key: &str, body: Option<&Value>) -> Request {
-    let mut b = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.test{path}"))
-        .header("authorization", format!("Bearer {key}"))
-        .header("idempotency-key", idempotency_key);
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Body::Text(v.to_string())
-        }
-        None => Body::Empty,
-    };
-    b.body(body).unwrap()
-}
-
 async fn send(h: &Harness, method: &str, path: &str, key: &str, ik: &str, body: Option<&Value>) -> Reply {
-    h.send(request(method, path, key, ik, body)).await
+    h.send(support::request(
+        method,
+        path,
+        Some(key),
+        &[("idempotency-key", ik)],
+        body.cloned(),
+    ))
+    .await
 }
 
 #[tokio::test]

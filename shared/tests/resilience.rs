@@ -65,18 +65,7 @@ async fn call(
     key: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, Option<String>, serde_json::Value, String) {
-    let mut b = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.test{path}"))
-        .header("authorization", format!("Bearer {key}"));
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            lambda_http::Body::Text(v.to_string())
-        }
-        None => lambda_http::Body::Empty,
-    };
-    let r = shared::http::handle(app, b.body(body).unwrap()).await;
+    let r = shared::http::handle(app, support::request(method, path, Some(key), &[], body)).await;
     let raw = String::from_utf8_lossy(r.body().as_ref()).to_string();
     let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     (r.status().as_u16(), retry, serde_json::from_str(&raw).unwrap(), raw)

@@ -199,19 +199,7 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
     let k = Some(key.as_str());
     let call = |m: &'static str, p: &'static str, b: Option<Value>| h.call(m, p, k, b);
     let idem = |m: &'static str, p: &'static str, ik: &'static str, b: Option<Value>| {
-        let mut r = lambda_http::http::Request::builder()
-            .method(m)
-            .uri(format!("https://api.test{p}"))
-            .header("authorization", format!("Bearer {key}"))
-            .header("idempotency-key", ik);
-        let body = match b {
-            Some(v) => {
-                r = r.header("content-type", "application/json");
-                lambda_http::Body::Text(v.to_string())
-            }
-            None => lambda_http::Body::Empty,
-        };
-        h.send(r.body(body).unwrap())
+        h.send(support::request(m, p, k, &[("idempotency-key", ik)], b))
     };
     let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
 

@@ -11,7 +11,7 @@ use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{KeyStore, StoreError};
 
-use super::store::{decode, dynamo, entity_pk, s, Item};
+use super::store::{decode, dynamo, entity_pk, query_entity, s, Item};
 use super::table::TABLE;
 
 fn keys_of(record: &ApiKeyRecord, hash: &KeyHash) -> [(String, String); 3] {
@@ -114,22 +114,6 @@ impl KeyStore for DynamoKeyStore {
     }
 
     async fn list(&self, entity: EntityId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", TABLE.partition_key)
-            .expression_attribute_names("#sk", TABLE.sort_key)
-            .expression_attribute_values(":pk", s(entity_pk(entity)))
-            .expression_attribute_values(":prefix", s("APIKEY#"))
-            .into_paginator()
-            .items()
-            .send();
-        let mut records = Vec::new();
-        while let Some(item) = pages.next().await {
-            records.push(decode(item.map_err(dynamo("Query"))?)?);
-        }
-        Ok(records)
+        query_entity(&self.client, &self.table, entity, "APIKEY#", false).await
     }
 }

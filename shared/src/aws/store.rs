@@ -68,6 +68,34 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, St
     })
 }
 
+/// Every item of an entity's partition whose sort key starts with `prefix` (one Query,
+/// paginated).
+pub(crate) async fn query_entity<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    table: &str,
+    entity: EntityId,
+    prefix: &str,
+    consistent: bool,
+) -> Result<Vec<T>, StoreError> {
+    let mut pages = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+        .expression_attribute_names("#pk", TABLE.partition_key)
+        .expression_attribute_names("#sk", TABLE.sort_key)
+        .expression_attribute_values(":pk", s(entity_pk(entity)))
+        .expression_attribute_values(":prefix", s(prefix))
+        .consistent_read(consistent)
+        .into_paginator()
+        .items()
+        .send();
+    let mut out = Vec::new();
+    while let Some(item) = pages.next().await {
+        out.push(decode(item.map_err(dynamo("Query"))?)?);
+    }
+    Ok(out)
+}
+
 fn outbox_item(record: &OutboxRecord) -> Item {
     let due = &TABLE.indexes[0];
     let mut item: Item = serde_dynamo::to_item(record).expect("an outbox record always converts to an item");
@@ -151,24 +179,7 @@ impl ConnectorStore for DynamoConnectorStore {
     }
 
     async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", TABLE.partition_key)
-            .expression_attribute_names("#sk", TABLE.sort_key)
-            .expression_attribute_values(":pk", s(entity_pk(entity)))
-            .expression_attribute_values(":prefix", s("CONN#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut rows = Vec::new();
-        while let Some(item) = pages.next().await {
-            rows.push(decode(item.map_err(dynamo("Query"))?)?);
-        }
-        Ok(rows)
+        query_entity(&self.client, &self.table, entity, "CONN#", true).await
     }
 
     async fn save(
@@ -189,21 +200,10 @@ impl ConnectorStore for DynamoConnectorStore {
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
         };
-        let mut request = self.client.transact_write_items().transact_items(
-            TransactWriteItem::builder()
-                .put(put_row.build().expect("complete put"))
-                .build(),
-        );
-        for record in records {
-            request = request.transact_items(outbox_put(&self.table, record));
-        }
-        // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
-        // the same transaction instead of failing its conditions against its own writes.
-        if let Some(first) = records.first() {
-            request = request.client_request_token(&first.event_id);
-        }
-        request.send().await.map_err(|e| transaction_failure(&e))?;
-        Ok(())
+        let write = TransactWriteItem::builder()
+            .put(put_row.build().expect("complete put"))
+            .build();
+        self.transact(write, records).await
     }
 
     async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
@@ -216,20 +216,8 @@ impl ConnectorStore for DynamoConnectorStore {
             .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
             .build()
             .expect("complete delete");
-        let mut request = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build());
-        for record in records {
-            request = request.transact_items(outbox_put(&self.table, record));
-        }
-        // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
-        // the same transaction instead of failing its conditions against its own writes.
-        if let Some(first) = records.first() {
-            request = request.client_request_token(&first.event_id);
-        }
-        request.send().await.map_err(|e| transaction_failure(&e))?;
-        Ok(())
+        self.transact(TransactWriteItem::builder().delete(delete).build(), records)
+            .await
     }
 
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError> {
@@ -266,6 +254,21 @@ impl ConnectorStore for DynamoConnectorStore {
 }
 
 impl DynamoConnectorStore {
+    /// One transaction: the row's write and the outbox records of its events.
+    async fn transact(&self, row_write: TransactWriteItem, records: &[OutboxRecord]) -> Result<(), StoreError> {
+        let mut request = self.client.transact_write_items().transact_items(row_write);
+        for record in records {
+            request = request.transact_items(outbox_put(&self.table, record));
+        }
+        // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
+        // the same transaction instead of failing its conditions against its own writes.
+        if let Some(first) = records.first() {
+            request = request.client_request_token(&first.event_id);
+        }
+        request.send().await.map_err(|e| transaction_failure(&e))?;
+        Ok(())
+    }
+
     /// One Query of the sparse `due` index: reads only due items, oldest first. Its cost
     /// grows with what is due, never with the table.
     async fn query_due(&self, kind: &str, upper_bound: String, limit: usize) -> Result<Due<Item>, StoreError> {

@@ -91,24 +91,39 @@ fn nullable_text(param: &str, v: &Value) -> Result<Option<String>, EditError> {
     }
 }
 
-/// Finds a forbidden key anywhere inside `config`: the global list, and the credential key
-/// names of this connector type (a `secret_key` in a Stripe config is a secret in disguise).
-fn forbidden_in_config(connector_type: ConnectorType, value: &Value, path: &str) -> Option<String> {
+/// Checks everything inside `config`: no secret-looking key (the global list, or a
+/// credential key name of this connector type — a `secret_key` in a Stripe config is a
+/// secret in disguise: 422), keys that are non-empty printable text, and numbers DynamoDB
+/// can store (magnitude 1e-130 to 1e126; 400).
+fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), EditError> {
     match value {
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let here = format!("{path}.{k}");
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            let here = format!("{path}.{}", printable(k));
+            if k.trim().is_empty() || k.chars().any(char::is_control) || k.chars().count() > MAX_TEXT_LEN {
+                return Err(bad(path, format!("keys in `{path}` must be 1 to {MAX_TEXT_LEN} printable characters")));
+            }
             let lower = k.to_ascii_lowercase();
             if FORBIDDEN_FIELDS.contains(&lower.as_str()) || connector_type.entry().accepts(&lower) {
-                Some(here)
-            } else {
-                forbidden_in_config(connector_type, v, &here)
+                return Err(EditError {
+                    message: format!("`{here}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"),
+                    param: here,
+                    forbidden: true,
+                });
             }
+            check_config(connector_type, v, &here)
         }),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| forbidden_in_config(connector_type, v, &format!("{path}[{i}]"))),
-        _ => None,
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, v)| check_config(connector_type, v, &format!("{path}[{i}]")))
+        }
+        Value::Number(n) => {
+            let magnitude = n.as_f64().map(f64::abs).unwrap_or(f64::INFINITY);
+            if magnitude == 0.0 || (1e-130..1e126).contains(&magnitude) {
+                Ok(())
+            } else {
+                Err(bad(path, format!("`{path}` must be 0 or have a magnitude between 1e-130 and 1e126")))
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -149,13 +164,7 @@ pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) 
                 let Value::Object(config) = value else {
                     return Err(bad(k, "`config` must be a JSON object"));
                 };
-                if let Some(path) = forbidden_in_config(connector_type, value, "config") {
-                    return Err(EditError {
-                        param: path.clone(),
-                        message: format!("`{path}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"),
-                        forbidden: true,
-                    });
-                }
+                check_config(connector_type, value, "config")?;
                 edits.config = Some(config.clone());
             }
             "ship_from_name" => edits.ship_from_name = Some(nullable_text(k, value)?),
@@ -247,6 +256,24 @@ mod tests {
             assert!(e.forbidden);
             assert_eq!(e.param, param);
         }
+    }
+
+    #[test]
+    fn config_keys_and_numbers_must_be_storable() {
+        for (config, param) in [
+            (json!({"": 1}), "config"),
+            (json!({"a": {" ": 1}}), "config.a"),
+            (json!({"a\u{0}b": 1}), "config"),
+            (json!({"n": 1e300}), "config.n"),
+            (json!({"n": -1e130}), "config.n"),
+            (json!({"list": [1e-300]}), "config.list[0]"),
+        ] {
+            let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
+            assert!(!e.forbidden, "{config}");
+            assert_eq!(e.param, param, "{config}");
+        }
+        let ok = json!({"config": {"n": 0, "m": -0.5, "big": 1e125, "small": 1e-129, "i": 9007199254740993u64}});
+        assert!(parse_edits(stripe(), &ok, BodyKind::Patch).is_ok());
     }
 
     #[test]

@@ -95,6 +95,10 @@ async fn serve(
     request_id: &str,
 ) -> Result<(Response<Body>, Operation), ApiError> {
     let RouteMatch { operation, connector } = route(req.method().as_str(), req.uri().path())?;
+    // The cap holds on every route, whether or not the route reads a body.
+    if req.body().len() > request::MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
     if only.is_some_and(|o| o != operation) {
         return Err(ApiError::not_found("No such route on this function."));
     }
@@ -106,8 +110,9 @@ async fn serve(
         return Err(ApiError::InsufficientScope { required });
     }
     let segment = connector.as_deref().unwrap_or("");
-    let idempotency_key = match header(req, "idempotency-key") {
-        Some(key) if operation.is_write() => Some(idempotency::validate_key(key)?),
+    // Read raw: a value that is not visible ASCII must be refused, not silently ignored.
+    let idempotency_key = match req.headers().get("idempotency-key") {
+        Some(raw) if operation.is_write() => Some(idempotency::validate_key(raw.to_str().unwrap_or(""))?),
         _ => None,
     };
     let Some(key) = idempotency_key else {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod faults;
 pub mod recorder;
 
 use std::collections::{BTreeSet, HashMap};
@@ -112,6 +113,23 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new() -> Harness {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
+        Harness::with_clock(clock.clone(), clock).await
+    }
+
+    /// A harness whose service reads `service_clock` (e.g. one that ticks on its own);
+    /// `clock` is the manual one tests move.
+    pub async fn with_clock(clock: Arc<ManualClock>, service_clock: Arc<dyn shared::ports::Clock>) -> Harness {
+        Harness::with_clock_and_endpoint(clock, service_clock, None).await
+    }
+
+    /// As [`Harness::with_clock`], with every AWS call sent to `endpoint` (a proxy in
+    /// front of the emulator) instead.
+    pub async fn with_clock_and_endpoint(
+        clock: Arc<ManualClock>,
+        service_clock: Arc<dyn shared::ports::Clock>,
+        endpoint: Option<&str>,
+    ) -> Harness {
         let sdk = emulator_sdk().await;
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let settings = Settings {
@@ -125,26 +143,9 @@ impl Harness {
             .expect("bootstrap on the emulator");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = capture_queue(&sdk, &sqs, &settings, &suffix).await;
-        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
         let actions = recorder::Calls::default();
-        let clients = shared::Clients {
-            dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .interceptor(recorder::Recorder::new("dynamodb", actions.clone()))
-                    .build(),
-            ),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(
-                aws_sdk_secretsmanager::config::Builder::from(&sdk)
-                    .interceptor(recorder::Recorder::new("secretsmanager", actions.clone()))
-                    .build(),
-            ),
-            events: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(&sdk)
-                    .interceptor(recorder::Recorder::new("events", actions.clone()))
-                    .build(),
-            ),
-        };
-        let app = App::from_clients(clients, settings.clone(), clock.clone());
+        let clients = clients(&sdk, endpoint, Some(&actions));
+        let app = App::from_clients(clients, settings.clone(), service_clock);
         Harness {
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -180,20 +181,7 @@ impl Harness {
     }
 
     pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
-        let mut builder = lambda_http::http::Request::builder()
-            .method(method)
-            .uri(format!("https://api.test{path}"));
-        if let Some(k) = key {
-            builder = builder.header("authorization", format!("Bearer {k}"));
-        }
-        let body = match body {
-            Some(v) => {
-                builder = builder.header("content-type", "application/json");
-                Body::Text(v.to_string())
-            }
-            None => Body::Empty,
-        };
-        self.send(builder.body(body).unwrap()).await
+        self.send(request(method, path, key, &[], body)).await
     }
 
     /// Serves a request as the function its route belongs to would (recording that
@@ -263,15 +251,22 @@ impl Harness {
                     .await
                     .unwrap();
             }
-            if got.len() >= count && quiet_until.is_none() {
-                quiet_until = Some(Instant::now() + Duration::from_millis(400));
-            }
             let now = Instant::now();
-            if quiet_until.is_some_and(|q| now >= q) || now >= deadline {
+            // Done once `count` arrived and the queue has stayed empty for a moment (moto
+            // delivers during PutEvents, so anything late is a duplicate worth seeing).
+            if !messages.is_empty() {
+                quiet_until = None;
+            } else if got.len() >= count {
+                let until = *quiet_until.get_or_insert(now + Duration::from_millis(60));
+                if now >= until {
+                    break;
+                }
+            }
+            if now >= deadline {
                 break;
             }
             if messages.is_empty() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         self.delivered.lock().unwrap().extend(got.iter().cloned());
@@ -348,6 +343,67 @@ impl Harness {
             .unwrap()
             .items()
             .to_vec()
+    }
+}
+
+/// The service's clients from `sdk`, optionally sent to `endpoint` (a proxy in front of
+/// the emulator) and recording AWS actions. The endpoint is set per service: a service
+/// config built from an `SdkConfig` prefers `AWS_ENDPOINT_URL` from the environment.
+pub fn clients(sdk: &SdkConfig, endpoint: Option<&str>, actions: Option<&recorder::Calls>) -> shared::Clients {
+    macro_rules! client {
+        ($sdk_crate:ident, $prefix:literal) => {{
+            let mut b = $sdk_crate::config::Builder::from(sdk);
+            if let Some(url) = endpoint {
+                b = b.endpoint_url(url);
+            }
+            if let Some(calls) = actions {
+                b = b.interceptor(recorder::Recorder::new($prefix, calls.clone()));
+            }
+            $sdk_crate::Client::from_conf(b.build())
+        }};
+    }
+    shared::Clients {
+        dynamodb: client!(aws_sdk_dynamodb, "dynamodb"),
+        secrets: client!(aws_sdk_secretsmanager, "secretsmanager"),
+        events: client!(aws_sdk_eventbridge, "events"),
+    }
+}
+
+/// A request as API Gateway would hand it over: optional Bearer key, extra headers, and a
+/// JSON body (with its content type) if given.
+pub fn request(method: &str, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: Option<Value>) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.test{path}"));
+    if let Some(k) = key {
+        builder = builder.header("authorization", format!("Bearer {k}"));
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = match body {
+        Some(v) => {
+            builder = builder.header("content-type", "application/json");
+            Body::Text(v.to_string())
+        }
+        None => Body::Empty,
+    };
+    builder.body(body).unwrap()
+}
+
+/// moto copies every table on each transaction, so a suite that leaves its tables behind
+/// gets slower test by test: each harness drops its table when it goes.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let (dynamo, table) = (self.dynamo.clone(), self.settings.table.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = rt.block_on(dynamo.delete_table().table_name(table).send());
+        })
+        .join();
     }
 }
 
