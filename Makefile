@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt reliability
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench
 
 dev:
 	@bash infra/dev.sh
@@ -14,8 +14,11 @@ build:
 lint:
 	@bash infra/lint.sh
 
+bench:
+	@bash infra/bench.sh
+
 reliability:
-	@bash infra/reliability.sh
+	@bash infra/reliability-suite.sh
 
 emulator-start:
 	@bash infra/emulator.sh start
