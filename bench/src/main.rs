@@ -45,7 +45,9 @@ struct RuntimeApi {
 
 impl RuntimeApi {
     async fn start() -> RuntimeApi {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let (events, inbox) = mpsc::channel::<(String, String)>(1);
         let (answered, answers) = mpsc::channel::<Answer>(16);
@@ -54,7 +56,9 @@ impl RuntimeApi {
         let seen = first_next.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -79,27 +83,45 @@ impl RuntimeApi {
                                     "lambda-runtime-invoked-function-arn",
                                     "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
                                 );
-                                h.insert("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".parse().unwrap());
+                                h.insert(
+                                    "lambda-runtime-trace-id",
+                                    "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+                                );
                                 return Ok(r);
                             }
                             let at = Instant::now();
-                            let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let bytes = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                             let _ = answered.send(Answer { at, body }).await;
                             Ok(respond(202, "{}"))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        RuntimeApi { addr, events, answers: Mutex::new(answers), first_next }
+        RuntimeApi {
+            addr,
+            events,
+            answers: Mutex::new(answers),
+            first_next,
+        }
     }
 
     /// One invocation: hands the event over and waits for the answer.
     async fn invoke(&self, payload: &Value) -> (Duration, Value) {
         let sent = Instant::now();
-        self.events.send((uuid::Uuid::new_v4().to_string(), payload.to_string())).await.unwrap();
+        self.events
+            .send((uuid::Uuid::new_v4().to_string(), payload.to_string()))
+            .await
+            .unwrap();
         let answer = tokio::time::timeout(Duration::from_secs(30), self.answers.lock().await.recv())
             .await
             .expect("function answered in time")
@@ -117,14 +139,18 @@ struct CountingProxy {
 
 impl CountingProxy {
     async fn start(upstream: String) -> CountingProxy {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
         let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -133,18 +159,26 @@ impl CountingProxy {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+                            let uri = format!(
+                                "{upstream}{}",
+                                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                            );
                             let mut out = Request::builder().method(parts.method).uri(uri);
                             for (k, v) in &parts.headers {
                                 out = out.header(k, v);
                             }
-                            let resp = client.request(out.body(Full::new(body)).unwrap()).await.map_err(std::io::Error::other)?;
+                            let resp = client
+                                .request(out.body(Full::new(body)).unwrap())
+                                .await
+                                .map_err(std::io::Error::other)?;
                             let (parts, body) = resp.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             Ok::<_, std::io::Error>(Response::from_parts(parts, Full::new(body)))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -191,7 +225,9 @@ impl Process {
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
         let spawned = Instant::now();
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
         Process { child, api, spawned }
     }
 
@@ -238,7 +274,10 @@ struct Row {
 #[tokio::main]
 async fn main() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run `make bench` (it starts the emulator)");
-    let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
     let bin_dir = PathBuf::from(std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| "target/release".into()));
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
     let settings = shared::config::Settings {
@@ -251,7 +290,10 @@ async fn main() {
     shared::admin::bootstrap(&sdk, &settings).await.expect("bootstrap");
     let app = shared::App::new(&sdk, settings.clone(), Arc::new(shared::ports::SystemClock));
     let entity = EntityId::new_random();
-    let key = shared::admin::create_key(&app, entity, Scope::ALL.into(), true, None).await.unwrap().plaintext;
+    let key = shared::admin::create_key(&app, entity, Scope::ALL.into(), true, None)
+        .await
+        .unwrap()
+        .plaintext;
     let proxy = CountingProxy::start(endpoint.clone()).await;
     let env: HashMap<String, String> = [
         ("AWS_ENDPOINT_URL", proxy.url.clone()),
@@ -278,18 +320,34 @@ async fn main() {
         lat.push(hello.api.invoke(&json!({})).await.0);
     }
     lat.sort();
-    rows.push(Row { route: "floor: hello-world lambda_runtime".into(), init_ms: ms(init), first_ms: ms(init + first), p50_ms: ms(percentile(&lat, 0.5)), p99_ms: ms(percentile(&lat, 0.99)), rss_mib: hello.peak_rss_kib() as f64 / 1024.0, calls: 0.0, n: iterations });
+    rows.push(Row {
+        route: "floor: hello-world lambda_runtime".into(),
+        init_ms: ms(init),
+        first_ms: ms(init + first),
+        p50_ms: ms(percentile(&lat, 0.5)),
+        p99_ms: ms(percentile(&lat, 0.99)),
+        rss_mib: hello.peak_rss_kib() as f64 / 1024.0,
+        calls: 0.0,
+        n: iterations,
+    });
     drop(hello);
 
     // Floor 2: a bare SDK GetItem round trip through the same proxy to the same emulator.
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(&proxy.url).build());
+    let dynamo = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(&proxy.url)
+            .build(),
+    );
     let mut lat = Vec::new();
     for _ in 0..iterations {
         let t = Instant::now();
         let _ = dynamo
             .get_item()
             .table_name(&settings.table)
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("ENT#{entity}")))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("ENT#{entity}")),
+            )
             .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("CONN#stripe".into()))
             .consistent_read(true)
             .send()
@@ -299,11 +357,23 @@ async fn main() {
     }
     lat.sort();
     let getitem_p50 = percentile(&lat, 0.5);
-    rows.push(Row { route: "floor: bare SDK GetItem".into(), init_ms: 0.0, first_ms: 0.0, p50_ms: ms(getitem_p50), p99_ms: ms(percentile(&lat, 0.99)), rss_mib: 0.0, calls: 1.0, n: iterations });
+    rows.push(Row {
+        route: "floor: bare SDK GetItem".into(),
+        init_ms: 0.0,
+        first_ms: 0.0,
+        p50_ms: ms(getitem_p50),
+        p99_ms: ms(percentile(&lat, 0.99)),
+        rss_mib: 0.0,
+        calls: 1.0,
+        n: iterations,
+    });
 
     // Seed: a connected stripe row with credentials (through the shared HTTP layer).
     let seed = |method: &'static str, path: &'static str, body: Option<Value>| {
-        let mut b = lambda_http::http::Request::builder().method(method).uri(path).header("authorization", format!("Bearer {key}"));
+        let mut b = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"));
         let body = match body {
             Some(v) => {
                 b = b.header("content-type", "application/json");
@@ -314,20 +384,202 @@ async fn main() {
         shared::http::handle(&app, b.body(body).unwrap())
     };
     assert_eq!(seed("POST", "/v1/integrations/stripe", None).await.status(), 201);
-    assert_eq!(seed("PUT", "/v1/integrations/stripe/credentials", Some(json!({"credentials": {"secret_key": "sk"}}))).await.status(), 200);
+    assert_eq!(
+        seed(
+            "PUT",
+            "/v1/integrations/stripe/credentials",
+            Some(json!({"credentials": {"secret_key": "sk"}}))
+        )
+        .await
+        .status(),
+        200
+    );
 
     // The routes: (function, label, events for the cold call and each warm call, expected status).
     type EventFn = Box<dyn Fn(usize) -> Value>;
     let k = key.clone();
     let routes: Vec<(&str, &str, EventFn, u16, usize)> = vec![
-        ("get", "get", Box::new(move |_| http_event("GET", "/v1/integrations/stripe", "", &k, None)), 200, iterations),
-        ("list", "list", { let k = key.clone(); Box::new(move |_| http_event("GET", "/v1/integrations", "limit=20", &k, None)) }, 200, iterations),
-        ("update", "update (PATCH)", { let k = key.clone(); Box::new(move |i| http_event("PATCH", "/v1/integrations/stripe", "", &k, Some(json!({"display_name": format!("n{i}")})))) }, 200, iterations),
-        ("credentials", "credentials (PUT)", { let k = key.clone(); Box::new(move |i| http_event("PUT", "/v1/integrations/stripe/credentials", "", &k, Some(json!({"credentials": {"secret_key": format!("sk_{i}")}})))) }, 200, iterations),
-        ("connect", "connect", { let k = key.clone(); let types = ["avatax", "shippo", "printnode", "postmark", "shopify", "mapquest", "google", "openai", "plaid", "ups", "fedex", "usps", "amazon", "ebay", "wwex"]; Box::new(move |i| http_event("POST", &format!("/v1/integrations/{}", types[i % types.len()]), "", &k, None)) }, 201, 10),
-        ("disconnect", "disconnect", { let k = key.clone(); let types = ["avatax", "shippo", "printnode", "postmark", "shopify", "mapquest", "google", "openai", "plaid", "ups", "fedex"]; Box::new(move |i| http_event("DELETE", &format!("/v1/integrations/{}", types[i % types.len()]), "", &k, None)) }, 200, 10),
-        ("restore", "restore", { let k = key.clone(); let types = ["avatax", "shippo", "printnode", "postmark", "shopify", "mapquest", "google", "openai", "plaid", "ups", "fedex"]; Box::new(move |i| http_event("POST", &format!("/v1/integrations/{}/restore", types[i % types.len()]), "", &k, None)) }, 200, 10),
-        ("disconnect", "permanent delete", { let k = key.clone(); let types = ["avatax", "shippo", "printnode", "postmark", "shopify", "mapquest", "google", "openai", "plaid", "ups", "fedex"]; Box::new(move |i| http_event("DELETE", &format!("/v1/integrations/{}", types[i % types.len()]), "permanent=true", &k, None)) }, 204, 10),
+        (
+            "get",
+            "get",
+            Box::new(move |_| http_event("GET", "/v1/integrations/stripe", "", &k, None)),
+            200,
+            iterations,
+        ),
+        (
+            "list",
+            "list",
+            {
+                let k = key.clone();
+                Box::new(move |_| http_event("GET", "/v1/integrations", "limit=20", &k, None))
+            },
+            200,
+            iterations,
+        ),
+        (
+            "update",
+            "update (PATCH)",
+            {
+                let k = key.clone();
+                Box::new(move |i| {
+                    http_event(
+                        "PATCH",
+                        "/v1/integrations/stripe",
+                        "",
+                        &k,
+                        Some(json!({"display_name": format!("n{i}")})),
+                    )
+                })
+            },
+            200,
+            iterations,
+        ),
+        (
+            "credentials",
+            "credentials (PUT)",
+            {
+                let k = key.clone();
+                Box::new(move |i| {
+                    http_event(
+                        "PUT",
+                        "/v1/integrations/stripe/credentials",
+                        "",
+                        &k,
+                        Some(json!({"credentials": {"secret_key": format!("sk_{i}")}})),
+                    )
+                })
+            },
+            200,
+            iterations,
+        ),
+        (
+            "connect",
+            "connect",
+            {
+                let k = key.clone();
+                let types = [
+                    "avatax",
+                    "shippo",
+                    "printnode",
+                    "postmark",
+                    "shopify",
+                    "mapquest",
+                    "google",
+                    "openai",
+                    "plaid",
+                    "ups",
+                    "fedex",
+                    "usps",
+                    "amazon",
+                    "ebay",
+                    "wwex",
+                ];
+                Box::new(move |i| {
+                    http_event(
+                        "POST",
+                        &format!("/v1/integrations/{}", types[i % types.len()]),
+                        "",
+                        &k,
+                        None,
+                    )
+                })
+            },
+            201,
+            10,
+        ),
+        (
+            "disconnect",
+            "disconnect",
+            {
+                let k = key.clone();
+                let types = [
+                    "avatax",
+                    "shippo",
+                    "printnode",
+                    "postmark",
+                    "shopify",
+                    "mapquest",
+                    "google",
+                    "openai",
+                    "plaid",
+                    "ups",
+                    "fedex",
+                ];
+                Box::new(move |i| {
+                    http_event(
+                        "DELETE",
+                        &format!("/v1/integrations/{}", types[i % types.len()]),
+                        "",
+                        &k,
+                        None,
+                    )
+                })
+            },
+            200,
+            10,
+        ),
+        (
+            "restore",
+            "restore",
+            {
+                let k = key.clone();
+                let types = [
+                    "avatax",
+                    "shippo",
+                    "printnode",
+                    "postmark",
+                    "shopify",
+                    "mapquest",
+                    "google",
+                    "openai",
+                    "plaid",
+                    "ups",
+                    "fedex",
+                ];
+                Box::new(move |i| {
+                    http_event(
+                        "POST",
+                        &format!("/v1/integrations/{}/restore", types[i % types.len()]),
+                        "",
+                        &k,
+                        None,
+                    )
+                })
+            },
+            200,
+            10,
+        ),
+        (
+            "disconnect",
+            "permanent delete",
+            {
+                let k = key.clone();
+                let types = [
+                    "avatax",
+                    "shippo",
+                    "printnode",
+                    "postmark",
+                    "shopify",
+                    "mapquest",
+                    "google",
+                    "openai",
+                    "plaid",
+                    "ups",
+                    "fedex",
+                ];
+                Box::new(move |i| {
+                    http_event(
+                        "DELETE",
+                        &format!("/v1/integrations/{}", types[i % types.len()]),
+                        "permanent=true",
+                        &k,
+                        None,
+                    )
+                })
+            },
+            204,
+            10,
+        ),
     ];
     for (function, label, event, expected, warm) in routes {
         let p = Process::spawn(&bin_dir.join(function), function, &env).await;
@@ -343,17 +595,38 @@ async fn main() {
         }
         let calls = (proxy.count() - before) as f64 / warm as f64;
         lat.sort();
-        rows.push(Row { route: label.into(), init_ms: ms(init), first_ms: ms(init + first), p50_ms: ms(percentile(&lat, 0.5)), p99_ms: ms(percentile(&lat, 0.99)), rss_mib: p.peak_rss_kib() as f64 / 1024.0, calls, n: warm });
+        rows.push(Row {
+            route: label.into(),
+            init_ms: ms(init),
+            first_ms: ms(init + first),
+            p50_ms: ms(percentile(&lat, 0.5)),
+            p99_ms: ms(percentile(&lat, 0.99)),
+            rss_mib: p.peak_rss_kib() as f64 / 1024.0,
+            calls,
+            n: warm,
+        });
     }
 
     let hello_init = rows[0].init_ms;
     println!("| route | cold init ms (× hello) | exec→first answer ms | warm p50 ms (× GetItem) | warm p99 ms | peak RSS MiB | AWS calls / warm call | warm n |");
     println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let init = if r.init_ms > 0.0 { format!("{:.1} ({:.2}×)", r.init_ms, r.init_ms / hello_init) } else { "—".into() };
+        let init = if r.init_ms > 0.0 {
+            format!("{:.1} ({:.2}×)", r.init_ms, r.init_ms / hello_init)
+        } else {
+            "—".into()
+        };
         println!(
             "| {} | {} | {:.1} | {:.2} ({:.2}×) | {:.2} | {:.1} | {:.1} | {} |",
-            r.route, init, r.first_ms, r.p50_ms, r.p50_ms / ms(getitem_p50), r.p99_ms, r.rss_mib, r.calls, r.n
+            r.route,
+            init,
+            r.first_ms,
+            r.p50_ms,
+            r.p50_ms / ms(getitem_p50),
+            r.p99_ms,
+            r.rss_mib,
+            r.calls,
+            r.n
         );
     }
 }
