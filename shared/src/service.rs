@@ -211,6 +211,10 @@ impl Service {
         connector_type: ConnectorType,
         edits: &Edits,
     ) -> Result<(Connector, Outcome), ApiError> {
+        // Checked up front: the re-connect branch applies the fields to an existing row.
+        if edits.mode.is_some_and(Mode::is_live) && !principal.livemode {
+            return Err(lifecycle_error(LifecycleError::LiveModeWithTestKey));
+        }
         retry_on_conflict!({
             let now = self.clock.now();
             match self.store.get(principal.entity_id, connector_type).await? {

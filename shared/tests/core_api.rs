@@ -738,6 +738,27 @@ async fn test_keys_see_and_change_only_sandbox_rows() {
     // A sandbox row is visible to both.
     let sandbox = h.call("POST", "/v1/integrations/ebay", Some(&test), None).await;
     assert_eq!(sandbox.body["data"]["mode"], "sandbox");
+    // Re-connecting a disconnected sandbox row cannot turn it live with a test key.
+    assert_eq!(
+        h.call("DELETE", "/v1/integrations/ebay", Some(&test), None)
+            .await
+            .status,
+        200
+    );
+    let r = h
+        .call(
+            "POST",
+            "/v1/integrations/ebay",
+            Some(&test),
+            Some(json!({"mode": "live"})),
+        )
+        .await;
+    assert_eq!((r.status, r.body["param"].as_str()), (422, Some("mode")));
+    let back = h.call("POST", "/v1/integrations/ebay", Some(&test), None).await;
+    assert_eq!(
+        (back.status, back.body["data"]["mode"].as_str()),
+        (200, Some("sandbox"))
+    );
     assert_eq!(
         h.call("GET", "/v1/integrations/ebay", Some(&live), None).await.status,
         200
