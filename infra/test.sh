@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the emulator (installed and started if needed), the whole workspace's
-# tests against it, then a total of the cargo summaries. Stops only what it started.
+# tests against it (cargo prints a `test result:` line per test binary), then their total. Stops only what it started.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -11,8 +11,6 @@ log="$STATE/test-output.log"
 cargo test --workspace --color never 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 echo
-echo "== cargo test summaries"
-grep -E '^test result:' "$log" || true
 python3 - "$log" <<'PY'
 import re, sys
 passed = failed = ignored = 0
