@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod key_cache;
 pub mod ports;
 pub mod service;
 pub mod sweeper;
@@ -21,6 +22,7 @@ use crate::aws::keys::DynamoKeyStore;
 use crate::aws::secrets::SecretsManagerVault;
 use crate::aws::store::DynamoConnectorStore;
 use crate::config::Settings;
+use crate::key_cache::CachedKeyStore;
 use crate::ports::{Clock, SystemClock};
 use crate::service::Service;
 
@@ -56,7 +58,10 @@ impl App {
         } = clients;
         let service = Service {
             store: Arc::new(DynamoConnectorStore::new(dynamodb.clone(), &settings.table)),
-            keys: Arc::new(DynamoKeyStore::new(dynamodb.clone(), &settings.table)),
+            keys: Arc::new(CachedKeyStore::new(
+                Arc::new(DynamoKeyStore::new(dynamodb.clone(), &settings.table)),
+                clock.clone(),
+            )),
             idempotency: Arc::new(DynamoIdempotencyStore::new(dynamodb, &settings.table)),
             vault: Arc::new(SecretsManagerVault::new(secrets, &settings.secret_prefix)),
             bus: Arc::new(EventBridgeBus::new(events, &settings.event_bus, &settings.event_source)),

@@ -598,6 +598,25 @@ async fn authentication_failures_are_401_with_the_right_code() {
         .iter()
         .any(|k| k.key_id == issued.record.key_id && k.revoked_at.is_some()));
 
+    // Revoked from another container (the admin CLI, say): this container may honour
+    // its cached key for at most KEY_CACHE_SECONDS, then refuses it.
+    let elsewhere = shared::App::new(&h.sdk, h.settings.clone(), h.clock.clone());
+    let cached = shared::admin::create_key(&h.app, entity, [Scope::Read].into(), false, None)
+        .await
+        .unwrap();
+    let h = &h;
+    let list = |key: String| async move { h.call("GET", "/v1/integrations", Some(&key), None).await };
+    assert_eq!(list(cached.plaintext.clone()).await.status, 200);
+    assert!(shared::admin::revoke_key(&elsewhere, &cached.record.key_id)
+        .await
+        .unwrap());
+    assert_eq!(list(cached.plaintext.clone()).await.status, 200, "still cached here");
+    h.clock.advance_seconds(shared::key_cache::KEY_CACHE_SECONDS - 1);
+    assert_eq!(list(cached.plaintext.clone()).await.status, 200, "still cached here");
+    h.clock.advance_seconds(1);
+    let r = list(cached.plaintext.clone()).await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"));
+
     // Expired (by the injected clock).
     let expiring = shared::admin::create_key(&h.app, entity, [Scope::Read].into(), false, Some(1))
         .await
