@@ -137,6 +137,10 @@ pub trait ConnectorStore: Send + Sync {
     /// Removes an outbox record once its event is published. Absent records are fine.
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError>;
 
+    /// Removes an outbox record if `row` is still stored at `row.version`, in one call;
+    /// `Ok(false)` (record kept) if the row moved since.
+    async fn clear_outbox_if_unchanged(&self, event_id: &str, row: &Connector) -> Result<bool, StoreError>;
+
     /// Disconnected rows whose window ended at or before `now` (from the sparse index,
     /// which is eventually consistent: re-read before acting). At most `limit`.
     async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError>;

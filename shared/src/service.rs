@@ -257,6 +257,10 @@ impl Service {
         let next = lifecycle::restore(&edited, now)
             .map_err(lifecycle_error)?
             .unwrap_or(edited);
+        // The secret first, so the row is never active behind a scheduled secret; and again
+        // after the commit (`FollowRow`): a disconnect that committed before ours may
+        // delete it between our restore and our commit, and only an act after our commit,
+        // checked against the row, is sure to come last.
         if row.has_secret() {
             self.vault.restore(row.entity_id, row.connector_type).await?;
         }
@@ -271,36 +275,52 @@ impl Service {
     }
 
     /// Makes the secret follow the row — live while the row is active, scheduled for
-    /// deletion while it is disconnected — and re-reads the row after acting, acting again
-    /// if it moved meanwhile. Concurrent requests may each act on what they read; the last
-    /// to act has read the last state, so the secret ends up matching the row.
-    async fn reconcile_secret(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), ApiError> {
-        let mut acted_on: Option<Option<u64>> = None;
+    /// deletion while it is disconnected — starting from `known` (the row as just read) or
+    /// a fresh read, and re-reads the row after acting, acting again if it moved meanwhile.
+    /// Concurrent requests may each act on what they read; the last to act has read the
+    /// last state, so the secret ends up matching the row.
+    async fn reconcile_secret(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        known: Option<Connector>,
+    ) -> Result<(), ApiError> {
+        let mut row = match known {
+            Some(row) => Some(row),
+            None => self.store.get(entity, connector_type).await?,
+        };
         for _ in 0..RECONCILE_ROUNDS {
-            let row = self.store.get(entity, connector_type).await?;
-            let version = row.as_ref().map(|r| r.version);
-            if acted_on == Some(version) {
+            if !self.follow_row(row.as_ref()).await? {
                 return Ok(());
             }
-            match &row {
-                Some(r) if r.has_secret() && r.is_active => self.vault.restore(entity, connector_type).await?,
-                Some(r) if r.has_secret() => {
-                    self.vault
-                        .schedule_deletion(entity, connector_type, RECOVERY_WINDOW_DAYS)
-                        .await?
-                }
-                // No secret claimed, or no row: purge and expiry delete secrets explicitly.
-                _ => return Ok(()),
+            let acted_on = row.as_ref().map(|r| r.version);
+            row = self.store.get(entity, connector_type).await?;
+            if row.as_ref().map(|r| r.version) == acted_on {
+                return Ok(());
             }
-            acted_on = Some(version);
         }
         Err(StoreError::ConditionFailed.into())
+    }
+
+    /// One secret call matching `row`; `false` when there is nothing to follow (no secret
+    /// claimed, or no row: purge and expiry delete secrets explicitly).
+    async fn follow_row(&self, row: Option<&Connector>) -> Result<bool, ApiError> {
+        match row {
+            Some(r) if r.has_secret() && r.is_active => self.vault.restore(r.entity_id, r.connector_type).await?,
+            Some(r) if r.has_secret() => {
+                self.vault
+                    .schedule_deletion(r.entity_id, r.connector_type, RECOVERY_WINDOW_DAYS)
+                    .await?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// After a failed write that followed a secret restore: best-effort reconciliation, so
     /// a disconnected row's credentials do not stay readable.
     async fn settle_secret(&self, row: &Connector) {
-        if let Err(e) = self.reconcile_secret(row.entity_id, row.connector_type).await {
+        if let Err(e) = self.reconcile_secret(row.entity_id, row.connector_type, None).await {
             tracing::warn!(code = e.code(), "secret left for the sweeper to reconcile");
         }
     }
@@ -413,7 +433,10 @@ impl Service {
                 now,
             );
             next.version = current.version + 1;
-            self.commit(&next, Some(current.version), &events, principal, None, now)
+            // Restoring a row re-checked after it was read (a disconnect may have deleted
+            // the secret after `put` revived it): the secret follows the committed row.
+            let action = events.contains(&EventType::Restored).then_some(SecretAction::FollowRow);
+            self.commit(&next, Some(current.version), &events, principal, action, now)
                 .await
                 .map(|_| next)
         })
@@ -429,7 +452,8 @@ impl Service {
                     // Already disconnected: no change, no event. Re-assert the secret's
                     // scheduled deletion in case an earlier attempt stopped before it.
                     if current.has_secret() {
-                        self.reconcile_secret(current.entity_id, current.connector_type).await?;
+                        self.reconcile_secret(current.entity_id, current.connector_type, Some(current.clone()))
+                            .await?;
                     }
                     Ok((current, Outcome::Unchanged))
                 }
@@ -492,7 +516,37 @@ impl Service {
             .collect();
         self.store.save(row, expected_version, &records).await?;
         for record in &records {
-            self.deliver(record).await?;
+            self.deliver_committed(record, row).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers a record this request has just committed together with `row`. The secret
+    /// follows `row` as committed (no re-read), the event goes out, and one call clears
+    /// the record while checking that the row has not moved since; if it has, the full
+    /// reconciliation runs. Whatever fails after the secret step stays in the outbox for
+    /// the sweeper, which reconciles before re-publishing.
+    async fn deliver_committed(&self, record: &OutboxRecord, row: &Connector) -> Result<(), ApiError> {
+        if record.secret_action != Some(SecretAction::FollowRow) {
+            return self.deliver(record).await.map(|_| ());
+        }
+        self.follow_row(Some(row)).await?;
+        if let Err(e) = self.bus.publish(record).await {
+            tracing::warn!(event_id = %record.event_id, failure = %e, "event left in the outbox for the sweeper");
+            return Ok(());
+        }
+        match self.store.clear_outbox_if_unchanged(&record.event_id, row).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Moved while we acted: follow the row as it is now, then clear.
+                self.reconcile_secret(row.entity_id, row.connector_type, None).await?;
+                if let Err(e) = self.store.clear_outbox(&record.event_id).await {
+                    tracing::warn!(event_id = %record.event_id, failure = %e, "published event's outbox record not cleared");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event_id = %record.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
+            }
         }
         Ok(())
     }
@@ -502,7 +556,10 @@ impl Service {
     /// sweeper (and reported as `Ok(false)`).
     pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, ApiError> {
         match record.secret_action {
-            Some(SecretAction::FollowRow) => self.reconcile_secret(record.entity_id, record.connector_type).await?,
+            Some(SecretAction::FollowRow) => {
+                self.reconcile_secret(record.entity_id, record.connector_type, None)
+                    .await?
+            }
             Some(SecretAction::ForceDelete) => self.vault.force_delete(record.entity_id, record.connector_type).await?,
             None => {}
         }

@@ -293,6 +293,43 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
     let report = h.sweep().await;
     assert_eq!(report.expired, 1);
 
+    // Failure paths: a write that restored the secret and then could not commit puts the
+    // secret back in line with the (still disconnected) row — a `DeleteSecret` that the
+    // happy path of these functions never makes, but their grants must allow.
+    let proxy = support::faults::FaultProxy::start(&support::emulator_endpoint()).await;
+    let faulty = shared::App::from_clients(
+        support::clients(&h.sdk, Some(&proxy.url), Some(&h.actions)),
+        h.settings.clone(),
+        h.clock.clone(),
+    );
+    let shopify = json!({"credentials": {"access_token": "shpat_1"}});
+    assert_eq!(call("POST", "/v1/integrations/shopify", None).await.status, 201);
+    assert_eq!(
+        call("PUT", "/v1/integrations/shopify/credentials", Some(shopify.clone()))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(call("DELETE", "/v1/integrations/shopify", None).await.status, 200);
+    for (method, path, body) in [
+        ("POST", "/v1/integrations/shopify", None),
+        ("POST", "/v1/integrations/shopify/restore", None),
+        ("PATCH", "/v1/integrations/shopify", Some(json!({"is_active": true}))),
+        ("PUT", "/v1/integrations/shopify/credentials", Some(shopify.clone())),
+    ] {
+        proxy.arm_operation("TransactWriteItems", support::faults::Fault::Throttle);
+        let reply = h.send_via(&faulty, support::request(method, path, k, &[], body)).await;
+        assert_eq!(reply.status, 429, "{method} {path}: the commit was throttled");
+        let (calls, _) = proxy.calls();
+        let failed_at = calls.iter().position(|c| c.ends_with(".TransactWriteItems")).unwrap();
+        assert!(
+            calls[failed_at..].iter().any(|c| c.ends_with(".DeleteSecret")),
+            "{method} {path}: the secret was put back in line after the failed commit: {calls:?}"
+        );
+        let row = call("GET", "/v1/integrations/shopify", None).await;
+        assert_eq!(row.body["data"]["is_active"], false, "{method} {path}");
+    }
+
     let recorded = h.actions.lock().unwrap().clone();
     let t = template();
     let functions = functions(&t);

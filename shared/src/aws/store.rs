@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::catalog::ConnectorType;
@@ -230,6 +230,36 @@ impl ConnectorStore for DynamoConnectorStore {
             .await
             .map_err(dynamo("DeleteItem"))?;
         Ok(())
+    }
+
+    async fn clear_outbox_if_unchanged(&self, event_id: &str, row: &Connector) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(format!("OUTBOX#{event_id}")))
+            .key(TABLE.sort_key, s("OUTBOX"))
+            .build()
+            .expect("complete delete");
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(entity_pk(row.entity_id)))
+            .key(TABLE.sort_key, s(connector_sk(row.connector_type)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+            .build()
+            .expect("complete condition check");
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .send()
+            .await;
+        match sent.map_err(|e| transaction_failure(&e)) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {

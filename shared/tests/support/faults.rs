@@ -39,6 +39,9 @@ struct State {
     armed: Option<(usize, Fault)>,
     /// Distinct calls since arming, in order: (invocation id, service.operation).
     calls: Vec<(String, String)>,
+    /// With `armed`: fail the first call of this operation (`TransactWriteItems`) instead
+    /// of the n-th call.
+    operation: Option<String>,
     /// The invocation chosen to fail, once seen.
     failing: Option<String>,
     /// Faulted HTTP attempts, for the report.
@@ -107,6 +110,16 @@ impl FaultProxy {
         };
     }
 
+    /// Fails the first `operation` call (e.g. `TransactWriteItems`) from now on, every
+    /// attempt of it, with `fault`.
+    pub fn arm_operation(&self, operation: &str, fault: Fault) {
+        *self.state.lock().unwrap() = State {
+            armed: Some((usize::MAX, fault)),
+            operation: Some(operation.to_string()),
+            ..State::default()
+        };
+    }
+
     /// Starts counting calls without failing any.
     pub fn record(&self) {
         *self.state.lock().unwrap() = State::default();
@@ -153,7 +166,11 @@ async fn forward(
         if !invocation.is_empty() && !s.calls.iter().any(|(id, _)| *id == invocation) {
             s.calls.push((invocation.clone(), operation.clone()));
             if let Some((step, _)) = s.armed {
-                if s.calls.len() == step + 1 {
+                let named = s
+                    .operation
+                    .as_ref()
+                    .is_some_and(|op| operation.rsplit('.').next() == Some(op.as_str()));
+                if step.checked_add(1) == Some(s.calls.len()) || (named && s.failing.is_none()) {
                     s.failing = Some(invocation.clone());
                 }
             }

@@ -187,14 +187,18 @@ impl Harness {
     /// Serves a request as the function its route belongs to would (recording that
     /// function's AWS actions), and checks the answer against openapi.yaml.
     pub async fn send(&self, req: Request) -> Reply {
+        self.send_via(&self.app, req).await
+    }
+
+    /// As [`Harness::send`], served by `app` (e.g. one whose clients go through a fault
+    /// proxy) against this harness's resources.
+    pub async fn send_via(&self, app: &App, req: Request) -> Reply {
         let method = req.method().to_string();
         let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
         let function = shared::http::router::route(&method, req.uri().path())
             .map(|m| m.operation.function_name())
             .unwrap_or("router");
-        let response = recorder::FUNCTION
-            .scope(function, shared::http::handle(&self.app, req))
-            .await;
+        let response = recorder::FUNCTION.scope(function, shared::http::handle(app, req)).await;
         self.record(&method, &path, response)
     }
 
