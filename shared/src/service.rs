@@ -399,22 +399,30 @@ impl Service {
         if restoring {
             self.vault.restore(principal.entity_id, connector_type).await?;
         }
-        let stored = self.store_credentials(principal, connector_type, &payload).await;
+        let stored = self.store_credentials(principal, existing.clone(), &payload).await;
         if stored.is_err() && restoring {
             self.settle_secret(&existing).await;
         }
         stored
     }
 
+    /// Stores the secret, then the row that points at it. The first attempt writes over
+    /// `read` (the row as read before); the version condition catches any change since,
+    /// and each retry reads afresh.
     async fn store_credentials(
         &self,
         principal: &Principal,
-        connector_type: ConnectorType,
+        read: Connector,
         payload: &SecretPayload,
     ) -> Result<Connector, ApiError> {
+        let connector_type = read.connector_type;
         let arn = self.vault.put(principal.entity_id, connector_type, payload).await?;
+        let mut first = Some(read);
         retry_on_conflict!({
-            let current = self.find(principal, ConnectorRef::Type(connector_type)).await?;
+            let current = match first.take() {
+                Some(row) => row,
+                None => self.find(principal, ConnectorRef::Type(connector_type)).await?,
+            };
             let now = self.clock.now();
             let mut events = Vec::new();
             let base = match lifecycle::restore(&current, now).map_err(lifecycle_error)? {
