@@ -3,7 +3,10 @@
 //! API Gateway (HTTP API v2) events against the emulator, and measures cold init, warm
 //! latency, peak RSS and AWS calls per invocation — beside the floors measured in the same
 //! run: a hello-world `lambda_runtime` binary (init) and a bare SDK `GetItem` (latency).
-//! Prints a markdown table. `BENCH_ITERATIONS` (default 1000) warm invocations per route.
+//! Prints a markdown table. `BENCH_ITERATIONS` (default 1000) warm invocations per route,
+//! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-init median, `BENCH_BIN_DIR`
+//! (default `target/release`) the binaries to measure, `BENCH_ONLY` a comma-separated
+//! subset of route labels.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -253,6 +256,12 @@ impl Process {
         percentile(&inits, 0.5)
     }
 
+    /// CPU time the process has used so far (`/proc/<pid>/schedstat`, nanoseconds).
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id().unwrap())).unwrap_or_default();
+        Duration::from_nanos(stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
     fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap_or_default();
         status
@@ -299,6 +308,8 @@ struct Row {
     p50_ms: f64,
     p99_ms: f64,
     rss_mib: f64,
+    /// The function process's CPU time per warm call (user + system), in ms.
+    cpu_ms: f64,
     calls: f64,
     n: usize,
 }
@@ -353,9 +364,11 @@ async fn main() {
     let hello_init = hello.init_time().await;
     let (first, _) = hello.api.invoke(&json!({})).await;
     let mut lat = Vec::new();
+    let cpu_before = hello.cpu_time();
     for _ in 0..iterations {
         lat.push(hello.api.invoke(&json!({})).await.0);
     }
+    let cpu_ms = ms(hello.cpu_time() - cpu_before) / iterations as f64;
     lat.sort();
     rows.push(Row {
         route: "floor: hello-world lambda_runtime".into(),
@@ -364,6 +377,7 @@ async fn main() {
         p50_ms: ms(percentile(&lat, 0.5)),
         p99_ms: ms(percentile(&lat, 0.99)),
         rss_mib: hello.peak_rss_kib() as f64 / 1024.0,
+        cpu_ms,
         calls: 0.0,
         n: iterations,
     });
@@ -401,6 +415,7 @@ async fn main() {
         p50_ms: ms(getitem_p50),
         p99_ms: ms(percentile(&lat, 0.99)),
         rss_mib: 0.0,
+        cpu_ms: 0.0,
         calls: 1.0,
         n: iterations,
     });
@@ -566,7 +581,14 @@ async fn main() {
             10,
         ),
     ];
+    // `BENCH_ONLY=get,list`: just those routes (quick side-by-side comparisons).
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     for (function, label, event, expected, warm) in routes {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|l| l == label)) {
+            continue;
+        }
         if label == "disconnect" {
             // Disconnect, restore and permanent delete act on the rows `connect` made;
             // give them credentials, as real connectors have (the secret is one more call).
@@ -586,12 +608,14 @@ async fn main() {
         assert_eq!(answer["statusCode"], expected, "{label} cold: {answer}");
         let mut lat = Vec::new();
         let before = proxy.count();
+        let cpu_before = p.cpu_time();
         for i in 1..=warm {
             let (d, answer) = p.api.invoke(&event(i)).await;
             assert_eq!(answer["statusCode"], expected, "{label} warm {i}: {answer}");
             lat.push(d);
         }
         let calls = (proxy.count() - before) as f64 / warm as f64;
+        let cpu_ms = ms(p.cpu_time() - cpu_before) / warm as f64;
         lat.sort();
         rows.push(Row {
             route: label.into(),
@@ -600,14 +624,15 @@ async fn main() {
             p50_ms: ms(percentile(&lat, 0.5)),
             p99_ms: ms(percentile(&lat, 0.99)),
             rss_mib: p.peak_rss_kib() as f64 / 1024.0,
+            cpu_ms,
             calls,
             n: warm,
         });
     }
 
     let hello_init = rows[0].init_ms;
-    println!("| route | cold init ms (× hello) | exec→first answer ms | warm p50 ms (× GetItem) | warm p99 ms | peak RSS MiB | AWS calls / warm call | warm n |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| route | cold init ms (× hello) | exec→first answer ms | warm p50 ms (× GetItem) | warm p99 ms | CPU ms / warm call | peak RSS MiB | AWS calls / warm call | warm n |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let init = if r.init_ms > 0.0 {
             format!("{:.1} ({:.2}×)", r.init_ms, r.init_ms / hello_init)
@@ -615,13 +640,14 @@ async fn main() {
             "—".into()
         };
         println!(
-            "| {} | {} | {:.1} | {:.2} ({:.2}×) | {:.2} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {:.1} | {:.2} ({:.2}×) | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
             r.route,
             init,
             r.first_ms,
             r.p50_ms,
             r.p50_ms / ms(getitem_p50),
             r.p99_ms,
+            r.cpu_ms,
             r.rss_mib,
             r.calls,
             r.n
