@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke
 
 dev:
 	@bash infra/dev.sh
@@ -16,6 +16,9 @@ lint:
 
 bench:
 	@bash infra/bench.sh
+
+bench-smoke:
+	@bash infra/bench.sh --smoke
 
 reliability:
 	@bash infra/reliability-suite.sh
