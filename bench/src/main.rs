@@ -647,7 +647,11 @@ async fn main() {
     println!("| route | cold init ms (× hello) | exec→first answer ms | warm p50 ms (× GetItem beside it) | warm p99 ms | CPU ms / warm call | peak RSS MiB | AWS calls / warm call | warm n |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let floor = if r.floor_p50_ms > 0.0 { r.floor_p50_ms } else { ms(getitem_p50) };
+        let floor = if r.floor_p50_ms > 0.0 {
+            r.floor_p50_ms
+        } else {
+            ms(getitem_p50)
+        };
         let init = if r.init_ms > 0.0 {
             format!("{:.1} ({:.2}×)", r.init_ms, r.init_ms / hello_init)
         } else {

@@ -100,7 +100,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::domain::api_key::{generate_key, Scope};
+    use crate::domain::api_key::{generate_key, NewKey, Scope};
     use crate::ports::ManualClock;
 
     /// The table, reduced to a map, counting how often it is asked.
@@ -141,26 +141,30 @@ mod tests {
         (table, clock, cache)
     }
 
-    fn record(key_id: KeyId, now: Timestamp) -> ApiKeyRecord {
-        ApiKeyRecord {
-            key_id,
+    /// A new key, stored in `table` (not through the cache).
+    async fn stored_key(table: &CountingKeys, now: Timestamp) -> NewKey {
+        let key = generate_key(false);
+        store(table, &key, now).await;
+        key
+    }
+
+    async fn store(table: &CountingKeys, key: &NewKey, now: Timestamp) {
+        let record = ApiKeyRecord {
+            key_id: key.key_id.clone(),
             entity_id: EntityId::new_random(),
             livemode: false,
             scopes: BTreeSet::from([Scope::Read]),
             created_at: now,
             key_expires_at: None,
             revoked_at: None,
-        }
+        };
+        table.create(&record, &key.hash).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_found_key_is_reused_until_the_cache_time_passes() {
         let (table, clock, cache) = setup();
-        let key = generate_key(false);
-        table
-            .create(&record(key.key_id.clone(), clock.now()), &key.hash)
-            .await
-            .unwrap();
+        let key = stored_key(&table, clock.now()).await;
         for _ in 0..5 {
             assert!(cache.find(&key.hash).await.unwrap().is_some());
         }
@@ -175,10 +179,7 @@ mod tests {
         let (table, clock, cache) = setup();
         let key = generate_key(true);
         assert!(cache.find(&key.hash).await.unwrap().is_none());
-        table
-            .create(&record(key.key_id.clone(), clock.now()), &key.hash)
-            .await
-            .unwrap();
+        store(&table, &key, clock.now()).await;
         assert!(cache.find(&key.hash).await.unwrap().is_some());
         assert_eq!(table.finds.load(Ordering::SeqCst), 2);
     }
@@ -186,11 +187,7 @@ mod tests {
     #[tokio::test]
     async fn revocation_elsewhere_is_seen_within_the_cache_time_and_here_at_once() {
         let (table, clock, cache) = setup();
-        let key = generate_key(false);
-        table
-            .create(&record(key.key_id.clone(), clock.now()), &key.hash)
-            .await
-            .unwrap();
+        let key = stored_key(&table, clock.now()).await;
         assert!(cache.find(&key.hash).await.unwrap().is_some());
         // Another container revokes it: this one may serve it until the cache time ends.
         table.revoke(&key.key_id, clock.now()).await.unwrap();
@@ -200,11 +197,7 @@ mod tests {
         assert!(cache.find(&key.hash).await.unwrap().unwrap().revoked_at.is_some());
 
         // Revoked through this store: dropped at once.
-        let other = generate_key(false);
-        table
-            .create(&record(other.key_id.clone(), clock.now()), &other.hash)
-            .await
-            .unwrap();
+        let other = stored_key(&table, clock.now()).await;
         assert!(cache.find(&other.hash).await.unwrap().unwrap().revoked_at.is_none());
         assert!(cache.revoke(&other.key_id, clock.now()).await.unwrap());
         assert!(cache.find(&other.hash).await.unwrap().unwrap().revoked_at.is_some());
@@ -214,11 +207,7 @@ mod tests {
     async fn the_cache_stays_bounded() {
         let (table, clock, cache) = setup();
         for _ in 0..MAX_ENTRIES + 10 {
-            let key = generate_key(false);
-            table
-                .create(&record(key.key_id.clone(), clock.now()), &key.hash)
-                .await
-                .unwrap();
+            let key = stored_key(&table, clock.now()).await;
             cache.find(&key.hash).await.unwrap();
         }
         assert!(cache.entries().len() <= MAX_ENTRIES);

@@ -148,6 +148,19 @@ fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) ->
     StoreError::Dependency(classify(Dependency::DynamoDb, "TransactWriteItems", err))
 }
 
+/// Keys a `Delete` or `ConditionCheck` builder (same methods, no common trait) on `row`
+/// and makes it hold only while the stored row is still at `row.version`.
+macro_rules! on_row_at_its_version {
+    ($builder:expr, $row:expr) => {
+        $builder
+            .key(TABLE.partition_key, s(entity_pk($row.entity_id)))
+            .key(TABLE.sort_key, s(connector_sk($row.connector_type)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N($row.version.to_string()))
+    };
+}
+
 pub struct DynamoConnectorStore {
     client: Client,
     table: String,
@@ -207,13 +220,7 @@ impl ConnectorStore for DynamoConnectorStore {
     }
 
     async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key(TABLE.partition_key, s(entity_pk(row.entity_id)))
-            .key(TABLE.sort_key, s(connector_sk(row.connector_type)))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+        let delete = on_row_at_its_version!(Delete::builder().table_name(&self.table), row)
             .build()
             .expect("complete delete");
         self.transact(TransactWriteItem::builder().delete(delete).build(), records)
@@ -239,13 +246,7 @@ impl ConnectorStore for DynamoConnectorStore {
             .key(TABLE.sort_key, s("OUTBOX"))
             .build()
             .expect("complete delete");
-        let check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .key(TABLE.partition_key, s(entity_pk(row.entity_id)))
-            .key(TABLE.sort_key, s(connector_sk(row.connector_type)))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+        let check = on_row_at_its_version!(ConditionCheck::builder().table_name(&self.table), row)
             .build()
             .expect("complete condition check");
         let sent = self
