@@ -441,8 +441,8 @@ impl Service {
                 now,
             );
             next.version = current.version + 1;
-            // Restoring a row re-checked after it was read (a disconnect may have deleted
-            // the secret after `put` revived it): the secret follows the committed row.
+            // When this write restores the row, the secret follows the committed row
+            // afterwards too: a disconnect may have deleted it after `put` revived it.
             let action = events.contains(&EventType::Restored).then_some(SecretAction::FollowRow);
             self.commit(&next, Some(current.version), &events, principal, action, now)
                 .await
