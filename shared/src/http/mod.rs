@@ -61,7 +61,9 @@ pub async fn handle_operation(
 async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> (Response<Body>, String) {
     let request_id = new_request_id();
     let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-    let span = tracing::info_span!("request", request_id = %request_id, lambda_request_id);
+    // At ERROR level so the ids stay on every line whatever RUST_LOG lets through (an
+    // `info` span is dropped under RUST_LOG=warn, and its warnings lose their request).
+    let span = tracing::error_span!("request", request_id = %request_id, lambda_request_id);
     let response = async {
         let started = Instant::now();
         let (response, operation) = match serve(app, only, &req, &request_id).await {
