@@ -99,8 +99,9 @@ pub(crate) async fn query_entity<T: serde::de::DeserializeOwned>(
 fn outbox_item(record: &OutboxRecord) -> Item {
     let due = &TABLE.indexes[0];
     let mut item: Item = serde_dynamo::to_item(record).expect("an outbox record always converts to an item");
-    item.insert(TABLE.partition_key.into(), s(format!("OUTBOX#{}", record.event_id)));
-    item.insert(TABLE.sort_key.into(), s("OUTBOX"));
+    for (name, value) in outbox_key(&record.event_id) {
+        item.insert(name, value);
+    }
     item.insert(due.partition_key.into(), s("OUTBOX"));
     item.insert(
         due.sort_key.into(),
@@ -109,6 +110,14 @@ fn outbox_item(record: &OutboxRecord) -> Item {
     let expires = record.created_at.plus_days(OUTBOX_RETENTION_DAYS).unix();
     item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(expires.to_string()));
     item
+}
+
+/// An outbox record's primary key.
+fn outbox_key(event_id: &str) -> Item {
+    Item::from([
+        (TABLE.partition_key.to_string(), s(format!("OUTBOX#{event_id}"))),
+        (TABLE.sort_key.to_string(), s("OUTBOX")),
+    ])
 }
 
 fn outbox_put(table: &str, record: &OutboxRecord) -> TransactWriteItem {
@@ -231,8 +240,7 @@ impl ConnectorStore for DynamoConnectorStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key(TABLE.partition_key, s(format!("OUTBOX#{event_id}")))
-            .key(TABLE.sort_key, s("OUTBOX"))
+            .set_key(Some(outbox_key(event_id)))
             .send()
             .await
             .map_err(dynamo("DeleteItem"))?;
@@ -242,8 +250,7 @@ impl ConnectorStore for DynamoConnectorStore {
     async fn clear_outbox_if_unchanged(&self, event_id: &str, row: &Connector) -> Result<bool, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
-            .key(TABLE.partition_key, s(format!("OUTBOX#{event_id}")))
-            .key(TABLE.sort_key, s("OUTBOX"))
+            .set_key(Some(outbox_key(event_id)))
             .build()
             .expect("complete delete");
         let check = on_row_at_its_version!(ConditionCheck::builder().table_name(&self.table), row)
