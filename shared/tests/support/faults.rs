@@ -33,15 +33,30 @@ impl Fault {
 /// How long a `Timeout` fault stalls (the faulty clients time out well before).
 pub const STALL: Duration = Duration::from_millis(1500);
 
+/// The call an armed proxy fails (every attempt of it).
+enum Trigger {
+    /// The n-th distinct call from now on (0-based).
+    Step(usize),
+    /// The first call of this operation (e.g. `TransactWriteItems`).
+    Operation(String),
+}
+
+impl Trigger {
+    /// Whether the call just seen — the `seen`-th (1-based), of `operation` — is the one.
+    fn fires(&self, seen: usize, operation: &str) -> bool {
+        match self {
+            Trigger::Step(n) => seen == n + 1,
+            Trigger::Operation(op) => operation.rsplit('.').next() == Some(op.as_str()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    /// `Some((n, fault))`: the n-th distinct call from now on (0-based) fails.
-    armed: Option<(usize, Fault)>,
+    /// Which call fails, and how.
+    armed: Option<(Trigger, Fault)>,
     /// Distinct calls since arming, in order: (invocation id, service.operation).
     calls: Vec<(String, String)>,
-    /// With `armed`: fail the first call of this operation (`TransactWriteItems`) instead
-    /// of the n-th call.
-    operation: Option<String>,
     /// The invocation chosen to fail, once seen.
     failing: Option<String>,
     /// Faulted HTTP attempts, for the report.
@@ -105,7 +120,7 @@ impl FaultProxy {
     /// Fails the `step`-th AWS call from now on (every attempt of it) with `fault`.
     pub fn arm(&self, step: usize, fault: Fault) {
         *self.state.lock().unwrap() = State {
-            armed: Some((step, fault)),
+            armed: Some((Trigger::Step(step), fault)),
             ..State::default()
         };
     }
@@ -114,8 +129,7 @@ impl FaultProxy {
     /// attempt of it, with `fault`.
     pub fn arm_operation(&self, operation: &str, fault: Fault) {
         *self.state.lock().unwrap() = State {
-            armed: Some((usize::MAX, fault)),
-            operation: Some(operation.to_string()),
+            armed: Some((Trigger::Operation(operation.to_string()), fault)),
             ..State::default()
         };
     }
@@ -165,18 +179,14 @@ async fn forward(
         let mut s = state.lock().unwrap();
         if !invocation.is_empty() && !s.calls.iter().any(|(id, _)| *id == invocation) {
             s.calls.push((invocation.clone(), operation.clone()));
-            if let Some((step, _)) = s.armed {
-                let named = s
-                    .operation
-                    .as_ref()
-                    .is_some_and(|op| operation.rsplit('.').next() == Some(op.as_str()));
-                if step.checked_add(1) == Some(s.calls.len()) || (named && s.failing.is_none()) {
-                    s.failing = Some(invocation.clone());
-                }
+            let seen = s.calls.len();
+            if s.failing.is_none() && s.armed.as_ref().is_some_and(|(t, _)| t.fires(seen, &operation)) {
+                s.failing = Some(invocation.clone());
             }
         }
-        match (&s.failing, s.armed) {
+        match (&s.failing, &s.armed) {
             (Some(id), Some((_, fault))) if *id == invocation => {
+                let fault = *fault;
                 s.injected += 1;
                 Decision::Fail(fault)
             }
