@@ -6,7 +6,8 @@
 //! Prints a markdown table. `BENCH_ITERATIONS` (default 1000) warm invocations per route,
 //! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-init median, `BENCH_BIN_DIR`
 //! (default `target/release`) the binaries to measure, `BENCH_ONLY` a comma-separated
-//! subset of route labels.
+//! subset of route labels, `BENCH_SSL_CERT_FILE` / `BENCH_SSL_CERT_DIR` the functions'
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR` (unset by default, as on Lambda).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -358,12 +359,12 @@ async fn main() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    // The trust-store location, when set, reaches the functions as it would on Lambda
-    // (used to model Amazon Linux's certificate layout on another machine).
+    // Lambda sets no SSL_CERT_* variables, so the functions get none, unless asked for
+    // with BENCH_SSL_CERT_FILE / BENCH_SSL_CERT_DIR (to measure the system-store path).
     .chain(
         ["SSL_CERT_FILE", "SSL_CERT_DIR"]
             .into_iter()
-            .filter_map(|k| Some((k.to_string(), std::env::var(k).ok()?))),
+            .filter_map(|k| Some((k.to_string(), std::env::var(format!("BENCH_{k}")).ok()?))),
     )
     .collect();
 
