@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod key_cache;
+pub mod on_first_use;
 pub mod ports;
 pub mod service;
 pub mod sweeper;
@@ -23,7 +24,8 @@ use crate::aws::secrets::SecretsManagerVault;
 use crate::aws::store::DynamoConnectorStore;
 use crate::config::Settings;
 use crate::key_cache::CachedKeyStore;
-use crate::ports::{Clock, SystemClock};
+use crate::on_first_use::OnFirstUse;
+use crate::ports::{Clock, EventBus, SystemClock, Vault};
 use crate::service::Service;
 
 /// Everything a handler needs, built once per container.
@@ -37,6 +39,30 @@ impl App {
     pub async fn from_env() -> App {
         let sdk = config::sdk_config().await;
         App::new(&sdk, Settings::from_env(), Arc::new(SystemClock))
+    }
+
+    /// As [`App::from_env`], for the read-only functions (get, list): they never call
+    /// Secrets Manager or EventBridge, so those clients are built only if a call ever does.
+    pub async fn from_env_for_reads() -> App {
+        let sdk = config::sdk_config().await;
+        let settings = Settings::from_env();
+        let (secrets, events) = (sdk.clone(), sdk.clone());
+        let (prefix, bus, source) = (
+            settings.secret_prefix.clone(),
+            settings.event_bus.clone(),
+            settings.event_source.clone(),
+        );
+        let vault =
+            OnFirstUse::new(move || SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(&secrets), &prefix));
+        let bus =
+            OnFirstUse::new(move || EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&events), &bus, &source));
+        App::assemble(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            Arc::new(vault),
+            Arc::new(bus),
+            settings,
+            Arc::new(SystemClock),
+        )
     }
 
     /// The AWS adapters from one `SdkConfig`; the clock is injectable for tests.
@@ -56,6 +82,18 @@ impl App {
             secrets,
             events,
         } = clients;
+        let vault = Arc::new(SecretsManagerVault::new(secrets, &settings.secret_prefix));
+        let bus = Arc::new(EventBridgeBus::new(events, &settings.event_bus, &settings.event_source));
+        App::assemble(dynamodb, vault, bus, settings, clock)
+    }
+
+    fn assemble(
+        dynamodb: aws_sdk_dynamodb::Client,
+        vault: Arc<dyn Vault>,
+        bus: Arc<dyn EventBus>,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> App {
         let service = Service {
             store: Arc::new(DynamoConnectorStore::new(dynamodb.clone(), &settings.table)),
             keys: Arc::new(CachedKeyStore::new(
@@ -63,8 +101,8 @@ impl App {
                 clock.clone(),
             )),
             idempotency: Arc::new(DynamoIdempotencyStore::new(dynamodb, &settings.table)),
-            vault: Arc::new(SecretsManagerVault::new(secrets, &settings.secret_prefix)),
-            bus: Arc::new(EventBridgeBus::new(events, &settings.event_bus, &settings.event_source)),
+            vault,
+            bus,
             clock,
         };
         App { service, settings }

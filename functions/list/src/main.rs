@@ -6,7 +6,7 @@ use shared::http::router::Operation;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let app = shared::App::from_env().await;
+    let app = shared::App::from_env_for_reads().await;
     lambda_http::run(lambda_http::service_fn(|req| {
         shared::http::handle_operation(&app, Operation::List, req)
     }))

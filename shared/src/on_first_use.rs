@@ -1,0 +1,126 @@
+//! A port adapter built the first time it is called. The read-only functions (get, list)
+//! never call Secrets Manager or EventBridge; building those SDK clients at init only
+//! lengthened their cold start (measured in docs/PERFORMANCE.md). Wrapped this way they
+//! would still work, at the cost of building the client on that first call.
+
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+
+use crate::domain::catalog::ConnectorType;
+use crate::domain::connector::SecretArn;
+use crate::domain::credentials::SecretPayload;
+use crate::domain::ids::EntityId;
+use crate::ports::{DependencyError, EventBus, OutboxRecord, Vault};
+
+pub struct OnFirstUse<T> {
+    adapter: OnceLock<T>,
+    build: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> OnFirstUse<T> {
+    pub fn new(build: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        OnFirstUse {
+            adapter: OnceLock::new(),
+            build: Box::new(build),
+        }
+    }
+
+    fn adapter(&self) -> &T {
+        self.adapter.get_or_init(|| (self.build)())
+    }
+
+    /// Whether the adapter has been built.
+    pub fn is_built(&self) -> bool {
+        self.adapter.get().is_some()
+    }
+}
+
+#[async_trait]
+impl<T: Vault> Vault for OnFirstUse<T> {
+    async fn put(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, DependencyError> {
+        self.adapter().put(entity, connector_type, payload).await
+    }
+
+    async fn schedule_deletion(
+        &self,
+        entity: EntityId,
+        connector_type: ConnectorType,
+        recovery_days: i64,
+    ) -> Result<(), DependencyError> {
+        self.adapter()
+            .schedule_deletion(entity, connector_type, recovery_days)
+            .await
+    }
+
+    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+        self.adapter().restore(entity, connector_type).await
+    }
+
+    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+        self.adapter().force_delete(entity, connector_type).await
+    }
+}
+
+#[async_trait]
+impl<T: EventBus> EventBus for OnFirstUse<T> {
+    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError> {
+        self.adapter().publish(record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct CountingVault {
+        restores: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Vault for CountingVault {
+        async fn put(&self, _: EntityId, _: ConnectorType, _: &SecretPayload) -> Result<SecretArn, DependencyError> {
+            unreachable!("not called by this test")
+        }
+        async fn schedule_deletion(&self, _: EntityId, _: ConnectorType, _: i64) -> Result<(), DependencyError> {
+            unreachable!("not called by this test")
+        }
+        async fn restore(&self, _: EntityId, _: ConnectorType) -> Result<(), DependencyError> {
+            self.restores.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn force_delete(&self, _: EntityId, _: ConnectorType) -> Result<(), DependencyError> {
+            unreachable!("not called by this test")
+        }
+    }
+
+    #[tokio::test]
+    async fn the_adapter_is_built_on_the_first_call_only_and_then_reused() {
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counted = builds.clone();
+        let vault = OnFirstUse::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            CountingVault {
+                restores: AtomicUsize::new(0),
+            }
+        });
+        assert!(!vault.is_built());
+        assert_eq!(builds.load(Ordering::SeqCst), 0);
+
+        let stripe = ConnectorType::parse("stripe").unwrap();
+        for _ in 0..3 {
+            vault.restore(EntityId::new_random(), stripe).await.unwrap();
+        }
+        assert!(vault.is_built());
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert_eq!(vault.adapter().restores.load(Ordering::SeqCst), 3);
+    }
+}
