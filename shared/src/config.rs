@@ -68,9 +68,14 @@ pub async fn sdk_config() -> SdkConfig {
     sdk_config_for(lambda_region(lookup), Roots::choose(lookup)).await
 }
 
+/// A variable's value, if it is set and not empty.
+fn non_empty(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name).filter(|v| !v.is_empty())
+}
+
 /// `Some(region)` when running in Lambda with the credentials in the environment.
 fn lambda_region(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let set = |name: &str| non_empty(&lookup, name);
     let in_lambda = set("AWS_LAMBDA_FUNCTION_NAME").is_some() && set("AWS_ACCESS_KEY_ID").is_some();
     in_lambda.then(|| set("AWS_REGION")).flatten()
 }
@@ -81,11 +86,15 @@ fn lambda_region(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
 /// Amazon Trust Services; trusting those five roots (compiled in) instead of parsing the
 /// system bundle of ~150 saves about 0.8 ms of every cold start (`make bench`, with an
 /// Amazon-Linux-like single bundle) and narrows who could impersonate AWS to the function.
-/// `SSL_CERT_FILE` or `SSL_CERT_DIR` set (a TLS-inspecting proxy, a custom HTTPS endpoint)
-/// brings back the system store, as does running anywhere else (laptops, CI, the admin CLI).
+/// With `SSL_CERT_FILE` or `SSL_CERT_DIR` set (a TLS-inspecting proxy, a custom HTTPS
+/// endpoint) the trust store is what they name, as rustls-native-certs reads them: a full
+/// bundle that also holds the proxy's CA, say. Anywhere else — laptops, CI, the admin CLI,
+/// and `sam local` (which sets `AWS_SAM_LOCAL`) — the platform's store is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Roots {
+    /// The five roots compiled in from `amazon_trust_services.pem`.
     AmazonTrustServices,
+    /// The platform's store, or what `SSL_CERT_FILE` / `SSL_CERT_DIR` name.
     System,
 }
 
@@ -93,9 +102,10 @@ const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon_trust_services.p
 
 impl Roots {
     fn choose(lookup: impl Fn(&str) -> Option<String>) -> Roots {
-        let set = |name: &str| lookup(name).is_some_and(|v| !v.is_empty());
-        let system_asked_for = set("SSL_CERT_FILE") || set("SSL_CERT_DIR");
-        if set("AWS_LAMBDA_FUNCTION_NAME") && !system_asked_for {
+        let set = |name: &str| non_empty(&lookup, name).is_some();
+        let on_lambda = set("AWS_LAMBDA_FUNCTION_NAME") && !set("AWS_SAM_LOCAL");
+        let store_named = set("SSL_CERT_FILE") || set("SSL_CERT_DIR");
+        if on_lambda && !store_named {
             Roots::AmazonTrustServices
         } else {
             Roots::System
@@ -152,11 +162,13 @@ mod tests {
         assert_eq!(s.event_bus, "integrations");
     }
 
+    /// An environment of exactly these variables.
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+    }
+
     #[test]
     fn the_lambda_shortcut_only_applies_inside_lambda_with_credentials_in_the_environment() {
-        fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-            move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
-        }
         let lambda = [
             ("AWS_LAMBDA_FUNCTION_NAME", "get"),
             ("AWS_ACCESS_KEY_ID", "ASIA"),
@@ -170,15 +182,17 @@ mod tests {
     }
 
     #[test]
-    fn inside_lambda_only_the_amazon_roots_are_trusted_unless_the_system_store_is_asked_for() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
-        };
+    fn inside_lambda_only_the_amazon_roots_are_trusted_unless_a_store_is_named() {
         assert_eq!(
             Roots::choose(env(&[("AWS_LAMBDA_FUNCTION_NAME", "get")])),
             Roots::AmazonTrustServices
         );
         assert_eq!(Roots::choose(env(&[])), Roots::System);
+        // `sam local` sets AWS_SAM_LOCAL (samcli/local/lambdafn/env_vars.py).
+        assert_eq!(
+            Roots::choose(env(&[("AWS_LAMBDA_FUNCTION_NAME", "get"), ("AWS_SAM_LOCAL", "true")])),
+            Roots::System
+        );
         assert_eq!(
             Roots::choose(env(&[
                 ("AWS_LAMBDA_FUNCTION_NAME", "get"),
@@ -200,7 +214,7 @@ mod tests {
     }
 
     /// The compiled-in roots are five genuine certificates: each block is, byte for byte,
-    /// one of the system's Mozilla roots (Debian's bundle, which CI machines have).
+    /// one of the system's Mozilla roots (Debian's or Amazon Linux's bundle).
     #[test]
     fn the_compiled_in_roots_are_the_five_amazon_trust_services_roots_from_the_system_bundle() {
         let pem = std::str::from_utf8(AMAZON_TRUST_SERVICES_PEM).unwrap();
@@ -210,8 +224,10 @@ mod tests {
             .map(|b| b.split("-----END CERTIFICATE-----").next().unwrap().trim())
             .collect();
         assert_eq!(blocks.len(), 5);
-        let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
-            .expect("the system CA bundle (Debian's ca-certificates)");
+        let bundle = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+            .iter()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+            .expect("a system CA bundle (Debian's or Amazon Linux's ca-certificates)");
         for block in &blocks {
             assert!(bundle.contains(block), "not a system root: {}", &block[..64]);
         }

@@ -31,7 +31,8 @@ impl<T> OnFirstUse<T> {
     }
 
     /// Whether the adapter has been built.
-    pub fn is_built(&self) -> bool {
+    #[cfg(test)]
+    fn is_built(&self) -> bool {
         self.adapter.get().is_some()
     }
 }
