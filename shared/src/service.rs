@@ -176,7 +176,7 @@ impl Service {
             .into_iter()
             .filter(|row| row.is_visible_to(principal) && !row.is_expired(now))
             .collect();
-        visible.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        visible.sort_by_key(|row| std::cmp::Reverse((row.created_at, row.id)));
         let position_of = |id: ConnectorId, param: &str| {
             visible.iter().position(|row| row.id == id).ok_or_else(|| {
                 ApiError::bad_request(param, format!("`{param}` does not name a connector of this API key."))

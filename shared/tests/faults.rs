@@ -181,14 +181,14 @@ async fn one_case(shared: &Harness, op: Op, step: Option<(usize, Fault)>) -> (Ve
         shared
     };
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
-    let app = faulty_app(&h, &proxy);
-    let (entity, key) = setup(&h, op).await;
-    let before = row(&h, entity).await;
+    let app = faulty_app(h, &proxy);
+    let (entity, key) = setup(h, op).await;
+    let before = row(h, entity).await;
     match step {
         Some((n, fault)) => proxy.arm(n, fault),
         None => proxy.record(),
     }
-    let status = run(&h, &app, op, &key).await;
+    let status = run(h, &app, op, &key).await;
     proxy.disarm();
     let (calls, injected) = proxy.calls();
     let context = format!(
@@ -209,17 +209,17 @@ async fn one_case(shared: &Harness, op: Op, step: Option<(usize, Fault)>) -> (Ve
     } else {
         assert!(injected > 0, "{context}: the fault was not injected");
     }
-    assert_consistent(&h, entity, false, &context).await;
+    assert_consistent(h, entity, false, &context).await;
 
     // The sweeper (healthy) finishes whatever the fault left behind.
     h.clock.advance_seconds(OUTBOX_GRACE_SECONDS + 1);
     let report = h.app.service.sweep().await.expect("healthy sweep");
     assert_eq!(report.failed, 0, "{context}");
     assert!(h.outbox().await.is_empty(), "{context}: outbox not drained");
-    assert_consistent(&h, entity, true, &context).await;
+    assert_consistent(h, entity, true, &context).await;
 
     // Nothing lost: if the state changed, its final form was announced; if not, nothing was.
-    let after = row(&h, entity).await;
+    let after = row(h, entity).await;
     let events: Vec<Value> = h.events(0).await;
     let changed = before.as_ref().map(|r| r.version) != after.as_ref().map(|r| r.version);
     match (&after, changed) {
