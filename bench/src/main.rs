@@ -294,6 +294,13 @@ const CONNECTED: [&str; 15] = [
     "wwex",
 ];
 
+/// How long one bare SDK call takes (a floor call must succeed).
+async fn timed<T, E: std::fmt::Debug>(call: impl std::future::Future<Output = Result<T, E>>) -> Duration {
+    let started = Instant::now();
+    call.await.expect("floor call");
+    started.elapsed()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -429,39 +436,31 @@ async fn main() {
             .endpoint_url(&proxy.url)
             .build(),
     );
-    let floor_get = || async {
-        let t = Instant::now();
-        dynamo
-            .get_item()
-            .table_name(&settings.table)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("ENT#{entity}")),
-            )
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("CONN#stripe".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        t.elapsed()
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let pk = AttributeValue::S(format!("ENT#{entity}"));
+    let floor_get = || {
+        timed(
+            dynamo
+                .get_item()
+                .table_name(&settings.table)
+                .key("pk", pk.clone())
+                .key("sk", AttributeValue::S("CONN#stripe".into()))
+                .consistent_read(true)
+                .send(),
+        )
     };
     // ... and the bare Query that `list` makes (the entity's connector rows).
-    let floor_query = || async {
-        let t = Instant::now();
-        dynamo
-            .query()
-            .table_name(&settings.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("ENT#{entity}")),
-            )
-            .expression_attribute_values(":conn", aws_sdk_dynamodb::types::AttributeValue::S("CONN#".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        t.elapsed()
+    let floor_query = || {
+        timed(
+            dynamo
+                .query()
+                .table_name(&settings.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
+                .expression_attribute_values(":pk", pk.clone())
+                .expression_attribute_values(":conn", AttributeValue::S("CONN#".into()))
+                .consistent_read(true)
+                .send(),
+        )
     };
     let mut getitem = Vec::new();
     let mut query = Vec::new();
