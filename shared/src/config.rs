@@ -19,7 +19,9 @@ pub struct Settings {
     pub secret_prefix: String,
 }
 
-/// Every variable the code reads, with its default (`None`: the SDK's own lookup).
+/// The service's settings, with their defaults (`None`: the SDK's own lookup); the
+/// template sets each for every function (a test checks). The variables Lambda and SAM
+/// set themselves, and `SSL_CERT_FILE` / `SSL_CERT_DIR`, are read by [`sdk_config`].
 pub const ENV_VARS: [(&str, Option<&str>); 6] = [
     ("CONNECTORS_TABLE", Some("connectors")),
     ("EVENT_BUS_NAME", Some("integrations")),
