@@ -343,6 +343,7 @@ async fn main() {
         event_bus: format!("bench-{suffix}"),
         event_source: "erp.integrations".into(),
         secret_prefix: format!("bench-{suffix}/"),
+        fingerprint_key: format!("fingerprint-{suffix}"),
     };
     let sdk = shared::config::sdk_config().await;
     shared::admin::bootstrap(&sdk, &settings).await.expect("bootstrap");

@@ -17,16 +17,21 @@ pub struct Settings {
     pub event_source: String,
     /// `SECRET_PREFIX`
     pub secret_prefix: String,
+    /// `IDEMPOTENCY_FINGERPRINT_KEY`: the HMAC key of stored request fingerprints (one per
+    /// deployment; the template generates it in Secrets Manager). Local runs use a fixed
+    /// development key, which protects nothing and is only there so they need no setup.
+    pub fingerprint_key: String,
 }
 
 /// The service's settings, with their defaults (`None`: the SDK's own lookup); the
 /// template sets each for every function (a test checks). The variables Lambda and SAM
 /// set themselves, and `SSL_CERT_FILE` / `SSL_CERT_DIR`, are read by [`sdk_config`].
-pub const ENV_VARS: [(&str, Option<&str>); 6] = [
+pub const ENV_VARS: [(&str, Option<&str>); 7] = [
     ("CONNECTORS_TABLE", Some("connectors")),
     ("EVENT_BUS_NAME", Some("integrations")),
     ("EVENT_SOURCE", Some("erp.integrations")),
     ("SECRET_PREFIX", Some("connectors/")),
+    ("IDEMPOTENCY_FINGERPRINT_KEY", Some("local-development-only")),
     ("AWS_ENDPOINT_URL", None),
     ("AWS_REGION", None),
 ];
@@ -52,13 +57,15 @@ impl Settings {
             event_bus: get("EVENT_BUS_NAME"),
             event_source: get("EVENT_SOURCE"),
             secret_prefix: get("SECRET_PREFIX"),
+            fingerprint_key: get("IDEMPOTENCY_FINGERPRINT_KEY"),
         }
     }
 }
 
 /// One `SdkConfig` per container: rustls with ring (smaller and faster to build than the
 /// default aws-lc stack), short timeouts so an outage becomes a quick 503 rather than a
-/// Lambda timeout. `AWS_ENDPOINT_URL` and `AWS_REGION` are honoured by aws-config itself.
+/// Lambda timeout (a call gives up after 4 s; the whole request is also held to the
+/// invocation's deadline by `http::execute`). `AWS_ENDPOINT_URL` and `AWS_REGION` are honoured by aws-config itself.
 ///
 /// Inside Lambda the runtime hands the function its region and its role's credentials as
 /// environment variables, which the default chain would read first anyway; taking them
@@ -133,8 +140,8 @@ async fn sdk_config_for(lambda_region: Option<String>, roots: Roots) -> SdkConfi
         .build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(4))
-        .operation_timeout(Duration::from_secs(12))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(4))
         .build();
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)

@@ -7,11 +7,9 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 
-use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::SecretArn;
 use crate::domain::credentials::SecretPayload;
-use crate::domain::ids::EntityId;
-use crate::ports::{DependencyError, EventBus, OutboxRecord, Vault};
+use crate::ports::{DependencyError, EventBus, OutboxRecord, SecretRef, Vault};
 
 pub struct OnFirstUse<T> {
     adapter: OnceLock<T>,
@@ -39,32 +37,20 @@ impl<T> OnFirstUse<T> {
 
 #[async_trait]
 impl<T: Vault> Vault for OnFirstUse<T> {
-    async fn put(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        payload: &SecretPayload,
-    ) -> Result<SecretArn, DependencyError> {
-        self.adapter().put(entity, connector_type, payload).await
+    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
+        self.adapter().put(secret, payload).await
     }
 
-    async fn schedule_deletion(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        recovery_days: i64,
-    ) -> Result<(), DependencyError> {
-        self.adapter()
-            .schedule_deletion(entity, connector_type, recovery_days)
-            .await
+    async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError> {
+        self.adapter().schedule_deletion(secret, recovery_days).await
     }
 
-    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
-        self.adapter().restore(entity, connector_type).await
+    async fn restore(&self, secret: &SecretRef) -> Result<(), DependencyError> {
+        self.adapter().restore(secret).await
     }
 
-    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
-        self.adapter().force_delete(entity, connector_type).await
+    async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError> {
+        self.adapter().force_delete(secret).await
     }
 }
 
@@ -81,6 +67,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::domain::catalog::ConnectorType;
+    use crate::domain::ids::{ConnectorId, EntityId};
 
     struct CountingVault {
         restores: AtomicUsize,
@@ -88,17 +76,17 @@ mod tests {
 
     #[async_trait]
     impl Vault for CountingVault {
-        async fn put(&self, _: EntityId, _: ConnectorType, _: &SecretPayload) -> Result<SecretArn, DependencyError> {
+        async fn put(&self, _: &SecretRef, _: &SecretPayload) -> Result<SecretArn, DependencyError> {
             unreachable!("not called by this test")
         }
-        async fn schedule_deletion(&self, _: EntityId, _: ConnectorType, _: i64) -> Result<(), DependencyError> {
+        async fn schedule_deletion(&self, _: &SecretRef, _: i64) -> Result<(), DependencyError> {
             unreachable!("not called by this test")
         }
-        async fn restore(&self, _: EntityId, _: ConnectorType) -> Result<(), DependencyError> {
+        async fn restore(&self, _: &SecretRef) -> Result<(), DependencyError> {
             self.restores.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
-        async fn force_delete(&self, _: EntityId, _: ConnectorType) -> Result<(), DependencyError> {
+        async fn force_delete(&self, _: &SecretRef) -> Result<(), DependencyError> {
             unreachable!("not called by this test")
         }
     }
@@ -118,7 +106,12 @@ mod tests {
 
         let stripe = ConnectorType::parse("stripe").unwrap();
         for _ in 0..3 {
-            vault.restore(EntityId::new_random(), stripe).await.unwrap();
+            let secret = SecretRef {
+                entity_id: EntityId::new_random(),
+                connector_id: ConnectorId::new_random(),
+                connector_type: stripe,
+            };
+            vault.restore(&secret).await.unwrap();
         }
         assert!(vault.is_built());
         assert_eq!(builds.load(Ordering::SeqCst), 1);

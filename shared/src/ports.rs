@@ -12,7 +12,7 @@ use crate::domain::connector::{Connector, SecretArn};
 use crate::domain::credentials::SecretPayload;
 use crate::domain::error::{ApiError, Dependency};
 use crate::domain::event::Event;
-use crate::domain::ids::EntityId;
+use crate::domain::ids::{ConnectorId, EntityId};
 use crate::domain::time::Timestamp;
 
 /// A dependency call failed for a reason that is not a business outcome.
@@ -65,6 +65,54 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The one connector a secret belongs to. Secrets are named from the connector's id, so
+/// an action meant for one connector can never reach another's secret: a connector
+/// created again with the same type gets a new id, hence a new secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub entity_id: EntityId,
+    pub connector_id: ConnectorId,
+    pub connector_type: ConnectorType,
+}
+
+impl Connector {
+    pub fn secret_ref(&self) -> SecretRef {
+        SecretRef {
+            entity_id: self.entity_id,
+            connector_id: self.id,
+            connector_type: self.connector_type,
+        }
+    }
+}
+
+/// Outbox records younger than this are left to the handler that wrote them.
+pub const OUTBOX_GRACE_SECONDS: i64 = 60;
+
+/// A secret guard is checked this long after it was written: longer than any request
+/// (functions time out after seconds), so the request that wrote it has ended.
+pub const GUARD_GRACE_SECONDS: i64 = 15 * 60;
+
+/// Written before a secret is created or given a new value, so that a secret whose
+/// connector row is gone (a credentials write racing a permanent delete, or killed
+/// between its two steps) is found and deleted by the sweeper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretGuard {
+    pub secret: SecretRef,
+    pub created_at: Timestamp,
+    /// Tells this guard apart from a renewal written in the same second.
+    pub write_id: uuid::Uuid,
+}
+
+impl SecretGuard {
+    pub fn new(secret: SecretRef, now: Timestamp) -> Self {
+        SecretGuard {
+            secret,
+            created_at: now,
+            write_id: uuid::Uuid::new_v4(),
+        }
+    }
+}
+
 /// Secret work that must be done before an event is announced (and is redone by the
 /// sweeper if it failed): the outbox record is the durable intent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,20 +135,52 @@ pub struct OutboxRecord {
     pub created_at: Timestamp,
     pub entity_id: EntityId,
     pub connector_type: ConnectorType,
+    /// The connector the event is about; its secret is the only one `secret_action` may touch.
+    pub connector_id: ConnectorId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_action: Option<SecretAction>,
+    /// Failed deliveries so far (the sweeper backs off on each).
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the sweeper may next deliver it: a grace period after it was written (the
+    /// handler delivers it itself meanwhile), later after each failed attempt.
+    pub next_attempt_at: Timestamp,
 }
 
 impl OutboxRecord {
-    pub fn new(event: &Event, connector_type: ConnectorType, secret_action: Option<SecretAction>) -> Self {
+    pub fn new(event: &Event, row: &Connector, secret_action: Option<SecretAction>) -> Self {
         OutboxRecord {
             event_id: event.id.clone(),
             detail_type: event.event_type.as_str().to_string(),
             detail: event.detail_json(),
             created_at: event.created_at,
             entity_id: event.entity_id,
-            connector_type,
+            connector_type: row.connector_type,
+            connector_id: row.id,
             secret_action,
+            attempts: 0,
+            next_attempt_at: event.created_at.plus_seconds(OUTBOX_GRACE_SECONDS),
+        }
+    }
+
+    /// The record after one more failed delivery at `now`: exponential back-off from
+    /// one minute, capped at an hour, so one record that never delivers costs the sweep
+    /// one attempt an hour instead of one every run.
+    pub fn after_failed_attempt(&self, now: Timestamp) -> OutboxRecord {
+        let attempts = self.attempts.saturating_add(1);
+        let delay = (60i64 << attempts.min(6)).min(3600);
+        OutboxRecord {
+            attempts,
+            next_attempt_at: now.plus_seconds(delay),
+            ..self.clone()
+        }
+    }
+
+    pub fn secret_ref(&self) -> SecretRef {
+        SecretRef {
+            entity_id: self.entity_id,
+            connector_id: self.connector_id,
+            connector_type: self.connector_type,
         }
     }
 }
@@ -109,6 +189,9 @@ impl OutboxRecord {
 pub struct Due<T> {
     pub items: Vec<T>,
     pub items_read: usize,
+    /// Items that could not be decoded: skipped (and counted) so that one bad item never
+    /// stops the sweep.
+    pub bad_items: usize,
 }
 
 /// Connector rows and their outbox records.
@@ -141,40 +224,76 @@ pub trait ConnectorStore: Send + Sync {
     /// `Ok(false)` (record kept) if the row moved since.
     async fn clear_outbox_if_unchanged(&self, event_id: &str, row: &Connector) -> Result<bool, StoreError>;
 
+    /// Stores a record's new attempt count and next attempt time, if it still exists.
+    async fn reschedule_outbox(&self, record: &OutboxRecord) -> Result<(), StoreError>;
+
     /// Disconnected rows whose window ended at or before `now` (from the sparse index,
     /// which is eventually consistent: re-read before acting). At most `limit`.
     async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError>;
 
-    /// Outbox records created at or before `before`. At most `limit`.
-    async fn stale_outbox(&self, before: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError>;
+    /// Outbox records whose `next_attempt_at` is at or before `now`. At most `limit`.
+    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError>;
+
+    /// Stores (or renews) the guard of a secret about to be written.
+    async fn guard_secret(&self, guard: &SecretGuard) -> Result<(), StoreError>;
+
+    /// Guards written at or before `before`. At most `limit`.
+    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError>;
+
+    /// Removes a guard if it is still the one read (same `write_id`): a renewed
+    /// guard belongs to a newer write and is kept.
+    async fn clear_guard(&self, guard: &SecretGuard) -> Result<(), StoreError>;
 }
 
 /// The outcome of claiming an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
-    /// First use (or the earlier one expired): execute, then `complete` or `release`.
-    Claimed,
+    /// First use (or the earlier one expired, or its lease ran out): execute, then
+    /// `complete` or `release` with this claim's token.
+    Claimed { token: String },
     /// Done before with the same request: answer with this.
     Replay { status: u16, body: String },
     /// Used before with a different request.
     Mismatch,
-    /// The first request with this key is still executing.
+    /// The first request with this key is still executing (its lease has not run out).
     InProgress,
 }
 
-/// `Idempotency-Key` records, per entity, kept 24 hours.
+/// How long a claim blocks retries with its key: longer than any request can run (the
+/// functions time out after seconds), so a request killed mid-way (Lambda timeout, crash)
+/// blocks its key for at most this long, and then a retry takes the claim over.
+pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
+
+/// Whose `Idempotency-Key` it is: keys are scoped to an entity and a mode, so a test key
+/// can neither replay nor pre-empt a live key's request (as Stripe scopes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdempotencyScope {
+    pub entity_id: EntityId,
+    pub livemode: bool,
+}
+
+/// `Idempotency-Key` records, per entity and mode, kept 24 hours.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     async fn claim(
         &self,
-        entity: EntityId,
+        scope: IdempotencyScope,
         key: &str,
         fingerprint: &str,
         now: Timestamp,
     ) -> Result<IdempotencyClaim, StoreError>;
-    async fn complete(&self, entity: EntityId, key: &str, status: u16, body: &str) -> Result<(), StoreError>;
-    /// Forgets a claim whose request failed, so that a retry can execute.
-    async fn release(&self, entity: EntityId, key: &str) -> Result<(), StoreError>;
+    /// Stores the answer, if the claim is still `token`'s.
+    async fn complete(
+        &self,
+        scope: IdempotencyScope,
+        key: &str,
+        token: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError>;
+    /// Forgets a claim whose request failed, so that a retry can execute; only while the
+    /// claim is still `token`'s.
+    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError>;
 }
 
 /// API key records, found by the hash of the presented key.
@@ -188,32 +307,22 @@ pub trait KeyStore: Send + Sync {
     async fn list(&self, entity: EntityId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
-/// Connector credentials, one secret per connector.
+/// Connector credentials, one secret per connector, named from its [`SecretRef`].
 #[async_trait]
 pub trait Vault: Send + Sync {
     /// Creates the connector's secret or replaces its value (restoring it first if it was
     /// scheduled for deletion). Returns its ARN.
-    async fn put(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        payload: &SecretPayload,
-    ) -> Result<SecretArn, DependencyError>;
+    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError>;
 
     /// Schedules the secret's deletion after `recovery_days`. Already scheduled or absent
     /// secrets are fine: the call is idempotent.
-    async fn schedule_deletion(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        recovery_days: i64,
-    ) -> Result<(), DependencyError>;
+    async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError>;
 
     /// Cancels a scheduled deletion. A secret that is not scheduled, or absent, is fine.
-    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError>;
+    async fn restore(&self, secret: &SecretRef) -> Result<(), DependencyError>;
 
     /// Deletes the secret at once, without recovery. Absent secrets are fine.
-    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError>;
+    async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError>;
 }
 
 /// The event bus.

@@ -18,7 +18,7 @@ use shared::domain::catalog::ConnectorType;
 use shared::domain::connector::Connector;
 use shared::domain::ids::EntityId;
 use shared::domain::view::project;
-use shared::service::OUTBOX_GRACE_SECONDS;
+use shared::ports::OUTBOX_GRACE_SECONDS;
 use shared::App;
 use support::faults::{Fault, FaultProxy};
 use support::Harness;

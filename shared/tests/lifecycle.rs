@@ -480,7 +480,7 @@ async fn an_event_the_bus_refused_is_delivered_exactly_once_by_the_next_sweep() 
         young.republished, 0,
         "records within the grace period are the handler's"
     );
-    h.clock.advance_seconds(shared::service::OUTBOX_GRACE_SECONDS);
+    h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS);
     let report = h.app.service.sweep().await.unwrap();
     assert_eq!(report.republished, 1);
     let events = h.events(1).await;

@@ -95,7 +95,7 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
     // Let the sweeper deliver anything a racer left in the outbox.
     ticking
         .0
-        .fetch_add(shared::service::OUTBOX_GRACE_SECONDS + 1, Ordering::SeqCst);
+        .fetch_add(shared::ports::OUTBOX_GRACE_SECONDS + 1, Ordering::SeqCst);
     let final_row = h.app.service.store.get(entity, stripe).await.unwrap().unwrap();
     let report = h.app.service.sweep().await.unwrap();
     assert_eq!(report.failed, 0);

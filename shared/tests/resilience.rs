@@ -204,7 +204,7 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
     // it exactly once.
     assert!(h.events(0).await.is_empty());
     assert_eq!(h.outbox().await.len(), 1);
-    h.clock.advance_seconds(shared::service::OUTBOX_GRACE_SECONDS + 1);
+    h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
     let report = h.app.service.sweep().await.unwrap();
     assert_eq!((report.republished, report.failed), (1, 0));
     let events = h.events(1).await;

@@ -1,20 +1,20 @@
-//! DynamoDB adapter of [`IdempotencyStore`]: one item per entity and key
-//! (`IDEM#<entity>#<sha256(key)>`), claimed with a conditional put so that concurrent
-//! duplicates cannot both execute, and removed by TTL after 24 hours.
+//! DynamoDB adapter of [`IdempotencyStore`]: one item per entity, mode and key
+//! (`IDEM#<entity>#<live|test>#<sha256(key)>`), claimed with a conditional put so that
+//! concurrent duplicates cannot both execute, taken over by a retry once the claim's
+//! lease has run out, and removed by TTL after 24 hours.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
-use crate::ports::{IdempotencyClaim, IdempotencyStore, StoreError};
+use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS};
 
 use super::store::{dynamo, s};
 use super::table::TABLE;
 
-/// DESIGN.md §1: a retry within 24 hours replays.
+/// A retry within 24 hours replays (docs/ARCHITECTURE.md, idempotency).
 pub const IDEMPOTENCY_WINDOW_SECONDS: i64 = 24 * 3600;
 
 pub struct DynamoIdempotencyStore {
@@ -32,8 +32,22 @@ impl DynamoIdempotencyStore {
 }
 
 /// The caller's key is hashed: it may hold anything printable, and it is theirs, not ours.
-fn pk(entity: EntityId, key: &str) -> AttributeValue {
-    s(format!("IDEM#{entity}#{}", hex::encode(Sha256::digest(key.as_bytes()))))
+fn pk(scope: IdempotencyScope, key: &str) -> AttributeValue {
+    let mode = if scope.livemode { "live" } else { "test" };
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    s(format!("IDEM#{}#{mode}#{hash}", scope.entity_id))
+}
+
+/// The claim's key attributes.
+fn key_of(scope: IdempotencyScope, key: &str) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        (TABLE.partition_key.to_string(), pk(scope, key)),
+        (TABLE.sort_key.to_string(), s("IDEM")),
+    ])
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
 }
 
 fn text(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> Option<String> {
@@ -44,41 +58,50 @@ fn text(item: &std::collections::HashMap<String, AttributeValue>, name: &str) ->
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn claim(
         &self,
-        entity: EntityId,
+        scope: IdempotencyScope,
         key: &str,
         fingerprint: &str,
         now: Timestamp,
     ) -> Result<IdempotencyClaim, StoreError> {
         let expires = now.plus_seconds(IDEMPOTENCY_WINDOW_SECONDS).unix();
+        let lease_until = now.plus_seconds(IDEMPOTENCY_LEASE_SECONDS).unix();
+        let token = uuid::Uuid::new_v4().to_string();
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(TABLE.partition_key, pk(entity, key))
-            .item(TABLE.sort_key, s("IDEM"))
+            .set_item(Some(key_of(scope, key)))
             .item("fingerprint", s(fingerprint))
             .item("state", s("in_progress"))
+            .item("token", s(&token))
+            .item("lease_until", AttributeValue::N(lease_until.to_string()))
             .item(TABLE.ttl_attribute, AttributeValue::N(expires.to_string()))
-            // New, or older than the window (TTL deletes lazily).
-            .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
+            // New, older than the window (TTL deletes lazily), or the same request whose
+            // claim's lease ran out (its request was killed): take it.
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #ttl <= :now \
+                 OR (#state = :in_progress AND #lease <= :now AND #fp = :fp)",
+            )
             .expression_attribute_names("#pk", TABLE.partition_key)
             .expression_attribute_names("#ttl", TABLE.ttl_attribute)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_names("#fp", "fingerprint")
             .expression_attribute_values(":now", AttributeValue::N(now.unix().to_string()))
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .expression_attribute_values(":fp", s(fingerprint))
             .send()
             .await;
         match put {
-            Ok(_) => return Ok(IdempotencyClaim::Claimed),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Ok(_) => return Ok(IdempotencyClaim::Claimed { token }),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {}
             Err(e) => return Err(dynamo("PutItem")(e)),
         }
         let existing = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(TABLE.partition_key, pk(entity, key))
-            .key(TABLE.sort_key, s("IDEM"))
+            .set_key(Some(key_of(scope, key)))
             .consistent_read(true)
             .send()
             .await
@@ -101,34 +124,54 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         })
     }
 
-    async fn complete(&self, entity: EntityId, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        self.client
+    async fn complete(
+        &self,
+        scope: IdempotencyScope,
+        key: &str,
+        token: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        let sent = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key(TABLE.partition_key, pk(entity, key))
-            .key(TABLE.sort_key, s("IDEM"))
+            .set_key(Some(key_of(scope, key)))
             .update_expression("SET #state = :done, #status = :status, #body = :body")
+            .condition_expression("#token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#body", "body")
+            .expression_attribute_names("#token", "token")
             .expression_attribute_values(":done", s("done"))
             .expression_attribute_values(":status", AttributeValue::N(status.to_string()))
             .expression_attribute_values(":body", s(body))
+            .expression_attribute_values(":token", s(token))
             .send()
-            .await
-            .map_err(dynamo("UpdateItem"))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // Taken over by a retry after our lease ran out: its answer is the one kept.
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(dynamo("UpdateItem")(e)),
+        }
     }
 
-    async fn release(&self, entity: EntityId, key: &str) -> Result<(), StoreError> {
-        self.client
+    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError> {
+        let sent = self
+            .client
             .delete_item()
             .table_name(&self.table)
-            .key(TABLE.partition_key, pk(entity, key))
-            .key(TABLE.sort_key, s("IDEM"))
+            .set_key(Some(key_of(scope, key)))
+            .condition_expression("#token = :token")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", s(token))
             .send()
-            .await
-            .map_err(dynamo("DeleteItem"))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(dynamo("DeleteItem")(e)),
+        }
     }
 }

@@ -1,16 +1,18 @@
 //! Secrets Manager adapter of [`Vault`]: one secret per connector, named
-//! `SECRET_PREFIX + {entity_id}/{connector_type}` and tagged with both.
+//! `SECRET_PREFIX + {entity_id}/{connector_id}` and tagged `entity_id`, `connector_type`
+//! and `connector_id`. The name carries the connector's id, so every call is bound to
+//! the connector it was meant for: a late retry for a deleted connector finds nothing,
+//! never the secret of a newer connector of the same type (which has a new id), and a
+//! re-connect right after a permanent delete never meets a name still being deleted.
 
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
 
-use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::SecretArn;
 use crate::domain::credentials::SecretPayload;
 use crate::domain::error::Dependency;
-use crate::domain::ids::EntityId;
-use crate::ports::{DependencyError, Vault};
+use crate::ports::{DependencyError, SecretRef, Vault};
 
 use super::errors::classify;
 
@@ -27,8 +29,8 @@ impl SecretsManagerVault {
         }
     }
 
-    pub fn secret_name(&self, entity: EntityId, connector_type: ConnectorType) -> String {
-        format!("{}{entity}/{connector_type}", self.prefix)
+    pub fn secret_name(&self, secret: &SecretRef) -> String {
+        secret_name(&self.prefix, secret)
     }
 
     async fn put_value(&self, name: &str, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
@@ -60,26 +62,27 @@ impl SecretsManagerVault {
     }
 }
 
+/// `{prefix}{entity_id}/{connector_id}`.
+pub fn secret_name(prefix: &str, secret: &SecretRef) -> String {
+    format!("{prefix}{}/{}", secret.entity_id, secret.connector_id)
+}
+
 fn tag(key: &str, value: String) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
 #[async_trait]
 impl Vault for SecretsManagerVault {
-    async fn put(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        payload: &SecretPayload,
-    ) -> Result<SecretArn, DependencyError> {
-        let name = self.secret_name(entity, connector_type);
+    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
+        let name = self.secret_name(secret);
         let created = self
             .client
             .create_secret()
             .name(&name)
             .secret_string(payload.to_secret_string())
-            .tags(tag("entity_id", entity.to_string()))
-            .tags(tag("connector_type", connector_type.to_string()))
+            .tags(tag("entity_id", secret.entity_id.to_string()))
+            .tags(tag("connector_type", secret.connector_type.to_string()))
+            .tags(tag("connector_id", secret.connector_id.to_string()))
             .send()
             .await;
         match created {
@@ -94,16 +97,11 @@ impl Vault for SecretsManagerVault {
         }
     }
 
-    async fn schedule_deletion(
-        &self,
-        entity: EntityId,
-        connector_type: ConnectorType,
-        recovery_days: i64,
-    ) -> Result<(), DependencyError> {
+    async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError> {
         let result = self
             .client
             .delete_secret()
-            .secret_id(self.secret_name(entity, connector_type))
+            .secret_id(self.secret_name(secret))
             .recovery_window_in_days(recovery_days)
             .send()
             .await;
@@ -120,11 +118,11 @@ impl Vault for SecretsManagerVault {
         }
     }
 
-    async fn restore(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+    async fn restore(&self, secret: &SecretRef) -> Result<(), DependencyError> {
         match self
             .client
             .restore_secret()
-            .secret_id(self.secret_name(entity, connector_type))
+            .secret_id(self.secret_name(secret))
             .send()
             .await
         {
@@ -139,11 +137,11 @@ impl Vault for SecretsManagerVault {
         }
     }
 
-    async fn force_delete(&self, entity: EntityId, connector_type: ConnectorType) -> Result<(), DependencyError> {
+    async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError> {
         let result = self
             .client
             .delete_secret()
-            .secret_id(self.secret_name(entity, connector_type))
+            .secret_id(self.secret_name(secret))
             .force_delete_without_recovery(true)
             .send()
             .await;

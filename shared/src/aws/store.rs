@@ -14,15 +14,18 @@ use crate::domain::connector::Connector;
 use crate::domain::error::Dependency;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
-use crate::ports::{ConnectorStore, DependencyError, Due, OutboxRecord, StoreError};
+use crate::ports::{ConnectorStore, DependencyError, Due, OutboxRecord, SecretGuard, StoreError};
 
 use super::errors::{classify, is_throttle_code};
-use super::table::TABLE;
+use super::table::{due_partition, DueKind, TABLE};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// How long an outbox record may linger before TTL removes it even if never cleared.
-const OUTBOX_RETENTION_DAYS: i64 = 14;
+/// A disconnected row's TTL lies this long after its recovery window: the sweeper is the
+/// one that expires rows (event, secret, row, in that order); TTL, which deletes items
+/// at some moment after their deadline, is only the safety net if the sweeper is down
+/// for days. Reads treat a row past its window as gone whatever TTL has done.
+pub const TTL_MARGIN_DAYS: i64 = 3;
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -50,8 +53,10 @@ pub fn connector_item(row: &Connector) -> Item {
     item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
     if let (false, Some(until)) = (row.is_active, row.recoverable_until) {
         let due = &TABLE.indexes[0];
-        item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(until.unix().to_string()));
-        item.insert(due.partition_key.into(), s("EXPIRY"));
+        let ttl = until.plus_days(TTL_MARGIN_DAYS).unix();
+        item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(ttl.to_string()));
+        let shard_key = format!("{}#{}", row.entity_id, row.connector_type);
+        item.insert(due.partition_key.into(), s(due_partition(DueKind::Expiry, &shard_key)));
         item.insert(
             due.sort_key.into(),
             s(format!("{until}#{}#{}", row.entity_id, row.connector_type)),
@@ -102,13 +107,39 @@ fn outbox_item(record: &OutboxRecord) -> Item {
     for (name, value) in outbox_key(&record.event_id) {
         item.insert(name, value);
     }
-    item.insert(due.partition_key.into(), s("OUTBOX"));
+    // No TTL: an undelivered event is never dropped; the sweeper retries it with back-off
+    // and alarms while it stays undelivered.
+    item.insert(
+        due.partition_key.into(),
+        s(due_partition(DueKind::Outbox, &record.event_id)),
+    );
     item.insert(
         due.sort_key.into(),
-        s(format!("{}#{}", record.created_at, record.event_id)),
+        s(format!("{}#{}", record.next_attempt_at, record.event_id)),
     );
-    let expires = record.created_at.plus_days(OUTBOX_RETENTION_DAYS).unix();
-    item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(expires.to_string()));
+    item
+}
+
+/// A secret guard's primary key: one per connector (a renewal replaces it).
+pub(crate) fn guard_key(connector_id: &crate::domain::ids::ConnectorId) -> Item {
+    Item::from([
+        (TABLE.partition_key.to_string(), s(format!("GUARD#{connector_id}"))),
+        (TABLE.sort_key.to_string(), s("GUARD")),
+    ])
+}
+
+fn guard_item(guard: &SecretGuard) -> Item {
+    let due = &TABLE.indexes[0];
+    let mut item: Item = serde_dynamo::to_item(guard).expect("a guard always converts to an item");
+    item.extend(guard_key(&guard.secret.connector_id));
+    item.insert(
+        due.partition_key.into(),
+        s(due_partition(DueKind::Guard, &guard.secret.connector_id.to_string())),
+    );
+    item.insert(
+        due.sort_key.into(),
+        s(format!("{}#{}", guard.created_at, guard.secret.connector_id)),
+    );
     item
 }
 
@@ -270,24 +301,76 @@ impl ConnectorStore for DynamoConnectorStore {
         }
     }
 
+    async fn reschedule_outbox(&self, record: &OutboxRecord) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(outbox_item(record)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", TABLE.partition_key)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // Cleared meanwhile (delivered by someone else): nothing to reschedule.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
     async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
         // `due_at` is `<recoverable_until>#<entity>#<type>`; `~` sorts after every id
         // character, so `<= now#~` takes every row whose window ended at or before now.
-        let due = self.query_due("EXPIRY", format!("{now}#~"), limit).await?;
-        let items = due.items.into_iter().map(decode).collect::<Result<_, _>>()?;
-        Ok(Due {
-            items,
-            items_read: due.items_read,
-        })
+        self.query_due(DueKind::Expiry, format!("{now}#~"), limit).await
     }
 
-    async fn stale_outbox(&self, before: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
-        let due = self.query_due("OUTBOX", format!("{before}#~"), limit).await?;
-        let items = due.items.into_iter().map(decode).collect::<Result<_, _>>()?;
-        Ok(Due {
-            items,
-            items_read: due.items_read,
-        })
+    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
+        self.query_due(DueKind::Outbox, format!("{now}#~"), limit).await
+    }
+
+    async fn guard_secret(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(guard_item(guard)))
+            .send()
+            .await
+            .map_err(dynamo("PutItem"))?;
+        Ok(())
+    }
+
+    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError> {
+        self.query_due(DueKind::Guard, format!("{before}#~"), limit).await
+    }
+
+    async fn clear_guard(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(guard_key(&guard.secret.connector_id)))
+            .condition_expression("#write = :write")
+            .expression_attribute_names("#write", "write_id")
+            .expression_attribute_values(":write", s(guard.write_id.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // Renewed by a newer write, or gone: either way not ours to remove.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(dynamo("DeleteItem")(e)),
+        }
     }
 }
 
@@ -307,36 +390,52 @@ impl DynamoConnectorStore {
         Ok(())
     }
 
-    /// One Query of the sparse `due` index: reads only due items, oldest first. Its cost
-    /// grows with what is due, never with the table.
-    async fn query_due(&self, kind: &str, upper_bound: String, limit: usize) -> Result<Due<Item>, StoreError> {
+    /// Queries every shard of `kind` in the sparse `due` index: reads only due items,
+    /// oldest first within a shard. Its cost grows with what is due, never with the
+    /// table. Items that do not decode are counted and skipped.
+    async fn query_due<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: DueKind,
+        upper_bound: String,
+        limit: usize,
+    ) -> Result<Due<T>, StoreError> {
         let index = &TABLE.indexes[0];
-        let mut items = Vec::new();
-        let mut items_read = 0;
-        let mut start = None;
-        while items.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index.name)
-                .key_condition_expression("#pk = :kind AND #sk <= :bound")
-                .expression_attribute_names("#pk", index.partition_key)
-                .expression_attribute_names("#sk", index.sort_key)
-                .expression_attribute_values(":kind", s(kind))
-                .expression_attribute_values(":bound", s(upper_bound.clone()))
-                .limit((limit - items.len()).min(100) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(dynamo("Query"))?;
-            items_read += page.scanned_count() as usize;
-            start = page.last_evaluated_key.clone();
-            items.extend(page.items.unwrap_or_default());
-            if start.is_none() {
-                break;
+        let mut due = Due {
+            items: Vec::new(),
+            items_read: 0,
+            bad_items: 0,
+        };
+        for shard in kind.partitions() {
+            let mut start = None;
+            while due.items.len() < limit {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(index.name)
+                    .key_condition_expression("#pk = :shard AND #sk <= :bound")
+                    .expression_attribute_names("#pk", index.partition_key)
+                    .expression_attribute_names("#sk", index.sort_key)
+                    .expression_attribute_values(":shard", s(shard.clone()))
+                    .expression_attribute_values(":bound", s(upper_bound.clone()))
+                    .limit((limit - due.items.len()).min(100) as i32)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(dynamo("Query"))?;
+                due.items_read += page.scanned_count() as usize;
+                start = page.last_evaluated_key.clone();
+                for item in page.items.unwrap_or_default() {
+                    match decode(item) {
+                        Ok(v) => due.items.push(v),
+                        Err(_) => due.bad_items += 1,
+                    }
+                }
+                if start.is_none() {
+                    break;
+                }
             }
         }
-        Ok(Due { items, items_read })
+        Ok(due)
     }
 }

@@ -9,10 +9,16 @@
 //! | API key, by id (revoke) | `KEYID#<key_id>` | `KEYID` |
 //! | API key, by entity (list) | `ENT#<entity_id>` | `APIKEY#<key_id>` |
 //! | outbox record | `OUTBOX#<event_id>` | `OUTBOX` |
+//! | secret guard | `GUARD#<connector_id>` | `GUARD` |
+//! | idempotency record | `IDEM#<entity_id>#<live\|test>#<sha256(key)>` | `IDEM` |
 //!
 //! The sparse `due` index holds only items with a deadline: disconnected rows
-//! (`due_pk = EXPIRY`, `due_at = recoverable_until`) and outbox records
-//! (`due_pk = OUTBOX`, `due_at = created_at`), so the sweep is a Query, never a Scan.
+//! (`due_pk = EXPIRY#<shard>`, `due_at = recoverable_until#…`), outbox records
+//! (`due_pk = OUTBOX#<shard>`, `due_at = next_attempt_at#…`) and secret guards
+//! (`due_pk = GUARD#<shard>`, `due_at = created_at#…`), so the sweep is a Query per
+//! shard, never a Scan. The partition key is sharded ([`DUE_SHARDS`] per kind) so that
+//! no single index partition takes every tenant's writes (an index partition accepts
+//! about 1,000 writes a second, and a throttled index throttles the table's writes).
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -49,6 +55,41 @@ pub const TABLE: TableDefinition = TableDefinition {
         sort_key: "due_at",
     }],
 };
+
+/// Index partitions per kind of due item.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The kinds of item the sweep finds through the `due` index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DueKind {
+    Expiry,
+    Outbox,
+    Guard,
+}
+
+impl DueKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            DueKind::Expiry => "EXPIRY",
+            DueKind::Outbox => "OUTBOX",
+            DueKind::Guard => "GUARD",
+        }
+    }
+
+    /// Every index partition key of this kind: what one sweep queries.
+    pub fn partitions(self) -> impl Iterator<Item = String> {
+        (0..DUE_SHARDS).map(move |shard| format!("{}#{shard:02}", self.prefix()))
+    }
+}
+
+/// The index partition key of an item of `kind`, spread by a stable hash (FNV-1a) of
+/// `shard_key` (the item's own identity).
+pub fn due_partition(kind: DueKind, shard_key: &str) -> String {
+    let hash = shard_key
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{}#{:02}", kind.prefix(), hash % DUE_SHARDS)
+}
 
 fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()
@@ -138,4 +179,21 @@ async fn enable_ttl(client: &Client, name: &str) -> Result<(), DependencyError> 
         .await
         .map_err(|e| classify(Dependency::DynamoDb, "UpdateTimeToLive", &e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_items_spread_over_every_shard_and_each_lands_in_a_queried_partition() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..1000 {
+            let partition = due_partition(DueKind::Outbox, &format!("evt_{i}"));
+            assert!(DueKind::Outbox.partitions().any(|p| p == partition), "{partition}");
+            seen.insert(partition);
+        }
+        assert_eq!(seen.len(), DUE_SHARDS as usize);
+        assert_eq!(due_partition(DueKind::Guard, "x"), due_partition(DueKind::Guard, "x"));
+    }
 }

@@ -40,6 +40,11 @@ pub enum ApiError {
     Throttled(Dependency),
     #[error("{0:?} unavailable")]
     Unavailable(Dependency),
+    /// The request's deadline (the Lambda invocation's, less a margin to answer) passed
+    /// before its work was done: 503, retry. What it did so far is safe to leave (the
+    /// outbox and the sweeper finish it).
+    #[error("deadline exceeded")]
+    OutOfTime,
     /// A bug or a misconfiguration: logged in full server-side, shown as a bare 500.
     #[error("internal error")]
     Internal,
@@ -83,7 +88,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType => 415,
             ApiError::Throttled(_) => 429,
-            ApiError::Unavailable(_) => 503,
+            ApiError::Unavailable(_) | ApiError::OutOfTime => 503,
             ApiError::Internal => 500,
         }
     }
@@ -101,7 +106,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Throttled(_) => "rate_limited",
-            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Unavailable(_) | ApiError::OutOfTime => "service_unavailable",
             ApiError::Internal => "internal_error",
         }
     }
@@ -140,6 +145,9 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 "A dependency is temporarily unavailable; retry after the number of seconds in `Retry-After`.".into()
             }
+            ApiError::OutOfTime => {
+                "The request ran out of time; retry it (with the same Idempotency-Key, if you sent one) after the number of seconds in `Retry-After`.".into()
+            }
             ApiError::Internal => {
                 "Something went wrong on our side; quote the request_id if you contact support.".into()
             }
@@ -157,7 +165,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Throttled(_) => Some(1),
-            ApiError::Unavailable(_) => Some(5),
+            ApiError::Unavailable(_) | ApiError::OutOfTime => Some(5),
             _ => None,
         }
     }

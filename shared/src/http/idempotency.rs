@@ -1,7 +1,8 @@
 //! `Idempotency-Key` checks: the key's shape and the request's fingerprint.
 
+use hmac::{Hmac, Mac};
 use lambda_http::Request;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::domain::error::ApiError;
 
@@ -17,17 +18,20 @@ pub fn validate_key(key: &str) -> Result<&str, ApiError> {
     Ok(key)
 }
 
-/// What "the same request" means: method, path, query and body bytes.
-pub fn fingerprint(req: &Request) -> String {
-    let mut hash = Sha256::new();
-    hash.update(req.method().as_str());
-    hash.update(b"\n");
-    hash.update(req.uri().path());
-    hash.update(b"?");
-    hash.update(req.uri().query().unwrap_or(""));
-    hash.update(b"\n");
-    hash.update(req.body().as_ref());
-    hex::encode(hash.finalize())
+/// What "the same request" means: method, path, query and body bytes — as an
+/// HMAC-SHA256 under the deployment's fingerprint key, because a credentials body holds
+/// secrets, and a plain hash of a short secret stored in a table every function can read
+/// could be reversed by guessing.
+pub fn fingerprint(req: &Request, key: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(req.method().as_str().as_bytes());
+    mac.update(b"\n");
+    mac.update(req.uri().path().as_bytes());
+    mac.update(b"?");
+    mac.update(req.uri().query().unwrap_or("").as_bytes());
+    mac.update(b"\n");
+    mac.update(req.body().as_ref());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -52,8 +56,13 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_changes_with_method_path_query_and_body() {
+    fn fingerprint_changes_with_method_path_query_body_and_key() {
+        let fingerprint = |r: &Request| super::fingerprint(r, b"k1");
         let base = fingerprint(&req("POST", "/v1/integrations/stripe", "{}"));
+        assert_ne!(
+            base,
+            super::fingerprint(&req("POST", "/v1/integrations/stripe", "{}"), b"k2")
+        );
         assert_eq!(base, fingerprint(&req("POST", "/v1/integrations/stripe", "{}")));
         assert_ne!(base, fingerprint(&req("PATCH", "/v1/integrations/stripe", "{}")));
         assert_ne!(base, fingerprint(&req("POST", "/v1/integrations/ups", "{}")));

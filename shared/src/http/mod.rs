@@ -6,7 +6,7 @@ pub mod response;
 pub mod router;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::http::header::{HeaderValue, AUTHORIZATION};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -18,7 +18,7 @@ use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind, EditError};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
-use crate::ports::IdempotencyClaim;
+use crate::ports::{IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
 use crate::{telemetry, App};
 
@@ -121,12 +121,15 @@ async fn serve(
         let (status, body) = execute(app, operation, &principal, segment, params, permanent, req).await?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
-    let fingerprint = idempotency::fingerprint(req);
-    let entity = principal.entity_id;
+    let fingerprint = idempotency::fingerprint(req, app.settings.fingerprint_key.as_bytes());
+    let scope = IdempotencyScope {
+        entity_id: principal.entity_id,
+        livemode: principal.livemode,
+    };
     match app
         .service
         .idempotency
-        .claim(entity, key, &fingerprint, app.service.clock.now())
+        .claim(scope, key, &fingerprint, app.service.clock.now())
         .await?
     {
         IdempotencyClaim::Replay { status, body } => {
@@ -145,16 +148,17 @@ async fn serve(
             code: "conflict",
             hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
         }),
-        IdempotencyClaim::Claimed => {
+        IdempotencyClaim::Claimed { token } => {
             let result = execute(app, operation, &principal, segment, params, permanent, req).await;
             // Only successes are kept: an error is safe to re-execute, and a transient one
             // (429/503) must be retryable with the same key.
+            let store = &app.service.idempotency;
             let saved = match &result {
                 Ok((status, body)) => {
                     let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                    app.service.idempotency.complete(entity, key, *status, &text).await
+                    store.complete(scope, key, &token, *status, &text).await
                 }
-                Err(_) => app.service.idempotency.release(entity, key).await,
+                Err(_) => store.release(scope, key, &token).await,
             };
             if let Err(e) = saved {
                 tracing::warn!(failure = %e, "idempotency record not updated");
@@ -181,8 +185,46 @@ fn permanent_flag(params: &HashMap<String, String>) -> Result<bool, ApiError> {
     }
 }
 
-/// Runs one operation; `None` as body means an empty response (204).
+/// Time kept back from the invocation's deadline to answer (and release an
+/// Idempotency-Key claim) after the operation is cut short.
+const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
+
+/// How long the operation may run: until the Lambda invocation's deadline less
+/// [`ANSWER_MARGIN`], so that a stalled AWS call ends in a 503 with the envelope instead
+/// of Lambda killing the request mid-way. No deadline outside Lambda (the dev server).
+fn time_budget(req: &Request) -> Option<Duration> {
+    let deadline_ms = req.lambda_context_ref()?.deadline;
+    if deadline_ms == 0 {
+        return None; // a context built by hand (tests), not by the runtime
+    }
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(left.saturating_sub(ANSWER_MARGIN))
+}
+
+/// Runs one operation within the request's time budget; `None` as body means an empty
+/// response (204). Cut short, it is a 503: whatever it did is safe to leave half-done
+/// (the outbox and the sweeper finish it; the operations are safe to repeat).
 async fn execute(
+    app: &App,
+    operation: Operation,
+    principal: &Principal,
+    segment: &str,
+    params: HashMap<String, String>,
+    permanent: bool,
+    req: &Request,
+) -> Result<(u16, Option<Value>), ApiError> {
+    let work = run(app, operation, principal, segment, params, permanent, req);
+    match time_budget(req) {
+        Some(budget) => tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
+            tracing::warn!("request cut short at its deadline");
+            Err(ApiError::OutOfTime)
+        }),
+        None => work.await,
+    }
+}
+
+async fn run(
     app: &App,
     operation: Operation,
     principal: &Principal,
@@ -240,7 +282,7 @@ async fn execute(
             (204, None)
         }
         Operation::Disconnect => {
-            let (row, _) = service.disconnect(principal, ConnectorRef::parse(segment)?).await?;
+            let row = service.disconnect(principal, ConnectorRef::parse(segment)?).await?;
             (200, Some(data(&row)))
         }
         Operation::Restore => (

@@ -137,6 +137,7 @@ impl Harness {
             event_bus: format!("integrations-{suffix}"),
             event_source: SOURCE.to_string(),
             secret_prefix: format!("connectors-{suffix}/"),
+            fingerprint_key: format!("fingerprint-{suffix}"),
         };
         shared::admin::bootstrap(&sdk, &settings)
             .await
@@ -277,8 +278,36 @@ impl Harness {
         got
     }
 
-    pub fn secret_name(&self, entity: EntityId, connector_type: &str) -> String {
-        format!("{}{entity}/{connector_type}", self.settings.secret_prefix)
+    /// The name of the newest secret of `entity`'s `connector_type` connector (secrets
+    /// are named by connector id; this finds them by their `connector_type` tag), or a
+    /// name nothing has if there is none.
+    pub async fn secret_name(&self, entity: EntityId, connector_type: &str) -> String {
+        let prefix = format!("{}{entity}/", self.settings.secret_prefix);
+        let listed = self
+            .secrets
+            .list_secrets()
+            .include_planned_deletion(true)
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(&prefix)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("list secrets");
+        listed
+            .secret_list()
+            .iter()
+            .filter(|s| s.name().is_some_and(|n| n.starts_with(&prefix)))
+            .filter(|s| {
+                s.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("connector_type") && t.value() == Some(connector_type))
+            })
+            .max_by_key(|s| s.created_date().map(|d| d.as_nanos()))
+            .and_then(|s| s.name().map(str::to_string))
+            .unwrap_or_else(|| format!("{prefix}none-{connector_type}"))
     }
 
     pub async fn describe_secret(
@@ -289,7 +318,7 @@ impl Harness {
         match self
             .secrets
             .describe_secret()
-            .secret_id(self.secret_name(entity, connector_type))
+            .secret_id(self.secret_name(entity, connector_type).await)
             .send()
             .await
         {
@@ -310,7 +339,7 @@ impl Harness {
         let out = self
             .secrets
             .get_secret_value()
-            .secret_id(self.secret_name(entity, connector_type))
+            .secret_id(self.secret_name(entity, connector_type).await)
             .send()
             .await
             .ok()?;
@@ -334,19 +363,23 @@ impl Harness {
             .item
     }
 
-    /// Outbox records still waiting (read from the sparse `due` index).
+    /// Outbox records still waiting (read from every shard of the sparse `due` index).
     pub async fn outbox(&self) -> Vec<HashMap<String, AttributeValue>> {
-        self.dynamo
-            .query()
-            .table_name(&self.settings.table)
-            .index_name("due")
-            .key_condition_expression("due_pk = :p")
-            .expression_attribute_values(":p", AttributeValue::S("OUTBOX".into()))
-            .send()
-            .await
-            .unwrap()
-            .items()
-            .to_vec()
+        let mut items = Vec::new();
+        for shard in shared::aws::table::DueKind::Outbox.partitions() {
+            let out = self
+                .dynamo
+                .query()
+                .table_name(&self.settings.table)
+                .index_name("due")
+                .key_condition_expression("due_pk = :p")
+                .expression_attribute_values(":p", AttributeValue::S(shard))
+                .send()
+                .await
+                .unwrap();
+            items.extend(out.items().iter().cloned());
+        }
+        items
     }
 }
 

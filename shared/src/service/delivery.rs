@@ -1,0 +1,136 @@
+//! Outbox delivery and the secret's reconciliation with its row.
+//!
+//! Every secret action is bound to one connector ([`SecretRef`]: the secret is named from
+//! the connector's id) and is idempotent: scheduling, restoring or force-deleting the
+//! secret of connector X touches X's secret only, and doing it again changes nothing
+//! unless X's row has moved since — in which case following the row is what must happen.
+//! So a record re-delivered a day later can never reach a newer connector's secret.
+
+use crate::domain::connector::Connector;
+use crate::domain::error::ApiError;
+use crate::domain::lifecycle::RECOVERY_WINDOW_DAYS;
+use crate::ports::{OutboxRecord, SecretAction, SecretRef};
+
+use super::{lost_race, Failure, Service};
+
+/// How often a secret is re-aligned with a row that keeps moving before giving up (the
+/// outbox record then keeps the duty for the sweeper).
+const RECONCILE_ROUNDS: usize = 5;
+
+impl Service {
+    /// Makes the secret of `secret`'s connector follow its row — live while the row is
+    /// active, scheduled for deletion while it is disconnected — starting from `known` (the
+    /// row as just read) or a fresh read, and re-reads the row after acting, acting again
+    /// if it moved meanwhile. Concurrent requests may each act on what they read; the last
+    /// to act has read the last state, so the secret ends up matching the row. A row that
+    /// is gone, or now belongs to another connector (another id), is not followed: purge
+    /// and expiry delete secrets explicitly, and the sweeper's guards catch the rest.
+    pub(super) async fn reconcile_secret(&self, secret: SecretRef, known: Option<Connector>) -> Result<(), ApiError> {
+        let mut row = match known {
+            Some(row) => Some(row),
+            None => self.store.get(secret.entity_id, secret.connector_type).await?,
+        };
+        for _ in 0..RECONCILE_ROUNDS {
+            let own = row.as_ref().filter(|r| r.id == secret.connector_id);
+            if !self.follow_row(own).await? {
+                return Ok(());
+            }
+            let acted_on = own.map(|r| r.version);
+            row = self.store.get(secret.entity_id, secret.connector_type).await?;
+            if row.as_ref().filter(|r| r.id == secret.connector_id).map(|r| r.version) == acted_on {
+                return Ok(());
+            }
+        }
+        Err(lost_race())
+    }
+
+    /// One secret call matching `row`; `false` when there is nothing to follow (no secret
+    /// claimed, or no row).
+    async fn follow_row(&self, row: Option<&Connector>) -> Result<bool, ApiError> {
+        match row {
+            Some(r) if r.has_secret() && r.is_active => self.vault.restore(&r.secret_ref()).await?,
+            Some(r) if r.has_secret() => {
+                self.vault
+                    .schedule_deletion(&r.secret_ref(), RECOVERY_WINDOW_DAYS)
+                    .await?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// After a failed write that followed a secret restore or write: best-effort
+    /// reconciliation, so a disconnected row's credentials do not stay readable.
+    pub(super) async fn settle_secret(&self, row: &Connector) {
+        if let Err(e) = self.reconcile_secret(row.secret_ref(), None).await {
+            tracing::warn!(code = e.code(), "secret left for the sweeper to reconcile");
+        }
+    }
+
+    /// Delivers a record this request has just committed together with `row`. The secret
+    /// follows `row` as committed (no re-read), the event goes out, and one call clears
+    /// the record while checking that the row has not moved since; if it has, the full
+    /// reconciliation runs. Whatever fails after the secret step stays in the outbox for
+    /// the sweeper, which reconciles before re-publishing. The change is committed: only
+    /// a failed secret step is reported (429/503), and it is never a lost race.
+    pub(super) async fn deliver_committed(&self, record: &OutboxRecord, row: &Connector) -> Result<(), Failure> {
+        if record.secret_action != Some(SecretAction::FollowRow) {
+            return self.deliver(record).await.map(|_| ()).map_err(Failure::Api);
+        }
+        self.follow_row(Some(row)).await?;
+        if !self.publish(record).await {
+            return Ok(());
+        }
+        match self.store.clear_outbox_if_unchanged(&record.event_id, row).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Moved while we acted: follow the row as it is now, then clear. If it
+                // keeps moving, the record stays and the sweeper reconciles.
+                if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
+                    self.clear(record).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(event_id = %record.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers an outbox record: its secret work, then the event, then the record is
+    /// cleared. Only a failed secret step is an error; a failed publish is left for the
+    /// sweeper (and reported as `Ok(false)`).
+    pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, ApiError> {
+        let secret = record.secret_ref();
+        match record.secret_action {
+            Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
+            Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
+            None => {}
+        }
+        if !self.publish(record).await {
+            return Ok(false);
+        }
+        self.clear(record).await;
+        Ok(true)
+    }
+
+    /// Publishes the record's event; `false` (and the record left for the sweeper) if the
+    /// bus failed.
+    async fn publish(&self, record: &OutboxRecord) -> bool {
+        match self.bus.publish(record).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(event_id = %record.event_id, failure = %e, "event left in the outbox for the sweeper");
+                false
+            }
+        }
+    }
+
+    /// Clears a published record. A failure is harmless: the sweeper re-publishes it and
+    /// consumers dedupe on `id`.
+    async fn clear(&self, record: &OutboxRecord) {
+        if let Err(e) = self.store.clear_outbox(&record.event_id).await {
+            tracing::warn!(event_id = %record.event_id, failure = %e, "published event's outbox record not cleared");
+        }
+    }
+}
