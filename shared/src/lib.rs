@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod key_cache;
+pub mod memory;
 pub mod on_first_use;
 pub mod ports;
 pub mod service;

@@ -56,6 +56,14 @@ impl SecretsManagerVault {
                         .map_err(|e| classify(Dependency::SecretsManager, "RestoreSecret", &e))?;
                     restored = true;
                 }
+                // The name is still being deleted (its connector was deleted a moment ago):
+                // nothing to write to; a retry finds the connector gone.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Err(DependencyError::Unavailable(Dependency::SecretsManager))
+                }
                 Err(e) => return Err(classify(Dependency::SecretsManager, "PutSecretValue", &e)),
             }
         }

@@ -44,16 +44,19 @@ impl Service {
         Err(lost_race())
     }
 
-    /// One secret call matching `row`; `false` when there is nothing to follow (no secret
-    /// claimed, or no row).
+    /// One secret call matching `row`; `false` when there is nothing to follow (no row, or
+    /// an active row without credentials). A disconnected row's secret is scheduled for
+    /// deletion even if the row records none: a credentials write killed between its
+    /// secret and its commit may have left one, and it must not stay readable (or outlive
+    /// a row that TTL removes).
     async fn follow_row(&self, row: Option<&Connector>) -> Result<bool, ApiError> {
         match row {
-            Some(r) if r.has_secret() && r.is_active => self.vault.restore(&r.secret_ref()).await?,
-            Some(r) if r.has_secret() => {
+            Some(r) if !r.is_active => {
                 self.vault
                     .schedule_deletion(&r.secret_ref(), RECOVERY_WINDOW_DAYS)
                     .await?
             }
+            Some(r) if r.has_secret() => self.vault.restore(&r.secret_ref()).await?,
             _ => return Ok(false),
         }
         Ok(true)

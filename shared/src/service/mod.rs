@@ -369,7 +369,7 @@ impl Service {
                 self.commit_reactivation(principal, &row, &next, &events, now).await?;
             } else {
                 let disconnecting = events.contains(&EventType::Disconnected);
-                let action = (disconnecting && next.has_secret()).then_some(SecretAction::FollowRow);
+                let action = disconnecting.then_some(SecretAction::FollowRow);
                 self.commit(&next, Some(row.version), &events, principal, action, now)
                     .await?;
             }
@@ -463,14 +463,12 @@ impl Service {
                 None => {
                     // Already disconnected: no change, no event. Re-assert the secret's
                     // scheduled deletion in case an earlier attempt stopped before it.
-                    if current.has_secret() {
-                        self.reconcile_secret(current.secret_ref(), Some(current.clone()))
-                            .await?;
-                    }
+                    self.reconcile_secret(current.secret_ref(), Some(current.clone()))
+                        .await?;
                     Ok(current)
                 }
                 Some(next) => {
-                    let action = next.has_secret().then_some(SecretAction::FollowRow);
+                    let action = Some(SecretAction::FollowRow);
                     self.commit(
                         &next,
                         Some(current.version),

@@ -146,16 +146,19 @@ impl Service {
         Ok(())
     }
 
-    /// `true` if the guard's connector row exists (it owns its secret from here on: purge
-    /// and expiry delete it); `false` after deleting the secret of a row that is gone. A
-    /// row, once gone, never comes back with the same id, so the deletion cannot race a
-    /// newer owner.
+    /// `true` if the guard's connector row exists: the secret is made to follow it (a
+    /// write killed after reviving a disconnected row's secret must not leave it
+    /// readable), and the row owns it from here on (purge and expiry delete it). `false`
+    /// after deleting the secret of a row that is gone: a row, once gone, never comes
+    /// back with the same id, so the deletion cannot race a newer owner.
     async fn check_guard(&self, guard: &SecretGuard) -> Result<bool, ApiError> {
         let secret = guard.secret;
         let row = self.store.get(secret.entity_id, secret.connector_type).await?;
-        let owned = row.is_some_and(|r| r.id == secret.connector_id);
-        if !owned {
-            self.vault.force_delete(&secret).await?;
+        let own = row.filter(|r| r.id == secret.connector_id);
+        let owned = own.is_some();
+        match own {
+            Some(row) => self.reconcile_secret(secret, Some(row)).await?,
+            None => self.vault.force_delete(&secret).await?,
         }
         self.store.clear_guard(guard).await?;
         Ok(owned)

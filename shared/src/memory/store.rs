@@ -1,0 +1,341 @@
+//! The in-memory DynamoDB: connector rows with conditional writes on `version`,
+//! all-or-nothing transactions (with `ClientRequestToken` replay), the sparse `due` index,
+//! API keys and `Idempotency-Key` records.
+
+use async_trait::async_trait;
+
+use crate::aws::store::TTL_MARGIN_DAYS;
+use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
+use crate::domain::catalog::ConnectorType;
+use crate::domain::connector::Connector;
+use crate::domain::error::Dependency::DynamoDb;
+use crate::domain::ids::EntityId;
+use crate::domain::time::Timestamp;
+use crate::ports::{
+    ConnectorStore, Due, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, OutboxRecord, SecretGuard,
+    StoreError, IDEMPOTENCY_LEASE_SECONDS,
+};
+
+use super::state::{IdempotencyRecord, State, StoredRow};
+use super::Memory;
+
+/// DynamoDB remembers a transaction's token for ten minutes.
+const TOKEN_MEMORY_SECONDS: i64 = 600;
+const IDEMPOTENCY_WINDOW_SECONDS: i64 = 24 * 3600;
+
+fn stored(row: &Connector) -> StoredRow {
+    let ttl = match (row.is_active, row.recoverable_until) {
+        (false, Some(until)) => Some(until.plus_days(TTL_MARGIN_DAYS).unix()),
+        _ => None,
+    };
+    StoredRow {
+        row: row.clone(),
+        ttl,
+        reap_at: None,
+    }
+}
+
+fn key(row: &Connector) -> (EntityId, ConnectorType) {
+    (row.entity_id, row.connector_type)
+}
+
+fn version_is(state: &State, row: &Connector, version: u64) -> bool {
+    state.rows.get(&key(row)).is_some_and(|s| s.row.version == version)
+}
+
+/// Applies one transaction (a row write and its outbox records) if `holds`, all or
+/// nothing; a token seen in the last ten minutes means "already applied".
+fn transact(
+    state: &mut State,
+    now: i64,
+    records: &[OutboxRecord],
+    holds: bool,
+    write: impl FnOnce(&mut State),
+) -> Result<(), StoreError> {
+    let token = records.first().map(|r| r.event_id.clone());
+    if let Some(t) = &token {
+        if state.tokens.get(t).is_some_and(|at| now - at < TOKEN_MEMORY_SECONDS) {
+            return Ok(());
+        }
+    }
+    if !holds {
+        return Err(StoreError::ConditionFailed);
+    }
+    write(state);
+    for record in records {
+        let seq = state.next_seq();
+        state.outbox.insert(record.event_id.clone(), (seq, record.clone()));
+        state.committed.push(record.clone());
+    }
+    if let Some(t) = token {
+        state.tokens.insert(t, now);
+    }
+    Ok(())
+}
+
+/// The first `limit` items by (due time, insertion order).
+fn first<T: Clone>(mut items: Vec<(Timestamp, u64, T)>, limit: usize) -> Due<T> {
+    items.sort_by_key(|(at, seq, _)| (*at, *seq));
+    let items: Vec<T> = items.into_iter().take(limit).map(|(_, _, t)| t).collect();
+    Due {
+        items_read: items.len(),
+        items,
+        bad_items: 0,
+    }
+}
+
+#[async_trait]
+impl ConnectorStore for Memory {
+    async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "GetItem", |s, _| {
+                s.rows.get(&(entity, connector_type)).map(|r| r.row.clone())
+            })
+            .await?)
+    }
+
+    async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "Query", |s, _| {
+                s.rows
+                    .range((entity, ConnectorType::all().next().unwrap())..)
+                    .take_while(|((e, _), _)| *e == entity)
+                    .map(|(_, r)| r.row.clone())
+                    .collect()
+            })
+            .await?)
+    }
+
+    async fn save(&self, row: &Connector, expected: Option<u64>, records: &[OutboxRecord]) -> Result<(), StoreError> {
+        self.call(DynamoDb, "TransactWriteItems", |s, now| {
+            let holds = match expected {
+                None => !s.rows.contains_key(&key(row)),
+                Some(v) => version_is(s, row, v),
+            };
+            transact(s, now, records, holds, |s| {
+                s.rows.insert(key(row), stored(row));
+            })
+        })
+        .await?
+    }
+
+    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
+        self.call(DynamoDb, "TransactWriteItems", |s, now| {
+            let holds = version_is(s, row, row.version);
+            transact(s, now, records, holds, |s| {
+                s.rows.remove(&key(row));
+            })
+        })
+        .await?
+    }
+
+    async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "DeleteItem", |s, _| {
+                s.outbox.remove(event_id);
+            })
+            .await?)
+    }
+
+    async fn clear_outbox_if_unchanged(&self, event_id: &str, row: &Connector) -> Result<bool, StoreError> {
+        Ok(self
+            .call(DynamoDb, "TransactWriteItems", |s, _| {
+                let unchanged = version_is(s, row, row.version);
+                if unchanged {
+                    s.outbox.remove(event_id);
+                }
+                unchanged
+            })
+            .await?)
+    }
+
+    async fn reschedule_outbox(&self, record: &OutboxRecord) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                if let Some(entry) = s.outbox.get_mut(&record.event_id) {
+                    entry.1 = record.clone();
+                }
+            })
+            .await?)
+    }
+
+    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "Query", |s, _| {
+                let due = s
+                    .rows
+                    .values()
+                    .filter_map(|r| match (r.row.is_active, r.row.recoverable_until) {
+                        (false, Some(until)) if until <= now => Some((until, 0, r.row.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                first(due, limit)
+            })
+            .await?)
+    }
+
+    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "Query", |s, _| {
+                let due = s
+                    .outbox
+                    .values()
+                    .filter(|(_, r)| r.next_attempt_at <= now)
+                    .map(|(seq, r)| (r.next_attempt_at, *seq, r.clone()))
+                    .collect();
+                first(due, limit)
+            })
+            .await?)
+    }
+
+    async fn guard_secret(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                let seq = s.next_seq();
+                s.guards.insert(guard.secret.connector_id, (seq, *guard));
+            })
+            .await?)
+    }
+
+    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "Query", |s, _| {
+                let due = s
+                    .guards
+                    .values()
+                    .filter(|(_, g)| g.created_at <= before)
+                    .map(|(seq, g)| (g.created_at, *seq, *g))
+                    .collect();
+                first(due, limit)
+            })
+            .await?)
+    }
+
+    async fn clear_guard(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "DeleteItem", |s, _| {
+                let id = guard.secret.connector_id;
+                if s.guards.get(&id).is_some_and(|(_, g)| g.write_id == guard.write_id) {
+                    s.guards.remove(&id);
+                }
+            })
+            .await?)
+    }
+}
+
+#[async_trait]
+impl KeyStore for Memory {
+    async fn find(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "GetItem", |s, _| s.keys.get(hash.as_str()).cloned())
+            .await?)
+    }
+
+    async fn create(&self, record: &ApiKeyRecord, hash: &KeyHash) -> Result<(), StoreError> {
+        self.call(DynamoDb, "TransactWriteItems", |s, _| {
+            let taken = s.keys.contains_key(hash.as_str()) || s.keys.values().any(|k| k.key_id == record.key_id);
+            if taken {
+                return Err(StoreError::ConditionFailed);
+            }
+            s.keys.insert(hash.as_str().to_string(), record.clone());
+            Ok(())
+        })
+        .await?
+    }
+
+    async fn revoke(&self, key_id: &KeyId, at: Timestamp) -> Result<bool, StoreError> {
+        Ok(self
+            .call(DynamoDb, "TransactWriteItems", |s, _| {
+                let found = s.keys.values_mut().find(|k| &k.key_id == key_id);
+                found.map(|k| k.revoked_at = Some(at)).is_some()
+            })
+            .await?)
+    }
+
+    async fn list(&self, entity: EntityId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self
+            .call(DynamoDb, "Query", |s, _| {
+                s.keys.values().filter(|k| k.entity_id == entity).cloned().collect()
+            })
+            .await?)
+    }
+}
+
+fn idempotency_key(scope: IdempotencyScope, key: &str) -> (EntityId, bool, String) {
+    (scope.entity_id, scope.livemode, key.to_string())
+}
+
+#[async_trait]
+impl IdempotencyStore for Memory {
+    async fn claim(
+        &self,
+        scope: IdempotencyScope,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let now = now.unix();
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                let k = idempotency_key(scope, key);
+                let takeable = match s.idempotency.get(&k) {
+                    None => true,
+                    Some(r) if r.expires_at <= now => true,
+                    Some(r) => r.answer.is_none() && r.lease_until <= now && r.fingerprint == fingerprint,
+                };
+                if takeable {
+                    let token = uuid::Uuid::new_v4().to_string();
+                    let record = IdempotencyRecord {
+                        fingerprint: fingerprint.to_string(),
+                        token: token.clone(),
+                        lease_until: now + IDEMPOTENCY_LEASE_SECONDS,
+                        expires_at: now + IDEMPOTENCY_WINDOW_SECONDS,
+                        answer: None,
+                    };
+                    s.idempotency.insert(k, record);
+                    return IdempotencyClaim::Claimed { token };
+                }
+                let r = &s.idempotency[&k];
+                match &r.answer {
+                    _ if r.fingerprint != fingerprint => IdempotencyClaim::Mismatch,
+                    Some((status, body)) => IdempotencyClaim::Replay {
+                        status: *status,
+                        body: body.clone(),
+                    },
+                    None => IdempotencyClaim::InProgress,
+                }
+            })
+            .await?)
+    }
+
+    async fn complete(
+        &self,
+        scope: IdempotencyScope,
+        key: &str,
+        token: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "UpdateItem", |s, _| {
+                if let Some(r) = s.idempotency.get_mut(&idempotency_key(scope, key)) {
+                    if r.token == token {
+                        r.answer = Some((status, body.to_string()));
+                    }
+                }
+            })
+            .await?)
+    }
+
+    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "DeleteItem", |s, _| {
+                let k = idempotency_key(scope, key);
+                if s.idempotency.get(&k).is_some_and(|r| r.token == token) {
+                    s.idempotency.remove(&k);
+                }
+            })
+            .await?)
+    }
+}

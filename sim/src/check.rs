@@ -1,0 +1,243 @@
+//! The clients' record of what they sent and were told, and the invariants checked
+//! against it and against the in-memory AWS.
+//!
+//! 1. An active row with credentials has its secret, not scheduled for deletion, holding
+//!    the last credentials accepted with a 200 (or those of a later request whose answer
+//!    was lost or a failure, since it may have taken effect).
+//! 2. A disconnected row inside its window has its secret scheduled for deletion (so it
+//!    restores) with those credentials.
+//! 3. A connector past its window or deleted leaves no readable secret once the sweeper
+//!    has run; no secret action ever finds another connector's secret under its name.
+//! 4. No secret without a row at quiescence.
+//! 5. Every committed change's event is published at least once, as committed.
+//! 6. An `Idempotency-Key` is never refused as in progress past its lease; a replay
+//!    returns the first answer.
+//! 7. No answer shows another entity's row, and a test key never sees a live row.
+//!    Also: no answer is a 500.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use shared::memory::State;
+use shared::ports::IDEMPOTENCY_LEASE_SECONDS;
+
+/// How a credentials request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 200, for the connector with this id.
+    Accepted(String),
+    /// Refused before any effect (validation, auth, not found).
+    Rejected,
+    /// No answer, or a failure: it may have taken effect.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub value: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub answer: Answer,
+}
+
+/// (tenant, live key, idempotency key number)
+pub type KeyScope = (u8, bool, u8);
+
+#[derive(Default)]
+pub struct Model {
+    /// Credentials sent, per (tenant, connector type index).
+    pub submissions: BTreeMap<(u8, u8), Vec<Submission>>,
+    /// The first 2xx answer per idempotency key, and when it was given (a key's record
+    /// lives 24 hours; after that the key is new again).
+    pub first_answers: BTreeMap<KeyScope, (i64, u16, Value)>,
+    /// When requests with each idempotency key started.
+    pub key_starts: BTreeMap<KeyScope, Vec<i64>>,
+    /// The last connector id each tenant saw per type.
+    pub last_id: BTreeMap<(u8, u8), String>,
+}
+
+impl Model {
+    /// The credential values a secret of connector `id` may hold.
+    pub fn valid_values(&self, tenant: u8, ty: u8, id: &str) -> Vec<&str> {
+        let Some(subs) = self.submissions.get(&(tenant, ty)) else {
+            return Vec::new();
+        };
+        let last = subs
+            .iter()
+            .filter(|s| s.answer == Answer::Accepted(id.to_string()))
+            .max_by_key(|s| s.end_ms);
+        subs.iter()
+            .filter(|s| s.answer != Answer::Rejected)
+            .filter(|s| last.is_none_or(|l| s.end_ms >= l.start_ms))
+            .map(|s| s.value.as_str())
+            .collect()
+    }
+}
+
+/// A finished request as its client sees it.
+pub struct Seen<'a> {
+    pub tenant: u8,
+    pub live: bool,
+    pub entity: &'a str,
+    /// The `Idempotency-Key` of a write (reads ignore the header).
+    pub idem: Option<u8>,
+    pub started_ms: i64,
+    pub now_ms: i64,
+    pub status: u16,
+    pub replayed: bool,
+    pub body: &'a Value,
+}
+
+/// Invariants 6 and 7 on one answer.
+pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) {
+    if seen.status >= 500 && seen.status != 503 {
+        violations.push(format!("status {}: {}", seen.status, seen.body));
+    }
+    let rows: Vec<&Value> = match &seen.body["data"] {
+        Value::Array(rows) => rows.iter().collect(),
+        Value::Object(_) => vec![&seen.body["data"]],
+        _ => Vec::new(),
+    };
+    for row in rows {
+        if row["entity_id"] != seen.entity {
+            violations.push(format!(
+                "7: tenant {} was shown another entity's row {row}",
+                seen.tenant
+            ));
+        }
+        if !seen.live && row["mode"] != "sandbox" {
+            violations.push(format!("7: a test key of tenant {} saw a live row {row}", seen.tenant));
+        }
+    }
+    let Some(k) = seen.idem else { return };
+    let scope = (seen.tenant, seen.live, k);
+    const DAY_MS: i64 = 86_400_000;
+    if let Some((at, ..)) = model.first_answers.get(&scope) {
+        if seen.now_ms - at > DAY_MS {
+            model.first_answers.remove(&scope);
+        }
+    }
+    if seen.replayed {
+        let first = model
+            .first_answers
+            .entry(scope)
+            .or_insert((seen.now_ms, seen.status, seen.body.clone()));
+        if (first.1, &first.2) != (seen.status, seen.body) {
+            violations.push(format!(
+                "6: replay of {scope:?} answered {} {} but the first answer was {} {}",
+                seen.status, seen.body, first.1, first.2
+            ));
+        }
+    } else if (200..300).contains(&seen.status) {
+        model
+            .first_answers
+            .entry(scope)
+            .or_insert((seen.now_ms, seen.status, seen.body.clone()));
+    }
+    let in_progress = seen.status == 409
+        && seen.body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("still in progress"));
+    if in_progress {
+        let lease_ms = IDEMPOTENCY_LEASE_SECONDS * 1000;
+        let blocker =
+            model.key_starts.get(&scope).into_iter().flatten().any(|&start| {
+                start != seen.started_ms && start <= seen.now_ms && seen.now_ms - start <= lease_ms + 1000
+            });
+        if !blocker {
+            violations.push(format!(
+                "6: key {scope:?} refused as in progress with no request inside its lease"
+            ));
+        }
+    }
+}
+
+/// Invariant 3 (second half) after every step.
+pub fn every_step(state: &mut State, violations: &mut Vec<String>) {
+    for (meant, found) in std::mem::take(&mut state.foreign_touches) {
+        violations.push(format!(
+            "3: a secret action for connector {} found connector {}'s secret",
+            meant.connector_id, found.connector_id
+        ));
+    }
+}
+
+/// Tenant of an entity id, by the entities list.
+fn tenant_of(entities: &[String], entity: &str) -> Option<u8> {
+    entities.iter().position(|e| e == entity).map(|i| i as u8)
+}
+
+/// Invariants 1, 2 and 3 once the sweeper has run (faults off, grace periods passed).
+pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, violations: &mut Vec<String>) {
+    let mut owned = BTreeSet::new();
+    for stored in state.rows.values() {
+        let row = &stored.row;
+        owned.insert(row.id);
+        if !row.has_secret() {
+            continue;
+        }
+        let name = shared::aws::secrets::secret_name(prefix, &row.secret_ref());
+        let tenant = tenant_of(entities, &row.entity_id.to_string()).expect("a simulated tenant");
+        let ty = crate::plan::TYPES
+            .iter()
+            .position(|t| *t == row.connector_type.as_str())
+            .expect("a simulated type") as u8;
+        let Some(secret) = state.secrets.get(&name) else {
+            violations.push(format!(
+                "1/2: connector {} claims credentials but has no secret",
+                row.id
+            ));
+            continue;
+        };
+        match (row.is_active, secret.deletion_at) {
+            (true, Some(_)) => violations.push(format!(
+                "1: active connector {} has a secret scheduled for deletion",
+                row.id
+            )),
+            (false, None) => violations.push(format!("2: disconnected connector {} has a readable secret", row.id)),
+            _ => {}
+        }
+        let valid = model.valid_values(tenant, ty, &row.id.to_string());
+        if !valid.iter().any(|v| secret.value.contains(v)) {
+            violations.push(format!(
+                "1/2: connector {}'s secret holds credentials no accepted request sent (valid: {valid:?})",
+                row.id
+            ));
+        }
+    }
+    for secret in state.secrets.values() {
+        if !owned.contains(&secret.owner.connector_id) && secret.deletion_at.is_none() {
+            violations.push(format!(
+                "3: connector {} is gone but its secret is readable",
+                secret.owner.connector_id
+            ));
+        }
+    }
+}
+
+/// Invariants 4 and 5 after every deadline has passed and the sweeper has run again.
+pub fn quiescent(state: &State, violations: &mut Vec<String>) {
+    let owned: BTreeSet<_> = state.rows.values().map(|r| r.row.id).collect();
+    for secret in state.secrets.values() {
+        if !owned.contains(&secret.owner.connector_id) {
+            violations.push(format!(
+                "4: a secret of connector {} outlives its row",
+                secret.owner.connector_id
+            ));
+        }
+    }
+    let published: BTreeMap<&str, &str> = state
+        .published
+        .iter()
+        .map(|r| (r.event_id.as_str(), r.detail.as_str()))
+        .collect();
+    for record in &state.committed {
+        match published.get(record.event_id.as_str()) {
+            None => violations.push(format!("5: {} {} never published", record.detail_type, record.event_id)),
+            Some(detail) if *detail != record.detail => {
+                violations.push(format!("5: {} published unlike its commit", record.event_id))
+            }
+            _ => {}
+        }
+    }
+}
