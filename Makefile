@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke simulate
 
 dev:
 	@bash infra/dev.sh
@@ -19,6 +19,9 @@ bench:
 
 bench-smoke:
 	@bash infra/bench.sh --smoke
+
+simulate:
+	@bash infra/simulate.sh
 
 reliability:
 	@bash infra/reliability-suite.sh

@@ -77,6 +77,8 @@ pub struct SimHooks {
     /// The last calls' descriptions, for the trace.
     pub log: Mutex<Vec<String>>,
     pub logging: AtomicBool,
+    /// Which task is being polled (for the trace).
+    pub current: Mutex<String>,
 }
 
 impl SimHooks {
@@ -88,6 +90,7 @@ impl SimHooks {
             counts: Mutex::new(FaultCounts::default()),
             log: Mutex::new(Vec::new()),
             logging: AtomicBool::new(false),
+            current: Mutex::new(String::new()),
         })
     }
 
@@ -122,10 +125,11 @@ impl SimHooks {
                 Dependency::SecretsManager => "secretsmanager",
                 Dependency::EventBridge => "events",
             };
+            let task = self.current.lock().unwrap().clone();
             self.log
                 .lock()
                 .unwrap()
-                .push(format!("{dep}:{} {fault:?}", call.operation));
+                .push(format!("{task} {dep}:{} {fault:?}", call.operation));
         }
         fault
     }

@@ -165,6 +165,10 @@ impl World {
                 self.killed(dead, &mut retries, "killed");
                 continue;
             }
+            if self.trace {
+                let r = &running[pick];
+                *self.hooks.current.lock().unwrap() = format!("#{}.{}", r.index, r.attempt);
+            }
             if let Some(reply) = step(&mut running[pick].task) {
                 let done = running.swap_remove(pick);
                 self.finished(done, reply, &mut retries);

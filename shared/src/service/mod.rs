@@ -304,7 +304,9 @@ impl Service {
     /// deletion; and it follows the committed row again afterwards (`FollowRow`), because
     /// a disconnect that committed before us may schedule it between our restore and our
     /// commit, and only an act after our commit, checked against the row, is sure to
-    /// come last. If the commit fails, the secret is settled back to the row as it is.
+    /// come last. If the commit fails, the secret is settled back to the row as it is;
+    /// if the request is killed before its commit, the guard written first makes the
+    /// sweeper do that.
     async fn commit_reactivation(
         &self,
         principal: &Principal,
@@ -315,7 +317,9 @@ impl Service {
     ) -> Result<(), Failure> {
         let has_secret = current.has_secret();
         if has_secret {
-            self.vault.restore(&current.secret_ref()).await?;
+            let secret = current.secret_ref();
+            self.store.guard_secret(&SecretGuard::new(secret, now)).await?;
+            self.vault.restore(&secret).await?;
         }
         let action = has_secret.then_some(SecretAction::FollowRow);
         let committed = self

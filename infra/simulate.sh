@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `make simulate`: the deterministic lifecycle simulation (no emulator, no sockets), built
+# optimised (profile `sim`). SIM_OPERATIONS sets the budget (default 1,000,000); SEED
+# replays one seed with its trace. Ends with `simulate: <N> operations, <S> seeds, <V> violations`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet --profile sim -p sim
+exec target/sim/sim

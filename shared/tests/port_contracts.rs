@@ -1,0 +1,332 @@
+//! The ports' contracts, run against the in-memory ports (what the simulator uses) and
+//! against the AWS adapters on the emulator: the same checks on both, so that the fakes
+//! cannot drift from what the service gets from AWS.
+//!
+//! Not checkable on the emulator, so taken from AWS's documentation and only in the
+//! in-memory ports: TTL deleting items up to ~48 h late, a force-deleted secret's name
+//! being refused for a while, and `ClientRequestToken` replay of a transaction.
+
+mod support;
+
+use std::sync::Arc;
+
+use shared::aws::idempotency::DynamoIdempotencyStore;
+use shared::aws::secrets::{secret_name, SecretsManagerVault};
+use shared::aws::store::DynamoConnectorStore;
+use shared::domain::api_key::{generate_key, Principal, Scope};
+use shared::domain::catalog::ConnectorType;
+use shared::domain::connector::Connector;
+use shared::domain::credentials::{self, SecretPayload};
+use shared::domain::edits::Edits;
+use shared::domain::event::{Event, EventType};
+use shared::domain::ids::{ConnectorId, EntityId};
+use shared::domain::lifecycle;
+use shared::domain::time::Timestamp;
+use shared::memory::{Memory, NoFaults};
+use shared::ports::{
+    Clock, ConnectorStore, IdempotencyClaim, IdempotencyScope, IdempotencyStore, ManualClock, OutboxRecord,
+    SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
+};
+use support::Harness;
+
+/// A secret as a reader sees it: its value if readable, and whether it is scheduled.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Absent,
+    Active(String),
+    Scheduled,
+}
+
+/// The ports under test, and a way to look at secrets from outside.
+struct Ports {
+    store: Arc<dyn ConnectorStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    vault: Arc<dyn Vault>,
+    inspect: Box<dyn Fn(SecretRef) -> std::pin::Pin<Box<dyn std::future::Future<Output = Seen> + Send>> + Send + Sync>,
+    clock: Arc<ManualClock>,
+    _harness: Option<Harness>,
+}
+
+fn memory() -> Ports {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
+    let memory = Arc::new(Memory::new(Arc::new(NoFaults), clock.clone(), "contract/"));
+    let state = memory.state.clone();
+    Ports {
+        store: memory.clone(),
+        idempotency: memory.clone(),
+        vault: memory,
+        inspect: Box::new(move |secret| {
+            let name = secret_name("contract/", &secret);
+            let seen = match state.lock().unwrap().secrets.get(&name) {
+                None => Seen::Absent,
+                Some(s) if s.deletion_at.is_some() => Seen::Scheduled,
+                Some(s) => Seen::Active(s.value.clone()),
+            };
+            Box::pin(std::future::ready(seen))
+        }),
+        clock,
+        _harness: None,
+    }
+}
+
+async fn emulator() -> Ports {
+    let h = Harness::new().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&h.sdk);
+    let secrets = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    let prefix = h.settings.secret_prefix.clone();
+    let reader = secrets.clone();
+    Ports {
+        store: Arc::new(DynamoConnectorStore::new(dynamo.clone(), &h.settings.table)),
+        idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo, &h.settings.table)),
+        vault: Arc::new(SecretsManagerVault::new(secrets, &prefix)),
+        inspect: Box::new(move |secret| {
+            let (client, name) = (reader.clone(), secret_name(&prefix, &secret));
+            Box::pin(async move {
+                match client.describe_secret().secret_id(&name).send().await {
+                    Err(_) => Seen::Absent,
+                    Ok(d) if d.deleted_date().is_some() => Seen::Scheduled,
+                    Ok(_) => {
+                        let value = client.get_secret_value().secret_id(&name).send().await.unwrap();
+                        Seen::Active(value.secret_string().unwrap().to_string())
+                    }
+                }
+            })
+        }),
+        clock: h.clock.clone(),
+        _harness: Some(h),
+    }
+}
+
+fn principal(entity: EntityId) -> Principal {
+    Principal {
+        entity_id: entity,
+        key_id: generate_key(false).key_id,
+        livemode: false,
+        scopes: Scope::ALL.iter().copied().collect(),
+    }
+}
+
+fn new_row(now: Timestamp) -> Connector {
+    let stripe = ConnectorType::parse("stripe").unwrap();
+    lifecycle::connect(&principal(EntityId::new_random()), stripe, &Edits::default(), now).unwrap()
+}
+
+fn record(row: &Connector, now: Timestamp) -> OutboxRecord {
+    let event = Event::new(EventType::Updated, row, None, now);
+    OutboxRecord::new(&event, row, Some(SecretAction::FollowRow))
+}
+
+fn payload(value: &str) -> SecretPayload {
+    let stripe = ConnectorType::parse("stripe").unwrap();
+    credentials::validate(stripe, &serde_json::json!({ "secret_key": value }), None).unwrap()
+}
+
+/// Conditional writes on `version`; a failed transaction writes none of its records.
+async fn rows_are_written_only_at_their_expected_version(p: Ports) {
+    let now = p.clock.now();
+    let row = new_row(now);
+    p.store.save(&row, None, &[]).await.unwrap();
+    assert_eq!(p.store.save(&row, None, &[]).await, Err(StoreError::ConditionFailed));
+    let mut next = row.clone();
+    next.display_name = "renamed".into();
+    next.version = row.version + 1;
+    let lost = record(&next, now);
+    assert_eq!(
+        p.store
+            .save(&next, Some(row.version + 7), std::slice::from_ref(&lost))
+            .await,
+        Err(StoreError::ConditionFailed)
+    );
+    p.clock.advance_seconds(3600);
+    let due = p.store.due_outbox(p.clock.now(), 100).await.unwrap();
+    assert!(due.items.iter().all(|r| r.event_id != lost.event_id), "all or nothing");
+    let kept = record(&next, now);
+    p.store
+        .save(&next, Some(row.version), std::slice::from_ref(&kept))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.store.get(row.entity_id, row.connector_type).await.unwrap(),
+        Some(next.clone())
+    );
+    assert_eq!(p.store.list(row.entity_id).await.unwrap(), vec![next.clone()]);
+    // Clearing checks the row's version in the same call.
+    assert!(!p.store.clear_outbox_if_unchanged(&kept.event_id, &row).await.unwrap());
+    assert!(p.store.clear_outbox_if_unchanged(&kept.event_id, &next).await.unwrap());
+    assert_eq!(p.store.delete(&row, &[]).await, Err(StoreError::ConditionFailed));
+    p.store.delete(&next, &[]).await.unwrap();
+    assert_eq!(p.store.get(row.entity_id, row.connector_type).await.unwrap(), None);
+}
+
+/// The sparse `due` index: expiries when their window has ended, outbox records from
+/// their next attempt on, guards from their creation on.
+async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
+    let now = p.clock.now();
+    let row = new_row(now);
+    p.store.save(&row, None, &[]).await.unwrap();
+    let mut gone = lifecycle::disconnect(&row, now).unwrap();
+    gone.version = row.version + 1;
+    let pending = record(&gone, now);
+    p.store
+        .save(&gone, Some(row.version), std::slice::from_ref(&pending))
+        .await
+        .unwrap();
+    let expiries = |at: Timestamp| {
+        let store = p.store.clone();
+        async move {
+            store
+                .due_expiries(at, 100)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|r| r.id == row.id)
+        }
+    };
+    assert!(!expiries(now.plus_days(6)).await);
+    assert!(expiries(now.plus_days(7)).await);
+    let outbox = |at: Timestamp| {
+        let store = p.store.clone();
+        let id = pending.event_id.clone();
+        async move {
+            store
+                .due_outbox(at, 100)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|r| r.event_id == id)
+        }
+    };
+    assert!(!outbox(now).await, "within its grace period");
+    assert!(outbox(pending.next_attempt_at).await);
+    let later = pending.after_failed_attempt(pending.next_attempt_at);
+    p.store.reschedule_outbox(&later).await.unwrap();
+    assert!(!outbox(pending.next_attempt_at).await, "backed off");
+    assert!(outbox(later.next_attempt_at).await);
+    p.store.clear_outbox(&pending.event_id).await.unwrap();
+    assert!(!outbox(later.next_attempt_at).await);
+
+    let guard = SecretGuard::new(row.secret_ref(), now);
+    p.store.guard_secret(&guard).await.unwrap();
+    let guarded = |before: Timestamp| {
+        let store = p.store.clone();
+        async move { store.due_guards(before, 100).await.unwrap().items }
+    };
+    assert_eq!(guarded(now).await, vec![guard]);
+    assert!(guarded(now.plus_seconds(-1)).await.is_empty());
+    let renewed = SecretGuard::new(row.secret_ref(), now.plus_seconds(5));
+    p.store.guard_secret(&renewed).await.unwrap();
+    p.store.clear_guard(&guard).await.unwrap();
+    assert_eq!(
+        guarded(now.plus_seconds(5)).await,
+        vec![renewed],
+        "a renewed guard is kept"
+    );
+    p.store.clear_guard(&renewed).await.unwrap();
+    assert!(guarded(now.plus_seconds(5)).await.is_empty());
+}
+
+/// Claims per entity and mode, with a lease; answers kept for the claim's owner only.
+async fn idempotency_claims_hold_for_their_lease_and_their_mode(p: Ports) {
+    let now = p.clock.now();
+    let test = IdempotencyScope {
+        entity_id: EntityId::new_random(),
+        livemode: false,
+    };
+    let live = IdempotencyScope { livemode: true, ..test };
+    let IdempotencyClaim::Claimed { token: first } = p.idempotency.claim(test, "k", "fp", now).await.unwrap() else {
+        panic!("a new key is claimed");
+    };
+    assert_eq!(
+        p.idempotency.claim(test, "k", "fp", now).await.unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    assert_eq!(
+        p.idempotency.claim(test, "k", "other", now).await.unwrap(),
+        IdempotencyClaim::Mismatch
+    );
+    assert!(matches!(
+        p.idempotency.claim(live, "k", "fp", now).await.unwrap(),
+        IdempotencyClaim::Claimed { .. }
+    ));
+    let after_lease = now.plus_seconds(IDEMPOTENCY_LEASE_SECONDS);
+    assert_eq!(
+        p.idempotency.claim(test, "k", "other", after_lease).await.unwrap(),
+        IdempotencyClaim::Mismatch,
+        "only the same request takes a claim over"
+    );
+    let IdempotencyClaim::Claimed { token: second } = p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap()
+    else {
+        panic!("taken over once the lease ran out");
+    };
+    p.idempotency.complete(test, "k", &first, 201, "first").await.unwrap();
+    assert_eq!(
+        p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
+        IdempotencyClaim::InProgress
+    );
+    p.idempotency.release(test, "k", &first).await.unwrap();
+    p.idempotency.complete(test, "k", &second, 200, "second").await.unwrap();
+    assert_eq!(
+        p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
+        IdempotencyClaim::Replay {
+            status: 200,
+            body: "second".into()
+        }
+    );
+}
+
+/// Secrets Manager's states per name, as the vault's calls move them.
+async fn secrets_move_between_active_scheduled_and_gone(p: Ports) {
+    let secret = SecretRef {
+        entity_id: EntityId::new_random(),
+        connector_id: ConnectorId::new_random(),
+        connector_type: ConnectorType::parse("stripe").unwrap(),
+    };
+    let other = SecretRef {
+        connector_id: ConnectorId::new_random(),
+        ..secret
+    };
+    assert_eq!((p.inspect)(secret).await, Seen::Absent);
+    p.vault.restore(&secret).await.unwrap();
+    p.vault.schedule_deletion(&secret, 7).await.unwrap();
+    p.vault.force_delete(&secret).await.unwrap();
+    p.vault.put(&secret, &payload("one")).await.unwrap();
+    p.vault.put(&other, &payload("other")).await.unwrap();
+    let active = |value: &str| Seen::Active(payload(value).to_secret_string());
+    assert_eq!((p.inspect)(secret).await, active("one"));
+    p.vault.schedule_deletion(&secret, 7).await.unwrap();
+    p.vault.schedule_deletion(&secret, 7).await.unwrap();
+    assert_eq!((p.inspect)(secret).await, Seen::Scheduled);
+    p.vault.restore(&secret).await.unwrap();
+    assert_eq!((p.inspect)(secret).await, active("one"));
+    p.vault.schedule_deletion(&secret, 7).await.unwrap();
+    p.vault.put(&secret, &payload("two")).await.unwrap();
+    assert_eq!(
+        (p.inspect)(secret).await,
+        active("two"),
+        "a write revives a scheduled secret"
+    );
+    p.vault.force_delete(&secret).await.unwrap();
+    p.vault.force_delete(&secret).await.unwrap();
+    assert_eq!((p.inspect)(secret).await, Seen::Absent);
+    assert_eq!((p.inspect)(other).await, active("other"), "bound to its own connector");
+}
+
+macro_rules! on_both {
+    ($($contract:ident),* $(,)?) => {
+        mod in_memory {
+            $(#[tokio::test] async fn $contract() { super::$contract(super::memory()).await; })*
+        }
+        mod on_the_emulator {
+            $(#[tokio::test] async fn $contract() { super::$contract(super::emulator().await).await; })*
+        }
+    };
+}
+
+on_both!(
+    rows_are_written_only_at_their_expected_version,
+    the_due_index_finds_what_is_due_and_nothing_else,
+    idempotency_claims_hold_for_their_lease_and_their_mode,
+    secrets_move_between_active_scheduled_and_gone,
+);
