@@ -374,6 +374,50 @@ async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelop
     assert_eq!(retry.status, 201, "{}", retry.raw);
 }
 
+/// Found while writing these tests: when a request is cut short because DynamoDB stalls,
+/// the Idempotency-Key claim is released with one more DynamoDB call — which stalls too,
+/// past the margin kept for answering, so Lambda kills the request after all.
+#[tokio::test]
+async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_deadline() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
+    let app = app_via(&h, &proxy.url);
+    let path = "/v1/integrations/mapquest";
+    let idem = [("idempotency-key", "deadline-2")];
+
+    // The key is read and the claim written; from then on every DynamoDB call stalls.
+    proxy.arm_from(2, Fault::Timeout);
+    let left = Duration::from_millis(3000);
+    let mut context = lambda_http::Context::default();
+    context.deadline = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap() + left.as_millis() as u64;
+    let started = Instant::now();
+    let req = request("POST", path, Some(&key), &idem, None).with_lambda_context(context);
+    let response = shared::http::handle(&app, req).await;
+    let took = started.elapsed();
+    let (calls, _) = proxy.calls();
+    assert!(
+        calls.len() >= 2 && calls[0].ends_with("GetItem") && calls[1].ends_with("PutItem"),
+        "the key read and the claim came first: {calls:?}"
+    );
+    assert!(
+        took < left,
+        "answered after the invocation's deadline ({took:?} > {left:?}): Lambda would have killed it; calls: {calls:?}"
+    );
+    let reply = h.record("POST", path, response);
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (503, "service_unavailable")
+    );
+    assert!(reply.header("retry-after").is_some());
+    proxy.disarm();
+
+    // The claim could not be released; its lease frees the key.
+    h.clock.advance_seconds(IDEMPOTENCY_LEASE_SECONDS);
+    let retry = h.send(request("POST", path, Some(&key), &idem, None)).await;
+    assert_eq!(retry.status, 201, "{}", retry.raw);
+}
+
 // 4, bad items --------------------------------------------------------------------------
 
 #[tokio::test]
