@@ -153,12 +153,24 @@ async fn serve(
             // Only successes are kept: an error is safe to re-execute, and a transient one
             // (429/503) must be retryable with the same key.
             let store = &app.service.idempotency;
-            let saved = match &result {
-                Ok((status, body)) => {
-                    let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                    store.complete(scope, key, &token, *status, &text).await
+            let bookkeeping = async {
+                match &result {
+                    Ok((status, body)) => {
+                        let text = body.as_ref().map(Value::to_string).unwrap_or_default();
+                        store.complete(scope, key, &token, *status, &text).await
+                    }
+                    Err(_) => store.release(scope, key, &token).await,
                 }
-                Err(_) => store.release(scope, key, &token).await,
+            };
+            // Held to the deadline too: a request cut short because DynamoDB stalls would
+            // otherwise stall here as well and be killed before it answers. A claim left
+            // behind is freed by its lease.
+            let saved = match time_left(req, SEND_MARGIN) {
+                Some(left) => tokio::time::timeout(left, bookkeeping).await.unwrap_or_else(|_| {
+                    tracing::warn!("idempotency record not updated before the deadline; its lease frees the key");
+                    Ok(())
+                }),
+                None => bookkeeping.await,
             };
             if let Err(e) = saved {
                 tracing::warn!(failure = %e, "idempotency record not updated");
@@ -189,17 +201,26 @@ fn permanent_flag(params: &HashMap<String, String>) -> Result<bool, ApiError> {
 /// Idempotency-Key claim) after the operation is cut short.
 const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
 
+/// Time kept back from the deadline to hand the answer to the runtime: what the
+/// Idempotency-Key bookkeeping after the operation may not eat into.
+const SEND_MARGIN: Duration = Duration::from_millis(250);
+
 /// How long the operation may run: until the Lambda invocation's deadline less
 /// [`ANSWER_MARGIN`], so that a stalled AWS call ends in a 503 with the envelope instead
 /// of Lambda killing the request mid-way. No deadline outside Lambda (the dev server).
 fn time_budget(req: &Request) -> Option<Duration> {
+    time_left(req, ANSWER_MARGIN)
+}
+
+/// The time until the Lambda invocation's deadline less `margin`; `None` without one.
+fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
     let deadline_ms = req.lambda_context_ref()?.deadline;
     if deadline_ms == 0 {
         return None; // a context built by hand (tests), not by the runtime
     }
     let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(left.saturating_sub(ANSWER_MARGIN))
+    Some(left.saturating_sub(margin))
 }
 
 /// Runs one operation within the request's time budget; `None` as body means an empty

@@ -1,8 +1,11 @@
 //! A fault-injecting HTTP proxy in front of the emulator. The service's real SDK clients
 //! talk to it; it forwards everything to moto except one chosen AWS call (counted by the
 //! SDK's `amz-sdk-invocation-id`, so every retry of that call fails too), which gets the
-//! armed fault.
+//! armed fault. It can also hold one call until the test lets it go (to interleave another
+//! request deterministically between two steps of an operation), and emulate Secrets
+//! Manager's asynchronous deletion, which moto does not.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +16,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::oneshot;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Fault {
@@ -39,14 +43,17 @@ enum Trigger {
     Step(usize),
     /// The first call of this operation (e.g. `TransactWriteItems`).
     Operation(String),
+    /// Every call from the n-th on (0-based): a dependency browning out for good.
+    From(usize),
 }
 
 impl Trigger {
     /// Whether the call just seen — the `seen`-th (1-based), of `operation` — is the one.
-    fn fires(&self, seen: usize, operation: &str) -> bool {
+    fn fires(&self, seen: usize, operation: &str, failing: &HashSet<String>) -> bool {
         match self {
-            Trigger::Step(n) => seen == n + 1,
-            Trigger::Operation(op) => operation.rsplit('.').next() == Some(op.as_str()),
+            Trigger::Step(n) => failing.is_empty() && seen == n + 1,
+            Trigger::Operation(op) => failing.is_empty() && operation.rsplit('.').next() == Some(op.as_str()),
+            Trigger::From(n) => seen > *n,
         }
     }
 }
@@ -57,16 +64,61 @@ struct State {
     armed: Option<(Trigger, Fault)>,
     /// Distinct calls since arming, in order: (invocation id, service.operation).
     calls: Vec<(String, String)>,
-    /// The invocation chosen to fail, once seen.
-    failing: Option<String>,
+    /// The invocations chosen to fail, once seen.
+    failing: HashSet<String>,
     /// Faulted HTTP attempts, for the report.
     injected: usize,
+}
+
+/// Behaviour set independently of the armed fault (`arm` and `record` leave it alone).
+#[derive(Default)]
+struct Hooks {
+    /// The next call of this operation is held: `reached` is told when it arrives, and it
+    /// waits for `release` (forwarded on `true`; dropped unanswered, never reaching the
+    /// emulator, when the [`Hold`] goes without releasing it).
+    hold: Option<(String, oneshot::Sender<()>, oneshot::Receiver<bool>)>,
+    /// Names of secrets force-deleted through this proxy, when Secrets Manager's
+    /// asynchronous deletion is emulated (see [`FaultProxy::emulate_async_secret_deletion`]).
+    deleting: Option<HashSet<String>>,
+}
+
+/// A call held at the proxy (see [`FaultProxy::hold`]).
+pub struct Hold {
+    reached: Option<oneshot::Receiver<()>>,
+    release: Option<oneshot::Sender<bool>>,
+}
+
+impl Hold {
+    /// Waits until the held call has arrived at the proxy (where it now waits).
+    pub async fn reached(&mut self) {
+        if let Some(reached) = self.reached.take() {
+            reached.await.expect("the held call never arrived");
+        }
+    }
+
+    /// Lets the held call through to the emulator.
+    pub fn release(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(true);
+        }
+    }
+}
+
+/// Dropped without `release`: the held call is dropped unanswered and never reaches the
+/// emulator (as if the process making it had been killed before it was sent).
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(false);
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct FaultProxy {
     pub url: String,
     state: Arc<Mutex<State>>,
+    hooks: Arc<Mutex<Hooks>>,
 }
 
 /// Held while a DynamoDB call is forwarded, when the proxy serialises them (see
@@ -94,19 +146,27 @@ impl FaultProxy {
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
+        let hooks = Arc::new(Mutex::new(Hooks::default()));
         let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
         let upstream = upstream.trim_end_matches('/').to_string();
-        let shared = state.clone();
+        let (shared, shared_hooks) = (state.clone(), hooks.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-                let serializer = serializer.clone();
+                let (serializer, hooks) = (serializer.clone(), shared_hooks.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
-                        forward(state.clone(), client.clone(), upstream.clone(), serializer.clone(), req)
+                        forward(
+                            state.clone(),
+                            hooks.clone(),
+                            client.clone(),
+                            upstream.clone(),
+                            serializer.clone(),
+                            req,
+                        )
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -114,7 +174,30 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { url, state }
+        FaultProxy { url, state, hooks }
+    }
+
+    /// Holds the next `operation` call (e.g. `CreateSecret`) at the proxy until the
+    /// returned [`Hold`] releases it: another request can then run between the step
+    /// before it and the call itself, deterministically.
+    pub fn hold(&self, operation: &str) -> Hold {
+        let (reached_tx, reached_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        self.hooks.lock().unwrap().hold = Some((operation.to_string(), reached_tx, release_rx));
+        Hold {
+            reached: Some(reached_rx),
+            release: Some(release_tx),
+        }
+    }
+
+    /// Emulates Secrets Manager's asynchronous deletion, which moto lacks (it deletes at
+    /// once): after `DeleteSecret` with `ForceDeleteWithoutRecovery`, AWS removes the
+    /// secret in the background, and until it is gone, creating a secret of that name (or
+    /// writing, restoring or reading it) fails with `InvalidRequestException` ("a secret
+    /// with this name is already scheduled for deletion"). Here the name stays refused for
+    /// the proxy's lifetime.
+    pub fn emulate_async_secret_deletion(&self) {
+        self.hooks.lock().unwrap().deleting = Some(HashSet::new());
     }
 
     /// Fails the `step`-th AWS call from now on (every attempt of it) with `fault`.
@@ -130,6 +213,14 @@ impl FaultProxy {
     pub fn arm_operation(&self, operation: &str, fault: Fault) {
         *self.state.lock().unwrap() = State {
             armed: Some((Trigger::Operation(operation.to_string()), fault)),
+            ..State::default()
+        };
+    }
+
+    /// Fails every AWS call from the `step`-th on (every attempt of each) with `fault`.
+    pub fn arm_from(&self, step: usize, fault: Fault) {
+        *self.state.lock().unwrap() = State {
+            armed: Some((Trigger::From(step), fault)),
             ..State::default()
         };
     }
@@ -156,8 +247,28 @@ enum Decision {
     Fail(Fault),
 }
 
+/// The Secrets Manager calls refused while their secret's name is still being deleted.
+const REFUSED_WHILE_DELETING: [&str; 6] = [
+    "CreateSecret",
+    "PutSecretValue",
+    "RestoreSecret",
+    "UpdateSecret",
+    "GetSecretValue",
+    "TagResource",
+];
+
+/// The secret a Secrets Manager request names (`Name` on create, `SecretId` otherwise).
+fn secret_named(body: &Bytes) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    json.get("SecretId")
+        .or_else(|| json.get("Name"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+}
+
 async fn forward(
     state: Arc<Mutex<State>>,
+    hooks: Arc<Mutex<Hooks>>,
     client: Upstream,
     upstream: String,
     serializer: Serializer,
@@ -175,17 +286,60 @@ async fn forward(
     };
     let invocation = header("amz-sdk-invocation-id");
     let operation = header("x-amz-target");
+    let operation_name = operation.rsplit('.').next().unwrap_or("").to_string();
+    let held = {
+        let mut h = hooks.lock().unwrap();
+        let due = h.hold.as_ref().is_some_and(|(op, _, _)| *op == operation_name);
+        if due {
+            h.hold.take()
+        } else {
+            None
+        }
+    };
+    if let Some((_, reached, release)) = held {
+        let _ = reached.send(());
+        if release.await != Ok(true) {
+            return Err(std::io::Error::other("held call dropped: its caller was killed"));
+        }
+    }
+    let secrets = operation.starts_with("secretsmanager.");
+    let secret = secrets.then(|| secret_named(&body)).flatten();
+    let refused = {
+        let h = hooks.lock().unwrap();
+        match (&h.deleting, &secret) {
+            (Some(names), Some(name)) => {
+                names.contains(name) && REFUSED_WHILE_DELETING.contains(&operation_name.as_str())
+            }
+            _ => false,
+        }
+    };
+    if refused {
+        let message = if operation_name == "CreateSecret" {
+            "You can't create this secret because a secret with this name is already scheduled for deletion."
+        } else {
+            "You can't perform this operation on the secret because it was marked for deletion."
+        };
+        return Ok(error(400, "InvalidRequestException", message));
+    }
+    let force_delete = operation_name == "DeleteSecret"
+        && serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|j| j.get("ForceDeleteWithoutRecovery").and_then(|v| v.as_bool()))
+            == Some(true);
     let decision = {
         let mut s = state.lock().unwrap();
         if !invocation.is_empty() && !s.calls.iter().any(|(id, _)| *id == invocation) {
             s.calls.push((invocation.clone(), operation.clone()));
             let seen = s.calls.len();
-            if s.failing.is_none() && s.armed.as_ref().is_some_and(|(t, _)| t.fires(seen, &operation)) {
-                s.failing = Some(invocation.clone());
+            if s.armed
+                .as_ref()
+                .is_some_and(|(t, _)| t.fires(seen, &operation, &s.failing))
+            {
+                s.failing.insert(invocation.clone());
             }
         }
-        match (&s.failing, &s.armed) {
-            (Some(id), Some((_, fault))) if *id == invocation => {
+        match &s.armed {
+            Some((_, fault)) if s.failing.contains(&invocation) => {
                 let fault = *fault;
                 s.injected += 1;
                 Decision::Fail(fault)
@@ -221,6 +375,11 @@ async fn forward(
                 .map_err(std::io::Error::other)?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if force_delete && parts.status.is_success() {
+                if let (Some(names), Some(name)) = (&mut hooks.lock().unwrap().deleting, secret) {
+                    names.insert(name);
+                }
+            }
             Ok(Response::from_parts(parts, Full::new(body)))
         }
     }
