@@ -330,6 +330,27 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
         assert_eq!(row.body["data"]["is_active"], false, "{method} {path}");
     }
 
+    // A disconnect overtaken by a restore puts the secret back itself (RestoreSecret from
+    // disconnect); one that cannot finish leaves that to the sweeper (RestoreSecret from
+    // the sweeper, delivering the disconnect's outbox record against the active row).
+    let openai = json!({"credentials": {"api_key": "sk-1"}});
+    assert_eq!(call("POST", "/v1/integrations/openai", None).await.status, 201);
+    assert_eq!(
+        call("PUT", "/v1/integrations/openai/credentials", Some(openai))
+            .await
+            .status,
+        200
+    );
+    for publish_fails in [false, true] {
+        let (disconnect, restore) =
+            support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "openai", publish_fails)
+                .await;
+        assert_eq!((disconnect.status, restore.status), (200, 200), "{}", disconnect.raw);
+    }
+    h.clock.advance_seconds(shared::service::OUTBOX_GRACE_SECONDS + 1);
+    let report = h.sweep().await;
+    assert_eq!((report.republished, report.failed), (1, 0), "{report:?}");
+
     let recorded = h.actions.lock().unwrap().clone();
     let t = template();
     let functions = functions(&t);

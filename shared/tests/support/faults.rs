@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy in front of the emulator. The service's real SDK clients
 //! talk to it; it forwards everything to moto except one chosen AWS call (counted by the
 //! SDK's `amz-sdk-invocation-id`, so every retry of that call fails too), which gets the
-//! armed fault.
+//! armed fault. It can also hold one call back until the test lets it through, to place
+//! another request inside a chosen gap of the first.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -51,8 +52,29 @@ impl Trigger {
     }
 }
 
+/// A call held at the proxy (see [`FaultProxy::hold_operation`]).
+#[derive(Clone, Default)]
+pub struct Hold {
+    reached: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Hold {
+    /// Waits until the held call has reached the proxy (it is not forwarded yet).
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    /// Forwards it.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
 #[derive(Default)]
 struct State {
+    /// The next call of this operation waits for its release before it is forwarded.
+    hold: Option<(String, Hold)>,
     /// Which call fails, and how.
     armed: Option<(Trigger, Fault)>,
     /// Distinct calls since arming, in order: (invocation id, service.operation).
@@ -146,6 +168,14 @@ impl FaultProxy {
         (s.calls.iter().map(|(_, op)| op.clone()).collect(), s.injected)
     }
 
+    /// Holds back the next `operation` call (e.g. `DeleteSecret`) until [`Hold::release`]:
+    /// the caller is left waiting for its answer meanwhile.
+    pub fn hold_operation(&self, operation: &str) -> Hold {
+        let hold = Hold::default();
+        self.state.lock().unwrap().hold = Some((operation.to_string(), hold.clone()));
+        hold
+    }
+
     pub fn disarm(&self) {
         self.state.lock().unwrap().armed = None;
     }
@@ -203,6 +233,22 @@ async fn forward(
         // Returning an error makes hyper drop the connection without an answer.
         Decision::Fail(Fault::Dropped) => Err(std::io::Error::other("injected: connection dropped")),
         Decision::Pass => {
+            let held = {
+                let mut s = state.lock().unwrap();
+                let matches = s
+                    .hold
+                    .as_ref()
+                    .is_some_and(|(op, _)| operation.rsplit('.').next() == Some(op.as_str()));
+                if matches {
+                    s.hold.take().map(|(_, hold)| hold)
+                } else {
+                    None
+                }
+            };
+            if let Some(hold) = held {
+                hold.reached.notify_one();
+                hold.release.notified().await;
+            }
             let _turn = match &serializer {
                 Some(lock) if operation.starts_with("DynamoDB") => Some(lock.lock().await),
                 _ => None,

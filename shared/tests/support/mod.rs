@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod faults;
+pub mod interleavings;
 pub mod recorder;
 
 use std::collections::{BTreeSet, HashMap};
