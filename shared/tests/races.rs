@@ -59,7 +59,11 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
         200
     );
     let stripe = ConnectorType::parse("stripe").unwrap();
-    let first_version = h.app.service.store.get(entity, stripe).await.unwrap().unwrap().version;
+    let first_version = support::as_operator(h.app.service.store.get(entity, stripe))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
     assert_eq!(
         h.events(2).await.len(),
         2,
@@ -96,8 +100,11 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
     ticking
         .0
         .fetch_add(shared::service::OUTBOX_GRACE_SECONDS + 1, Ordering::SeqCst);
-    let final_row = h.app.service.store.get(entity, stripe).await.unwrap().unwrap();
-    let report = h.app.service.sweep().await.unwrap();
+    let final_row = support::as_operator(h.app.service.store.get(entity, stripe))
+        .await
+        .unwrap()
+        .unwrap();
+    let report = h.sweep().await;
     assert_eq!(report.failed, 0);
 
     // Secret agrees with the row.

@@ -399,12 +399,7 @@ async fn every_sample_event_gets_its_documented_answer() {
             );
             let text = text.replace("ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN", &key);
             let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let (method, path) = (
-                req.method().to_string(),
-                req.uri().path_and_query().unwrap().to_string(),
-            );
-            let response = shared::http::handle_operation(&h.app, operation, req).await.unwrap();
-            let reply = h.record(&method, &path, response);
+            let reply = h.invoke(operation, req).await;
             assert_eq!(reply.status, status, "{file}: {}", reply.raw);
         }
     }
@@ -413,8 +408,70 @@ async fn every_sample_event_gets_its_documented_answer() {
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
             .unwrap();
     assert_eq!(schedule["detail-type"], "Scheduled Event");
-    let report = shared::sweeper::run(&h.app).await.unwrap();
+    let report = support::as_function("sweeper", shared::sweeper::run(&h.app))
+        .await
+        .unwrap();
     assert_eq!(report.failed, 0);
     assert!(files.is_empty(), "unexpected files in events/: {files:?}");
     let _ = Scope::ALL;
+}
+
+/// The emulator really enforces each function's grants: what a function is not granted is
+/// refused (403) before it happens, what it is granted goes through, and a key the
+/// emulator does not know is refused outright.
+#[tokio::test]
+async fn the_emulator_refuses_what_a_function_is_not_granted() {
+    let h = Harness::new().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    let name = format!("{}nobody/stripe", h.settings.secret_prefix);
+    let delete = || {
+        secrets
+            .delete_secret()
+            .secret_id(&name)
+            .recovery_window_in_days(7)
+            .send()
+    };
+
+    let refused = support::as_function("get", delete()).await.unwrap_err();
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "get may not delete secrets: {refused:?}"
+    );
+    let allowed = support::as_function("disconnect", delete()).await.unwrap_err();
+    assert!(
+        allowed
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "disconnect may (and finds nothing to delete): {allowed:?}"
+    );
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&h.sdk);
+    let item = |pk: &str| {
+        dynamo
+            .put_item()
+            .table_name(&h.settings.table)
+            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("probe".into()))
+            .send()
+    };
+    let refused = support::as_function("list", item("probe")).await.unwrap_err();
+    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(403));
+    support::as_function("connect", item("probe"))
+        .await
+        .expect("connect may put items");
+
+    let stranger = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&h.admin_sdk)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIAUNKNOWNTESTKEY00",
+                "not-a-key",
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    let refused = stranger.list_tables().send().await.unwrap_err();
+    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(403));
 }

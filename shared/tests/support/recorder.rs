@@ -2,6 +2,7 @@
 //! real clients), for the least-privilege proof against template.yaml.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
@@ -19,6 +20,20 @@ tokio::task_local! {
     pub static FUNCTION: &'static str;
 }
 
+/// The harness's own use of the service's code (issuing and revoking keys, reading rows
+/// back): signed with the admin's keys (see `iam`), and not any function's action.
+pub const OPERATOR: &str = "operator";
+
+/// Runs `f` as the operator.
+pub async fn as_operator<F: Future>(f: F) -> F::Output {
+    FUNCTION.scope(OPERATOR, f).await
+}
+
+/// Runs `f` as `function` (a binary name of functions/).
+pub async fn as_function<F: Future>(function: &'static str, f: F) -> F::Output {
+    FUNCTION.scope(function, f).await
+}
+
 pub type Calls = Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>;
 
 #[derive(Debug, Clone)]
@@ -34,7 +49,7 @@ impl Recorder {
     }
 
     fn record(&self, actions: impl IntoIterator<Item = String>) {
-        if let Ok(function) = FUNCTION.try_with(|f| *f) {
+        if let Some(function) = FUNCTION.try_with(|f| *f).ok().filter(|f| *f != OPERATOR) {
             self.calls
                 .lock()
                 .unwrap()
