@@ -47,6 +47,16 @@ fn strings(v: &Yaml) -> BTreeSet<String> {
     }
 }
 
+/// A value as the template writes it: `!Ref LogLevel`, `!GetAtt EventBus.Arn`, `!Sub …`,
+/// or the plain string.
+fn written(v: &Yaml) -> String {
+    match v {
+        Yaml::Tagged(t) => format!("{} {}", t.tag, written(&t.value)),
+        Yaml::String(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The IAM actions a function's own policies grant.
 fn granted(function: &Yaml) -> BTreeSet<String> {
     function["Properties"]["Policies"]
@@ -146,6 +156,21 @@ fn every_function_gets_every_setting_the_code_reads() {
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
     assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}
+
+/// RUST_LOG comes from a parameter that cannot say `trace` (nor anything but a level);
+/// `shared::telemetry` caps the crates that log payloads whatever it says (its tests).
+#[test]
+fn the_log_level_is_one_of_four_levels() {
+    let t = template();
+    let log_level = &t["Parameters"]["LogLevel"];
+    assert_eq!(
+        strings(&log_level["AllowedValues"]),
+        ["error", "warn", "info", "debug"].map(String::from).into()
+    );
+    assert_eq!(log_level["Default"], "info");
+    let rust_log = &t["Globals"]["Function"]["Environment"]["Variables"]["RUST_LOG"];
+    assert_eq!(written(rust_log), "!Ref LogLevel");
 }
 
 #[test]
