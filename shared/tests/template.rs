@@ -57,15 +57,30 @@ fn written(v: &Yaml) -> String {
     }
 }
 
-/// The IAM actions a function's own policies grant.
-fn granted(function: &Yaml) -> BTreeSet<String> {
+/// The statements of a function's own policies.
+fn statements(function: &Yaml) -> Vec<Yaml> {
     function["Properties"]["Policies"]
         .as_sequence()
         .into_iter()
         .flatten()
         .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The IAM actions a function's own policies grant.
+fn granted(function: &Yaml) -> BTreeSet<String> {
+    statements(function)
+        .iter()
         .flat_map(|s| strings(&s["Action"]))
         .collect()
+}
+
+/// Whether a function may delete secrets without a recovery window: a `DeleteSecret`
+/// grant that does not carry the condition excluding it.
+fn may_force_delete(function: &Yaml) -> bool {
+    statements(function)
+        .iter()
+        .any(|s| strings(&s["Action"]).contains("secretsmanager:DeleteSecret") && s["Condition"].is_null())
 }
 
 #[test]
@@ -380,9 +395,21 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
     let t = template();
     let functions = functions(&t);
     for (binary, f) in &functions {
-        let used = recorded.get(binary).cloned().unwrap_or_default();
+        // Actions, and the facts of calls that conditions test (`key=value`).
+        let (facts, used): (BTreeSet<String>, BTreeSet<String>) = recorded
+            .get(binary)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|a| a.contains('='));
         assert!(!used.is_empty(), "{binary} was exercised");
         assert_eq!(&granted(f), &used, "{binary}: granted (left) vs performed (right)");
+        // DeleteSecret without a recovery window: granted exactly where it happens.
+        assert_eq!(
+            may_force_delete(f),
+            facts.contains("secretsmanager:ForceDeleteWithoutRecovery=true"),
+            "{binary}: may force-delete secrets (left) vs does (right)"
+        );
     }
     assert_eq!(
         recorded.keys().cloned().collect::<BTreeSet<_>>(),
@@ -392,6 +419,40 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
     let sweeper_resources = format!("{:?}", functions["sweeper"]["Properties"]["Policies"]);
     assert!(sweeper_resources.contains("/index/due"));
     assert!(!format!("{:?}", functions["get"]["Properties"]["Policies"]).contains("index"));
+}
+
+/// `DeleteSecret` with `ForceDeleteWithoutRecovery` (no recovery window) only where a
+/// function must force-delete: disconnect (`?permanent=true`), the sweeper (expiry) and
+/// connect (finishes an expired row's expiry before connecting anew). The others may only
+/// schedule a deletion: their grant holds the condition (`…IfExists`: a call that leaves
+/// the parameter out schedules, with a window). The least-privilege test checks the
+/// same sets against the calls the code makes; the emulator cannot (moto ignores `Bool`
+/// conditions).
+#[test]
+fn only_the_functions_that_must_force_delete_secrets_may() {
+    let t = template();
+    let mut force = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        for statement in statements(f) {
+            if !strings(&statement["Action"]).contains("secretsmanager:DeleteSecret") {
+                continue;
+            }
+            if statement["Condition"].is_null() {
+                force.insert(binary.clone());
+            } else {
+                assert_eq!(
+                    statement["Condition"]["BoolIfExists"]["secretsmanager:ForceDeleteWithoutRecovery"], "false",
+                    "{binary}"
+                );
+                assert_eq!(
+                    strings(&statement["Action"]),
+                    ["secretsmanager:DeleteSecret".to_string()].into(),
+                    "{binary}: the condition applies to DeleteSecret alone"
+                );
+            }
+        }
+    }
+    assert_eq!(force, ["connect", "disconnect", "sweeper"].map(String::from).into());
 }
 
 /// Every file in events/ through the function it is for, in lifecycle order.

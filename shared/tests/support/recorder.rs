@@ -1,5 +1,7 @@
 //! Records, per function, every AWS action its code performs (an SDK interceptor on the
-//! real clients), for the least-privilege proof against template.yaml.
+//! real clients), for the least-privilege proof against template.yaml. Besides actions
+//! (`service:Action`) it records the facts of a call that IAM conditions of the grants
+//! test, as `condition-key=value` (`secretsmanager:ForceDeleteWithoutRecovery=true`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -7,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
+use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -66,7 +69,8 @@ impl Intercept for Recorder {
     }
 
     /// What the operation's input says: a transaction needs the action of each item it
-    /// holds; a secret created with tags also needs `TagResource`.
+    /// holds; a secret created with tags also needs `TagResource`; a `DeleteSecret` without
+    /// recovery window needs a grant that does not exclude `ForceDeleteWithoutRecovery`.
     fn read_before_execution(
         &self,
         ctx: &BeforeSerializationInterceptorContextRef<'_>,
@@ -96,6 +100,13 @@ impl Intercept for Recorder {
             .is_some_and(|i| !i.tags().is_empty())
         {
             self.record([format!("{p}:TagResource")]);
+        }
+        if ctx
+            .input()
+            .downcast_ref::<DeleteSecretInput>()
+            .is_some_and(|i| i.force_delete_without_recovery() == Some(true))
+        {
+            self.record([format!("{p}:ForceDeleteWithoutRecovery=true")]);
         }
         Ok(())
     }
