@@ -455,6 +455,48 @@ fn only_the_functions_that_must_force_delete_secrets_may() {
     assert_eq!(force, ["connect", "disconnect", "sweeper"].map(String::from).into());
 }
 
+/// The resources of every grant: the table (the sweeper also its `due` index), this
+/// stage's secrets (`{SecretPrefix}{Stage}/`, the prefix the code is given), the bus.
+/// Nothing is granted on `*`, and no secret outside the stage's prefix.
+#[test]
+fn each_function_s_grants_are_scoped_to_its_resources() {
+    let t = template();
+    let table = "!GetAtt ConnectorsTable.Arn";
+    let index = "!Sub ${ConnectorsTable.Arn}/index/due";
+    let secrets =
+        "!Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}${Stage}/*";
+    let bus = "!GetAtt EventBus.Arn";
+    let prefix = written(&t["Globals"]["Function"]["Environment"]["Variables"]["SECRET_PREFIX"]);
+    assert_eq!(prefix, "!Sub ${SecretPrefix}${Stage}/", "each stage its own prefix");
+    assert!(
+        secrets.ends_with(&format!("{}*", prefix.trim_start_matches("!Sub "))),
+        "the grants cover the prefix the code is given, and only that"
+    );
+    for (binary, f) in functions(&t) {
+        for statement in statements(f) {
+            assert_eq!(statement["Effect"], "Allow");
+            let actions = strings(&statement["Action"]);
+            let services: BTreeSet<&str> = actions.iter().map(|a| a.split(':').next().unwrap()).collect();
+            assert_eq!(services.len(), 1, "{binary}: one service per statement: {actions:?}");
+            let resources: BTreeSet<String> = match &statement["Resource"] {
+                Yaml::Sequence(items) => items.iter().map(written).collect(),
+                one => [written(one)].into(),
+            };
+            let allowed: BTreeSet<String> = match *services.first().unwrap() {
+                "dynamodb" if binary == "sweeper" => [table, index].map(String::from).into(),
+                "dynamodb" => [table.to_string()].into(),
+                "secretsmanager" => [secrets.to_string()].into(),
+                "events" => [bus.to_string()].into(),
+                other => panic!("{binary}: unexpected service {other}"),
+            };
+            assert!(
+                !resources.is_empty() && resources.is_subset(&allowed),
+                "{binary}: {actions:?} on {resources:?}"
+            );
+        }
+    }
+}
+
 /// Every file in events/ through the function it is for, in lifecycle order.
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
