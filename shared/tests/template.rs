@@ -497,6 +497,24 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
     }
 }
 
+/// API Gateway throttles every route before a function runs (each request costs at
+/// least a strongly consistent read of its key, even an unknown one).
+#[test]
+fn the_api_is_throttled() {
+    let t = template();
+    let settings = &resources(&t)["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    for (setting, parameter) in [
+        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+    ] {
+        assert_eq!(written(&settings[setting]), format!("!Ref {parameter}"));
+        let p = &t["Parameters"][parameter];
+        assert_eq!(p["Type"], "Number");
+        assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
+        assert_eq!(p["MinValue"], 1, "{parameter}: never 0 (that stops all traffic)");
+    }
+}
+
 /// Every file in events/ through the function it is for, in lifecycle order.
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
