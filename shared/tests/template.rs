@@ -83,6 +83,17 @@ fn may_force_delete(function: &Yaml) -> bool {
         .any(|s| strings(&s["Action"]).contains("secretsmanager:DeleteSecret") && s["Condition"].is_null())
 }
 
+/// The functions that serve writes (`Idempotency-Key` requests), by binary name.
+fn write_functions() -> BTreeSet<String> {
+    ROUTES
+        .iter()
+        .filter(|(_, _, op)| op.is_write())
+        .map(|(_, _, op)| op.function_name().to_string())
+        .collect()
+}
+
+const FINGERPRINT_KEY: &str = "IDEMPOTENCY_FINGERPRINT_KEY";
+
 #[test]
 fn the_table_matches_the_one_definition() {
     let t = template();
@@ -147,6 +158,10 @@ fn every_function_gets_every_setting_the_code_reads() {
         match (name, default) {
             // Lambda sets the region itself; the endpoint exists only for local runs.
             ("AWS_REGION", _) => {}
+            // Only the write functions get it (see the test of the fingerprint key).
+            (FINGERPRINT_KEY, _) => {
+                assert!(env_json["Parameters"][name].is_string(), "{name} in env.json");
+            }
             ("AWS_ENDPOINT_URL", _) => {
                 assert!(!global.contains(name), "no emulator endpoint in AWS");
                 assert!(
@@ -162,9 +177,15 @@ fn every_function_gets_every_setting_the_code_reads() {
     }
     assert!(global.contains("RUST_LOG"));
     for (binary, f) in functions(&t) {
+        let own: BTreeSet<String> = f["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str().unwrap().to_string())
+            .collect();
         assert!(
-            f["Properties"]["Environment"].is_null(),
-            "{binary} relies on the global environment"
+            own.iter().all(|name| name == FINGERPRINT_KEY),
+            "{binary} relies on the global environment but for the fingerprint key: {own:?}"
         );
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     }
@@ -513,6 +534,36 @@ fn the_api_is_throttled() {
         assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
         assert_eq!(p["MinValue"], 1, "{parameter}: never 0 (that stops all traffic)");
     }
+}
+
+/// The write functions (and only they) get the idempotency fingerprint key, from a
+/// secret generated per deployment, resolved by CloudFormation; the secret sits outside
+/// the connectors' prefix (its name has no `/`), so no function's secret grants reach it.
+#[test]
+fn the_write_functions_get_a_generated_fingerprint_key() {
+    let t = template();
+    let key = &resources(&t)["IdempotencyFingerprintKey"];
+    assert_eq!(key["Type"], "AWS::SecretsManager::Secret");
+    assert!(key["Properties"]["GenerateSecretString"]["PasswordLength"]
+        .as_u64()
+        .is_some_and(|n| n >= 32));
+    assert!(!written(&key["Properties"]["Name"]).contains('/'));
+    let mut with_key = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        let value = &f["Properties"]["Environment"]["Variables"][FINGERPRINT_KEY];
+        if value.is_null() {
+            continue;
+        }
+        assert_eq!(
+            written(value),
+            "!Sub {{resolve:secretsmanager:${IdempotencyFingerprintKey}:SecretString}}",
+            "{binary}"
+        );
+        with_key.insert(binary);
+    }
+    assert_eq!(with_key, write_functions());
+    let global = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(global[FINGERPRINT_KEY].is_null(), "not for the read functions");
 }
 
 /// Every file in events/ through the function it is for, in lifecycle order.
