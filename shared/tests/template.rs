@@ -566,6 +566,27 @@ fn the_write_functions_get_a_generated_fingerprint_key() {
     assert!(global[FINGERPRINT_KEY].is_null(), "not for the read functions");
 }
 
+/// The sweeper's outbox metrics (EMF, namespace of `shared::telemetry`) have alarms:
+/// any record undelivered for over an hour, any item it could not read.
+#[test]
+fn the_sweeper_s_outbox_metrics_raise_alarms() {
+    let t = template();
+    for metric in ["undelivered_records", "bad_items"] {
+        let alarm = resources(&t)
+            .values()
+            .find(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
+            .unwrap_or_else(|| panic!("an alarm on {metric}"));
+        let p = &alarm["Properties"];
+        assert_eq!(p["Namespace"], shared::telemetry::METRIC_NAMESPACE);
+        assert_eq!(p["Dimensions"][0]["Name"], "function");
+        assert_eq!(p["Dimensions"][0]["Value"], "sweeper");
+        assert_eq!(p["Dimensions"].as_sequence().unwrap().len(), 1);
+        assert_eq!(p["Threshold"], 1);
+        assert_eq!(p["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
+        assert!(written(&p["AlarmActions"]).contains("AlarmTopicArn"));
+    }
+}
+
 /// Every file in events/ through the function it is for, in lifecycle order.
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
