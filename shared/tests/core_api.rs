@@ -865,7 +865,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
 
 #[tokio::test]
 async fn concurrent_connects_create_one_row_and_concurrent_disconnects_one_event() {
-    let h = Harness::new().await;
+    let h = Harness::isolated().await;
     let (_, key) = h.tenant(false).await;
     let calls = (0..6).map(|_| h.call("POST", "/v1/integrations/mapquest", Some(&key), None));
     let statuses: Vec<u16> = join_all(calls).await.iter().map(|r| r.status).collect();

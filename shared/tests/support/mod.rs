@@ -141,6 +141,17 @@ impl Harness {
         Harness::with_clock(clock.clone(), clock).await
     }
 
+    /// A harness whose service reaches DynamoDB one call at a time, through a serialising
+    /// proxy: concurrent conditional writes then get DynamoDB's isolation, which moto
+    /// lacks (it checks a condition and writes without a lock, so two requests in flight
+    /// at once can both pass an `attribute_not_exists`; see
+    /// [`faults::FaultProxy::start_serializing`]).
+    pub async fn isolated() -> Harness {
+        let proxy = faults::FaultProxy::start_serializing(&emulator_endpoint()).await;
+        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
+        Harness::with_clock_and_endpoint(clock.clone(), clock, Some(&proxy.url)).await
+    }
+
     /// A harness whose service reads `service_clock` (e.g. one that ticks on its own);
     /// `clock` is the manual one tests move.
     pub async fn with_clock(clock: Arc<ManualClock>, service_clock: Arc<dyn shared::ports::Clock>) -> Harness {
