@@ -4,6 +4,9 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
 export AWS_EC2_METADATA_DISABLED=true
+# The IAM-enforcing emulator `make test` starts (infra/emulator.sh start-iam): never the
+# one above, which `make dev` runs open to any credentials.
+TEST_ENDPOINT="${TEST_AWS_ENDPOINT_URL:-http://127.0.0.1:4567}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STATE="$ROOT/.local"

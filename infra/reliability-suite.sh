@@ -11,15 +11,17 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 OUT="$STATE/reliability"
 mkdir -p "$OUT"
+# The Rust suites run against the IAM-enforcing emulator, as in `make test`;
+# infra/reliability.sh brings up the open one the dev server uses itself.
 if [ "${1:-}" != --figures-only ]; then
-  started=$(bash infra/emulator.sh start)
-  [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
+  started=$(AWS_ENDPOINT_URL="$TEST_ENDPOINT" bash infra/emulator.sh start-iam)
+  [ "$started" = started ] && trap 'AWS_ENDPOINT_URL="$TEST_ENDPOINT" bash infra/emulator.sh stop' EXIT
 fi
 
 rust_log="$STATE/reliability-rust.log"
 fuzz_log="$STATE/reliability-schemathesis.log"
 if [ "${1:-}" != --figures-only ]; then
-  FAULTS=all RACE_ROUNDS="${RACE_ROUNDS:-10}" PROPTEST_CASES="${PROPTEST_CASES:-200}" \
+  AWS_ENDPOINT_URL="$TEST_ENDPOINT" FAULTS=all RACE_ROUNDS="${RACE_ROUNDS:-10}" PROPTEST_CASES="${PROPTEST_CASES:-200}" \
     cargo test -p shared --test faults --test races --test isolation --test leak --test hostile_input \
     -- --nocapture --test-threads 1 2>&1 | tee "$rust_log"
   status=${PIPESTATUS[0]}

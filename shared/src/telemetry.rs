@@ -1,7 +1,11 @@
 //! Logging and metrics.
 //!
 //! Logs: one JSON object per line, with the current span's fields — the API `request_id`
-//! and the Lambda request id — on every line of a request. `RUST_LOG` filters.
+//! and the Lambda request id — on every line of a request. `RUST_LOG` filters, but never
+//! below [`CAPPED_LEVEL`] for the crates of [`CAPPED_TARGETS`]: at debug and trace they
+//! write raw payloads (the Lambda invocation event with its `Authorization` header and
+//! body, SDK request and response bodies with secret values, signed headers), so a
+//! `RUST_LOG=trace` switched on to debug something must not put credentials in the logs.
 //! Metrics: one CloudWatch Embedded Metric Format line per Lambda request (operation,
 //! status class, latency, cold start), which CloudWatch turns into metrics without any
 //! API call from the function.
@@ -9,18 +13,78 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing::Subscriber;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Filter, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub const METRIC_NAMESPACE: &str = "Connectors";
 
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// Log targets (prefixes, as `RUST_LOG` matches them) whose events below
+/// [`CAPPED_LEVEL`] carry raw requests, responses or bodies:
+/// - `lambda_runtime`: the raw invocation event (`raw JSON event received from Lambda`,
+///   trace) — an API Gateway event holds the caller's Bearer key and the request body,
+///   credentials included;
+/// - `lambda_http`: the adapter that turns that event into the request (it logs nothing
+///   below info today; capped so that a version that does cannot leak it);
+/// - `aws_`: `aws_smithy_runtime` logs each request and response with its body at trace
+///   (`transmitting request`, `read HTTP response body`: `CreateSecret`/`PutSecretValue`
+///   carry the secret value), `aws_sigv4` the request being signed with its headers (the
+///   session token inside Lambda) and body, `aws_smithy_http_client`, `aws_runtime`,
+///   `aws_config` and the `aws_sdk_*` crates their own details;
+/// - `hyper`, `h2`, `tower`, `rustls`: connection and frame details of the same traffic.
+pub const CAPPED_TARGETS: [&str; 7] = [
+    "lambda_runtime",
+    "lambda_http",
+    "aws_",
+    "hyper",
+    "h2",
+    "tower",
+    "rustls",
+];
+
+/// The most those crates may log, whatever `RUST_LOG` says.
+pub const CAPPED_LEVEL: LevelFilter = LevelFilter::INFO;
+
+/// The filter the functions log through: `directives` (`RUST_LOG` syntax; `info` if they
+/// do not parse), and at most [`CAPPED_LEVEL`] for [`CAPPED_TARGETS`]. The cap is a second
+/// filter both must pass, so no directive of `directives` (`trace`,
+/// `aws_smithy_runtime::client=trace`, …) can lift it.
+pub fn filter<S>(directives: &str) -> impl Filter<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let requested = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = CAPPED_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::TRACE), |t, target| {
+            t.with_target(*target, CAPPED_LEVEL)
+        });
+    requested.and(cap)
+}
+
+/// The JSON log layer, writing to `writer` (stdout in Lambda).
+pub fn json_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
+        .with_writer(writer)
+}
+
+/// Installs the JSON layer on stdout, filtered by `RUST_LOG` (default `info`) and capped.
+pub fn init() {
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string());
+    let _ = tracing_subscriber::registry()
+        .with(json_layer(std::io::stdout).with_filter(filter(&directives)))
         .try_init();
 }
 
@@ -92,5 +156,66 @@ mod tests {
         );
         assert_eq!(v["lambda_request_id"], "abc-123");
         assert!(!line.contains('\n'));
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the capped filter lets through of one event per (target, level).
+    fn logged(directives: &str) -> String {
+        let capture = Capture::default();
+        let sink = capture.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(json_layer(move || sink.clone()).with_filter(filter(directives)));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", "lambda_runtime trace");
+            tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "aws_smithy_runtime debug");
+            tracing::trace!(target: "aws_sigv4::http_request::sign", "aws_sigv4 trace");
+            tracing::trace!(target: "aws_sdk_secretsmanager::client", "aws_sdk trace");
+            tracing::trace!(target: "hyper_util::client::legacy", "hyper_util trace");
+            tracing::info!(target: "aws_smithy_runtime::client::orchestrator", "aws_smithy_runtime info");
+            tracing::trace!(target: "shared::service", "shared trace");
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn trace_reaches_our_code_but_never_the_crates_that_log_payloads() {
+        for directives in [
+            "trace",
+            "lambda_runtime=trace,aws_smithy_runtime=trace,aws_sigv4=trace,hyper_util=trace,trace",
+            "aws_smithy_runtime::client::orchestrator=trace,lambda_runtime::layers=trace,shared=trace",
+        ] {
+            let text = logged(directives);
+            assert!(text.contains("shared trace"), "{directives}: {text}");
+            assert!(
+                text.contains("aws_smithy_runtime info"),
+                "{directives}: capped at info, not off"
+            );
+            for capped in [
+                "lambda_runtime trace",
+                "aws_smithy_runtime debug",
+                "aws_sigv4 trace",
+                "aws_sdk trace",
+                "hyper_util trace",
+            ] {
+                assert!(!text.contains(capped), "{directives} let through {capped}");
+            }
+        }
+        let text = logged("warn");
+        assert!(text.is_empty(), "the directives still filter: {text}");
+        let text = logged("not a directive ===");
+        assert!(text.contains("aws_smithy_runtime info") && !text.contains("shared trace"));
     }
 }

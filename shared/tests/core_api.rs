@@ -7,7 +7,7 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use shared::domain::api_key::Scope;
 use shared::domain::view::ROW_FIELDS;
-use support::Harness;
+use support::{as_operator, Harness};
 
 fn field_names(row: &Value) -> Vec<&str> {
     row.as_object()
@@ -583,19 +583,27 @@ async fn authentication_failures_are_401_with_the_right_code() {
     assert_eq!(r.error_code(), "invalid_api_key");
 
     // Revoked.
-    let issued = shared::admin::create_key(&h.app, entity, [Scope::Read].into(), false, None)
-        .await
-        .unwrap();
+    let issued = as_operator(shared::admin::create_key(
+        &h.app,
+        entity,
+        [Scope::Read].into(),
+        false,
+        None,
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         h.call("GET", "/v1/integrations", Some(&issued.plaintext), None)
             .await
             .status,
         200
     );
-    assert!(shared::admin::revoke_key(&h.app, &issued.record.key_id).await.unwrap());
+    assert!(as_operator(shared::admin::revoke_key(&h.app, &issued.record.key_id))
+        .await
+        .unwrap());
     let r = h.call("GET", "/v1/integrations", Some(&issued.plaintext), None).await;
     assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"));
-    let listed = h.app.service.keys.list(entity).await.unwrap();
+    let listed = as_operator(h.app.service.keys.list(entity)).await.unwrap();
     assert!(listed
         .iter()
         .any(|k| k.key_id == issued.record.key_id && k.revoked_at.is_some()));
@@ -603,15 +611,23 @@ async fn authentication_failures_are_401_with_the_right_code() {
     // Revoked from another container (the admin CLI, say): this container may honour
     // its cached key for at most KEY_CACHE_SECONDS, then refuses it.
     let elsewhere = shared::App::new(&h.sdk, h.settings.clone(), h.clock.clone());
-    let cached = shared::admin::create_key(&h.app, entity, [Scope::Read].into(), false, None)
-        .await
-        .unwrap();
+    let cached = as_operator(shared::admin::create_key(
+        &h.app,
+        entity,
+        [Scope::Read].into(),
+        false,
+        None,
+    ))
+    .await
+    .unwrap();
     let h = &h;
     let list = |key: String| async move { h.call("GET", "/v1/integrations", Some(&key), None).await };
     assert_eq!(list(cached.plaintext.clone()).await.status, 200);
-    assert!(shared::admin::revoke_key(&elsewhere, &cached.record.key_id)
-        .await
-        .unwrap());
+    assert!(
+        as_operator(shared::admin::revoke_key(&elsewhere, &cached.record.key_id))
+            .await
+            .unwrap()
+    );
     assert_eq!(list(cached.plaintext.clone()).await.status, 200, "still cached here");
     h.clock.advance_seconds(shared::key_cache::KEY_CACHE_SECONDS - 1);
     assert_eq!(list(cached.plaintext.clone()).await.status, 200, "still cached here");
@@ -620,9 +636,15 @@ async fn authentication_failures_are_401_with_the_right_code() {
     assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"));
 
     // Expired (by the injected clock).
-    let expiring = shared::admin::create_key(&h.app, entity, [Scope::Read].into(), false, Some(1))
-        .await
-        .unwrap();
+    let expiring = as_operator(shared::admin::create_key(
+        &h.app,
+        entity,
+        [Scope::Read].into(),
+        false,
+        Some(1),
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None)
             .await
@@ -845,7 +867,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
 
 #[tokio::test]
 async fn concurrent_connects_create_one_row_and_concurrent_disconnects_one_event() {
-    let h = Harness::new().await;
+    let h = Harness::isolated().await;
     let (_, key) = h.tenant(false).await;
     let calls = (0..6).map(|_| h.call("POST", "/v1/integrations/mapquest", Some(&key), None));
     let statuses: Vec<u16> = join_all(calls).await.iter().map(|r| r.status).collect();

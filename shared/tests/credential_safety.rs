@@ -236,7 +236,7 @@ async fn a_late_expiry_retry_never_touches_the_new_connectors_secret() {
     // and secret gone, the `integration.expired` record (with its force-delete) left over.
     h.clock.advance_seconds(WINDOW);
     let bus_down = app_with_the_bus_down(&h);
-    let report = bus_down.service.sweep().await.expect("sweep");
+    let report = h.try_sweep_via(&bus_down).await.expect("sweep");
     assert_eq!((report.expired, report.failed), (1, 1), "expired, event not delivered");
     assert_eq!(h.outbox().await.len(), 1, "the expired event waits in the outbox");
 
@@ -393,7 +393,7 @@ async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_dead
     context.deadline = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap() + left.as_millis() as u64;
     let started = Instant::now();
     let req = request("POST", path, Some(&key), &idem, None).with_lambda_context(context);
-    let response = shared::http::handle(&app, req).await;
+    let response = support::handle_as_function(&app, req).await;
     let took = started.elapsed();
     let (calls, _) = proxy.calls();
     assert!(
@@ -469,9 +469,7 @@ async fn an_undecodable_item_in_the_due_index_is_skipped_and_counted_not_fatal()
 
     h.clock.advance_seconds(WINDOW);
     let report = h
-        .app
-        .service
-        .sweep()
+        .try_sweep_via(&h.app)
         .await
         .expect("one undecodable item must not stop the sweep");
     assert_eq!(report.bad_items, 2, "each undecodable item counted: {report:?}");
@@ -505,9 +503,9 @@ async fn an_outbox_record_that_keeps_failing_backs_off_and_is_reported_undeliver
 
     // The bus stays down: each failed attempt pushes the next one further out.
     h.clock.advance_seconds(OUTBOX_GRACE_SECONDS + 1);
-    let first = bus_down.service.sweep().await.unwrap();
+    let first = h.try_sweep_via(&bus_down).await.unwrap();
     assert_eq!((first.republished, first.failed), (0, 1), "{first:?}");
-    let again = bus_down.service.sweep().await.unwrap();
+    let again = h.try_sweep_via(&bus_down).await.unwrap();
     assert_eq!(
         again.failed, 0,
         "a record that just failed is not retried by every run, it backs off: {again:?}"
@@ -521,19 +519,19 @@ async fn an_outbox_record_that_keeps_failing_backs_off_and_is_reported_undeliver
     for (attempt, delay) in [(2, 120), (3, 240), (4, 480)] {
         h.clock.advance_seconds(delay - 1);
         assert_eq!(
-            bus_down.service.sweep().await.unwrap().failed,
+            h.try_sweep_via(&bus_down).await.unwrap().failed,
             0,
             "attempt {attempt} too early"
         );
         h.clock.advance_seconds(1);
         waited += delay;
-        let report = bus_down.service.sweep().await.unwrap();
+        let report = h.try_sweep_via(&bus_down).await.unwrap();
         assert_eq!(report.failed, 1, "attempt {attempt}: {report:?}");
         assert_eq!(report.undelivered, 0, "younger than an hour");
     }
     // Failing for over an hour, it is reported undelivered.
     h.clock.advance_seconds(2 * 3600 - waited);
-    let late = bus_down.service.sweep().await.unwrap();
+    let late = h.try_sweep_via(&bus_down).await.unwrap();
     assert_eq!((late.failed, late.undelivered), (1, 1), "{late:?}");
 
     // The bus is back: the next due attempt delivers it, once.
@@ -835,7 +833,7 @@ async fn connecting_again_right_after_a_permanent_delete_gets_a_fresh_readable_s
     let gone = send(&h, &aws, "DELETE", &format!("{base}?permanent=true"), &key, None).await;
     assert_eq!(gone.status, 204, "{}", gone.raw);
     // The old name is still being deleted (the emulation is in force).
-    let through_proxy = aws_sdk_secretsmanager::config::Builder::from(&h.sdk)
+    let through_proxy = aws_sdk_secretsmanager::config::Builder::from(&support::admin_sdk().await)
         .endpoint_url(&proxy.url)
         .build();
     let refused = aws_sdk_secretsmanager::Client::from_conf(through_proxy)

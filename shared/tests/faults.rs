@@ -61,10 +61,7 @@ fn faulty_app(h: &Harness, proxy: &FaultProxy) -> App {
 }
 
 async fn row(h: &Harness, entity: EntityId) -> Option<Connector> {
-    h.app
-        .service
-        .store
-        .get(entity, ConnectorType::parse(TYPE).unwrap())
+    support::as_operator(h.app.service.store.get(entity, ConnectorType::parse(TYPE).unwrap()))
         .await
         .unwrap()
 }
@@ -115,14 +112,14 @@ async fn run(h: &Harness, app: &App, op: Op, key: &str) -> u16 {
         ),
         Op::Purge => ("DELETE", format!("{base}?permanent=true"), None),
         Op::Sweep => {
-            return match app.service.sweep().await {
+            return match h.try_sweep_via(app).await {
                 Ok(_) => 200,
                 Err(e) => e.status(),
             }
         }
     };
     let req = support::request(method, &path, Some(key), &[], body);
-    let reply = h.record(method, &path, shared::http::handle(app, req).await);
+    let reply = h.send_via(app, req).await;
     if matches!(reply.status, 429 | 503) {
         assert!(
             reply.header("retry-after").is_some(),
@@ -213,7 +210,7 @@ async fn one_case(shared: &Harness, op: Op, step: Option<(usize, Fault)>) -> (Ve
 
     // The sweeper (healthy) finishes whatever the fault left behind.
     h.clock.advance_seconds(OUTBOX_GRACE_SECONDS + 1);
-    let report = h.app.service.sweep().await.expect("healthy sweep");
+    let report = h.sweep().await;
     assert_eq!(report.failed, 0, "{context}");
     assert!(h.outbox().await.is_empty(), "{context}: outbox not drained");
     assert_consistent(h, entity, true, &context).await;

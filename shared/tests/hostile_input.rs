@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use shared::domain::api_key::Scope;
 use shared::domain::ids::EntityId;
 use shared::http::request::MAX_BODY_BYTES;
-use support::{Harness, Reply};
+use support::{as_operator, Harness, Reply};
 
 const STRIPE: &str = "/v1/integrations/stripe";
 
@@ -687,13 +687,27 @@ async fn junk_authorization_headers_are_401_and_store_nothing() {
     assert_error(&r, 401, "missing_api_key", None, "non-UTF-8 header");
 
     // Revoked and expired keys of the same entity.
-    let revoked = shared::admin::create_key(&h.app, entity, Scope::ALL.into(), false, None)
+    let revoked = as_operator(shared::admin::create_key(
+        &h.app,
+        entity,
+        Scope::ALL.into(),
+        false,
+        None,
+    ))
+    .await
+    .unwrap();
+    assert!(as_operator(shared::admin::revoke_key(&h.app, &revoked.record.key_id))
         .await
-        .unwrap();
-    assert!(shared::admin::revoke_key(&h.app, &revoked.record.key_id).await.unwrap());
-    let expiring = shared::admin::create_key(&h.app, entity, Scope::ALL.into(), false, Some(1))
-        .await
-        .unwrap();
+        .unwrap());
+    let expiring = as_operator(shared::admin::create_key(
+        &h.app,
+        entity,
+        Scope::ALL.into(),
+        false,
+        Some(1),
+    ))
+    .await
+    .unwrap();
     let r = h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None).await;
     assert_eq!(r.status, 200, "valid before it expires");
     h.clock.advance_seconds(86_400);

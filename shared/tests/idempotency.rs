@@ -173,7 +173,7 @@ async fn failed_requests_are_not_stored_so_a_corrected_retry_can_run() {
 
 #[tokio::test]
 async fn concurrent_duplicates_execute_once() {
-    let h = Harness::new().await;
+    let h = Harness::isolated().await;
     let (_, key) = h.tenant(false).await;
     let body = json!({"display_name": "Racy"});
     let replies =

@@ -72,11 +72,7 @@ async fn snapshot(h: &Harness, entities: &[EntityId]) -> BTreeMap<(EntityId, &'s
     let mut rows = BTreeMap::new();
     for e in entities {
         for t in TYPES {
-            if let Some(r) = h
-                .app
-                .service
-                .store
-                .get(*e, ConnectorType::parse(t).unwrap())
+            if let Some(r) = support::as_operator(h.app.service.store.get(*e, ConnectorType::parse(t).unwrap()))
                 .await
                 .unwrap()
             {

@@ -53,12 +53,7 @@ fn rest_api_v1(method: &str, path: &str, query: Option<Value>, key: &str, body: 
 
 async fn invoke(h: &Harness, operation: Operation, event: Value) -> Reply {
     let req = lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event");
-    let (method, path) = (
-        req.method().to_string(),
-        req.uri().path_and_query().unwrap().to_string(),
-    );
-    let response = shared::http::handle_operation(&h.app, operation, req).await.unwrap();
-    h.record(&method, &path, response)
+    h.invoke(operation, req).await
 }
 
 #[tokio::test]

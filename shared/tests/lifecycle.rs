@@ -398,12 +398,12 @@ async fn the_sweeper_finalises_a_disconnect_once_its_window_has_passed() {
     h.events(1).await;
 
     h.clock.advance_seconds(7 * 86_400 - 60);
-    let early = h.app.service.sweep().await.unwrap();
+    let early = h.sweep().await;
     assert_eq!(early.expired, 0, "not due yet");
     assert!(h.raw_row(entity, "printnode").await.is_some());
 
     h.clock.advance_seconds(60);
-    let report = h.app.service.sweep().await.unwrap();
+    let report = h.sweep().await;
     assert_eq!((report.expired, report.failed), (1, 0));
     assert!(h.raw_row(entity, "printnode").await.is_none(), "row gone");
     assert!(h.describe_secret(entity, "printnode").await.is_none(), "secret gone");
@@ -415,7 +415,7 @@ async fn the_sweeper_finalises_a_disconnect_once_its_window_has_passed() {
         "done by the system"
     );
     assert_eq!(events[0]["detail"]["data"]["object"]["id"], row["id"]);
-    let again = h.app.service.sweep().await.unwrap();
+    let again = h.sweep().await;
     assert_eq!((again.expired, again.republished), (0, 0));
     assert!(h.events(0).await.is_empty(), "expired is announced once");
 }
@@ -469,24 +469,24 @@ async fn an_event_the_bus_refused_is_delivered_exactly_once_by_the_next_sweep() 
     let r = h.record(
         "DELETE",
         "/v1/integrations/postmark",
-        shared::http::handle(&broken, req).await,
+        support::handle_as_function(&broken, req).await,
     );
     assert_eq!((r.status, r.body["data"]["is_active"].clone()), (200, json!(false)));
     assert!(h.events(0).await.is_empty());
     assert_eq!(h.outbox().await.len(), 1, "kept in the outbox");
 
-    let young = h.app.service.sweep().await.unwrap();
+    let young = h.sweep().await;
     assert_eq!(
         young.republished, 0,
         "records within the grace period are the handler's"
     );
     h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS);
-    let report = h.app.service.sweep().await.unwrap();
+    let report = h.sweep().await;
     assert_eq!(report.republished, 1);
     let events = h.events(1).await;
     assert_eq!(types(&events), ["integration.disconnected"]);
     assert_eq!(events[0]["detail"]["data"]["object"], r.body["data"]);
     assert!(h.outbox().await.is_empty());
-    assert_eq!(h.app.service.sweep().await.unwrap().republished, 0);
+    assert_eq!(h.sweep().await.republished, 0);
     assert!(h.events(0).await.is_empty(), "exactly once");
 }

@@ -37,12 +37,16 @@ enum Seen {
     Scheduled,
 }
 
+/// Reads a secret's state from outside the port under test.
+type Inspector =
+    Box<dyn Fn(SecretRef) -> std::pin::Pin<Box<dyn std::future::Future<Output = Seen> + Send>> + Send + Sync>;
+
 /// The ports under test, and a way to look at secrets from outside.
 struct Ports {
     store: Arc<dyn ConnectorStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     vault: Arc<dyn Vault>,
-    inspect: Box<dyn Fn(SecretRef) -> std::pin::Pin<Box<dyn std::future::Future<Output = Seen> + Send>> + Send + Sync>,
+    inspect: Inspector,
     clock: Arc<ManualClock>,
     _harness: Option<Harness>,
 }
@@ -71,8 +75,11 @@ fn memory() -> Ports {
 
 async fn emulator() -> Ports {
     let h = Harness::new().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&h.sdk);
-    let secrets = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    // The harness's own (operator) credentials: these checks are about semantics; the
+    // functions' grants are checked by every other suite.
+    let admin = support::admin_sdk().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&admin);
+    let secrets = aws_sdk_secretsmanager::Client::new(&admin);
     let prefix = h.settings.secret_prefix.clone();
     let reader = secrets.clone();
     Ports {

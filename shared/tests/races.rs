@@ -59,7 +59,11 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
         200
     );
     let stripe = ConnectorType::parse("stripe").unwrap();
-    let first_version = h.app.service.store.get(entity, stripe).await.unwrap().unwrap().version;
+    let first_version = support::as_operator(h.app.service.store.get(entity, stripe))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
     assert_eq!(
         h.events(2).await.len(),
         2,
@@ -96,8 +100,11 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
     ticking
         .0
         .fetch_add(shared::ports::OUTBOX_GRACE_SECONDS + 1, Ordering::SeqCst);
-    let final_row = h.app.service.store.get(entity, stripe).await.unwrap().unwrap();
-    let report = h.app.service.sweep().await.unwrap();
+    let final_row = support::as_operator(h.app.service.store.get(entity, stripe))
+        .await
+        .unwrap()
+        .unwrap();
+    let report = h.sweep().await;
     assert_eq!(report.failed, 0);
 
     // Secret agrees with the row.
@@ -181,4 +188,89 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
         ids.len(),
         final_row.is_active
     );
+}
+
+/// A harness, an active stripe connector with credentials, and an app whose calls go
+/// through a fault proxy (to hold one of them back).
+async fn overtaking_setup() -> (Harness, shared::domain::ids::EntityId, String, FaultProxy, shared::App) {
+    let h = Harness::new().await;
+    let (entity, key) = h.tenant(false).await;
+    assert_eq!(
+        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
+        201
+    );
+    let creds = json!({"credentials": {"secret_key": "sk_overtaken"}});
+    let stored = h
+        .call("PUT", "/v1/integrations/stripe/credentials", Some(&key), Some(creds))
+        .await;
+    assert_eq!(stored.status, 200);
+    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
+    let faulty = shared::App::from_clients(
+        support::clients(&h.sdk, Some(&proxy.url), None),
+        h.settings.clone(),
+        h.clock.clone(),
+    );
+    (h, entity, key, proxy, faulty)
+}
+
+/// The disconnect's scheduled deletion lands after a restore made the connector active
+/// again; the disconnect sees the row moved and restores the secret itself (its function
+/// needs `secretsmanager:RestoreSecret` for that).
+#[tokio::test]
+async fn a_disconnect_overtaken_by_a_restore_puts_the_secret_back() {
+    let (h, entity, key, proxy, faulty) = overtaking_setup().await;
+    let (disconnect, restore) =
+        support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "stripe", false).await;
+    assert_eq!(restore.status, 200, "{}", restore.raw);
+    assert_eq!(restore.body["data"]["is_active"], true);
+    assert_eq!(disconnect.status, 200, "{}", disconnect.raw);
+    let (calls, _) = proxy.calls();
+    assert!(
+        calls.iter().any(|c| c.ends_with(".RestoreSecret")),
+        "the disconnect put the secret back: {calls:?}"
+    );
+
+    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    assert_eq!(row.body["data"]["is_active"], true, "the restore came last");
+    let secret = h.describe_secret(entity, "stripe").await.expect("secret kept");
+    assert!(secret.deleted_date().is_none(), "not scheduled for deletion");
+    assert!(
+        h.secret_value(entity, "stripe").await.is_some(),
+        "the credentials are readable"
+    );
+    assert!(h.outbox().await.is_empty(), "both requests finished their delivery");
+}
+
+/// As above, but the disconnect cannot publish and stops before it checks the row: the
+/// secret of an active connector stays scheduled for deletion until the sweeper delivers
+/// the disconnect's outbox record, follows the (active) row and restores it (the sweeper's
+/// function needs `secretsmanager:RestoreSecret` for that).
+#[tokio::test]
+async fn the_sweeper_restores_a_secret_an_overtaken_disconnect_left_scheduled() {
+    let (h, entity, key, proxy, faulty) = overtaking_setup().await;
+    let (disconnect, restore) =
+        support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "stripe", true).await;
+    assert_eq!((disconnect.status, restore.status), (200, 200));
+    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    assert_eq!(row.body["data"]["is_active"], true);
+    assert!(
+        h.secret_value(entity, "stripe").await.is_none(),
+        "left behind: an active connector whose secret is scheduled for deletion"
+    );
+    assert_eq!(
+        h.outbox().await.len(),
+        1,
+        "the disconnect's record waits for the sweeper"
+    );
+
+    h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
+    let report = h.sweep().await;
+    assert_eq!((report.republished, report.failed), (1, 0), "{report:?}");
+    let secret = h.describe_secret(entity, "stripe").await.expect("secret kept");
+    assert!(secret.deleted_date().is_none(), "restored by the sweeper");
+    assert!(
+        h.secret_value(entity, "stripe").await.is_some(),
+        "the credentials are readable"
+    );
+    assert!(h.outbox().await.is_empty());
 }

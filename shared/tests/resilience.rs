@@ -65,7 +65,7 @@ async fn call(
     key: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, Option<String>, serde_json::Value, String) {
-    let r = shared::http::handle(app, support::request(method, path, Some(key), &[], body)).await;
+    let r = support::handle_as_function(app, support::request(method, path, Some(key), &[], body)).await;
     let raw = String::from_utf8_lossy(r.body().as_ref()).to_string();
     let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     (r.status().as_u16(), retry, serde_json::from_str(&raw).unwrap(), raw)
@@ -205,11 +205,11 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
     assert!(h.events(0).await.is_empty());
     assert_eq!(h.outbox().await.len(), 1);
     h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
-    let report = h.app.service.sweep().await.unwrap();
+    let report = h.sweep().await;
     assert_eq!((report.republished, report.failed), (1, 0));
     let events = h.events(1).await;
     assert_eq!(events.len(), 1, "exactly one disconnected event");
     assert_eq!(events[0]["detail-type"], "integration.disconnected");
-    assert_eq!(h.app.service.sweep().await.unwrap().republished, 0);
+    assert_eq!(h.sweep().await.republished, 0);
     assert!(h.events(0).await.is_empty(), "no duplicate");
 }

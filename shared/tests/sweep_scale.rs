@@ -92,13 +92,9 @@ async fn sweep_cost_follows_due_items_not_table_size() {
     }
     batch_write(&h, items).await;
     h.clock.advance_seconds(7 * 86_400 - 1);
-    assert_eq!(
-        h.app.service.sweep().await.unwrap().expired,
-        0,
-        "nothing due a second early"
-    );
+    assert_eq!(h.sweep().await.expired, 0, "nothing due a second early");
     h.clock.advance_seconds(1);
-    let report = h.app.service.sweep().await.unwrap();
+    let report = h.sweep().await;
     println!(
         "sweep over {} rows ({NOT_YET_DUE} disconnected, not due): {report:?}",
         UNRELATED + DUE

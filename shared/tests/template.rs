@@ -47,16 +47,52 @@ fn strings(v: &Yaml) -> BTreeSet<String> {
     }
 }
 
-/// The IAM actions a function's own policies grant.
-fn granted(function: &Yaml) -> BTreeSet<String> {
+/// A value as the template writes it: `!Ref LogLevel`, `!GetAtt EventBus.Arn`, `!Sub …`,
+/// or the plain string.
+fn written(v: &Yaml) -> String {
+    match v {
+        Yaml::Tagged(t) => format!("{} {}", t.tag, written(&t.value)),
+        Yaml::String(s) => s.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The statements of a function's own policies.
+fn statements(function: &Yaml) -> Vec<Yaml> {
     function["Properties"]["Policies"]
         .as_sequence()
         .into_iter()
         .flatten()
         .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// The IAM actions a function's own policies grant.
+fn granted(function: &Yaml) -> BTreeSet<String> {
+    statements(function)
+        .iter()
         .flat_map(|s| strings(&s["Action"]))
         .collect()
 }
+
+/// Whether a function may delete secrets without a recovery window: a `DeleteSecret`
+/// grant that does not carry the condition excluding it.
+fn may_force_delete(function: &Yaml) -> bool {
+    statements(function)
+        .iter()
+        .any(|s| strings(&s["Action"]).contains("secretsmanager:DeleteSecret") && s["Condition"].is_null())
+}
+
+/// The functions that serve writes (`Idempotency-Key` requests), by binary name.
+fn write_functions() -> BTreeSet<String> {
+    ROUTES
+        .iter()
+        .filter(|(_, _, op)| op.is_write())
+        .map(|(_, _, op)| op.function_name().to_string())
+        .collect()
+}
+
+const FINGERPRINT_KEY: &str = "IDEMPOTENCY_FINGERPRINT_KEY";
 
 #[test]
 fn the_table_matches_the_one_definition() {
@@ -122,6 +158,10 @@ fn every_function_gets_every_setting_the_code_reads() {
         match (name, default) {
             // Lambda sets the region itself; the endpoint exists only for local runs.
             ("AWS_REGION", _) => {}
+            // Only the write functions get it (see the test of the fingerprint key).
+            (FINGERPRINT_KEY, _) => {
+                assert!(env_json["Parameters"][name].is_string(), "{name} in env.json");
+            }
             ("AWS_ENDPOINT_URL", _) => {
                 assert!(!global.contains(name), "no emulator endpoint in AWS");
                 assert!(
@@ -137,15 +177,36 @@ fn every_function_gets_every_setting_the_code_reads() {
     }
     assert!(global.contains("RUST_LOG"));
     for (binary, f) in functions(&t) {
+        let own: BTreeSet<String> = f["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str().unwrap().to_string())
+            .collect();
         assert!(
-            f["Properties"]["Environment"].is_null(),
-            "{binary} relies on the global environment"
+            own.iter().all(|name| name == FINGERPRINT_KEY),
+            "{binary} relies on the global environment but for the fingerprint key: {own:?}"
         );
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     }
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
     assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+}
+
+/// RUST_LOG comes from a parameter that cannot say `trace` (nor anything but a level);
+/// `shared::telemetry` caps the crates that log payloads whatever it says (its tests).
+#[test]
+fn the_log_level_is_one_of_four_levels() {
+    let t = template();
+    let log_level = &t["Parameters"]["LogLevel"];
+    assert_eq!(
+        strings(&log_level["AllowedValues"]),
+        ["error", "warn", "info", "debug"].map(String::from).into()
+    );
+    assert_eq!(log_level["Default"], "info");
+    let rust_log = &t["Globals"]["Function"]["Environment"]["Variables"]["RUST_LOG"];
+    assert_eq!(written(rust_log), "!Ref LogLevel");
 }
 
 #[test]
@@ -194,6 +255,11 @@ fn routes_in_the_template_are_exactly_the_router_s() {
 /// idempotency, errors) and compares the AWS actions recorded with those granted.
 #[tokio::test]
 async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
+    // On the heap: the future of every path at once outgrows a test thread's stack.
+    Box::pin(drive_every_path_and_compare_grants()).await;
+}
+
+async fn drive_every_path_and_compare_grants() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
     let k = Some(key.as_str());
@@ -330,13 +396,46 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
         assert_eq!(row.body["data"]["is_active"], false, "{method} {path}");
     }
 
+    // A disconnect overtaken by a restore puts the secret back itself (RestoreSecret from
+    // disconnect); one that cannot finish leaves that to the sweeper (RestoreSecret from
+    // the sweeper, delivering the disconnect's outbox record against the active row).
+    let openai = json!({"credentials": {"api_key": "sk-1"}});
+    assert_eq!(call("POST", "/v1/integrations/openai", None).await.status, 201);
+    assert_eq!(
+        call("PUT", "/v1/integrations/openai/credentials", Some(openai))
+            .await
+            .status,
+        200
+    );
+    for publish_fails in [false, true] {
+        let (disconnect, restore) =
+            support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "openai", publish_fails)
+                .await;
+        assert_eq!((disconnect.status, restore.status), (200, 200), "{}", disconnect.raw);
+    }
+    h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
+    let report = h.sweep().await;
+    assert_eq!((report.republished, report.failed), (1, 0), "{report:?}");
+
     let recorded = h.actions.lock().unwrap().clone();
     let t = template();
     let functions = functions(&t);
     for (binary, f) in &functions {
-        let used = recorded.get(binary).cloned().unwrap_or_default();
+        // Actions, and the facts of calls that conditions test (`key=value`).
+        let (facts, used): (BTreeSet<String>, BTreeSet<String>) = recorded
+            .get(binary)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|a| a.contains('='));
         assert!(!used.is_empty(), "{binary} was exercised");
         assert_eq!(&granted(f), &used, "{binary}: granted (left) vs performed (right)");
+        // DeleteSecret without a recovery window: granted exactly where it happens.
+        assert_eq!(
+            may_force_delete(f),
+            facts.contains("secretsmanager:ForceDeleteWithoutRecovery=true"),
+            "{binary}: may force-delete secrets (left) vs does (right)"
+        );
     }
     assert_eq!(
         recorded.keys().cloned().collect::<BTreeSet<_>>(),
@@ -346,6 +445,151 @@ async fn each_function_is_granted_exactly_the_actions_its_code_performs() {
     let sweeper_resources = format!("{:?}", functions["sweeper"]["Properties"]["Policies"]);
     assert!(sweeper_resources.contains("/index/due"));
     assert!(!format!("{:?}", functions["get"]["Properties"]["Policies"]).contains("index"));
+}
+
+/// `DeleteSecret` with `ForceDeleteWithoutRecovery` (no recovery window) only where a
+/// function must force-delete: disconnect (`?permanent=true`), the sweeper (expiry) and
+/// connect (finishes an expired row's expiry before connecting anew). The others may only
+/// schedule a deletion: their grant holds the condition (`…IfExists`: a call that leaves
+/// the parameter out schedules, with a window). The least-privilege test checks the
+/// same sets against the calls the code makes; the emulator cannot (moto ignores `Bool`
+/// conditions).
+#[test]
+fn only_the_functions_that_must_force_delete_secrets_may() {
+    let t = template();
+    let mut force = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        for statement in statements(f) {
+            if !strings(&statement["Action"]).contains("secretsmanager:DeleteSecret") {
+                continue;
+            }
+            if statement["Condition"].is_null() {
+                force.insert(binary.clone());
+            } else {
+                assert_eq!(
+                    statement["Condition"]["BoolIfExists"]["secretsmanager:ForceDeleteWithoutRecovery"], "false",
+                    "{binary}"
+                );
+                assert_eq!(
+                    strings(&statement["Action"]),
+                    ["secretsmanager:DeleteSecret".to_string()].into(),
+                    "{binary}: the condition applies to DeleteSecret alone"
+                );
+            }
+        }
+    }
+    assert_eq!(force, ["connect", "disconnect", "sweeper"].map(String::from).into());
+}
+
+/// The resources of every grant: the table (the sweeper also its `due` index), this
+/// stage's secrets (`{SecretPrefix}{Stage}/`, the prefix the code is given), the bus.
+/// Nothing is granted on `*`, and no secret outside the stage's prefix.
+#[test]
+fn each_function_s_grants_are_scoped_to_its_resources() {
+    let t = template();
+    let table = "!GetAtt ConnectorsTable.Arn";
+    let index = "!Sub ${ConnectorsTable.Arn}/index/due";
+    let secrets =
+        "!Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}${Stage}/*";
+    let bus = "!GetAtt EventBus.Arn";
+    let prefix = written(&t["Globals"]["Function"]["Environment"]["Variables"]["SECRET_PREFIX"]);
+    assert_eq!(prefix, "!Sub ${SecretPrefix}${Stage}/", "each stage its own prefix");
+    assert!(
+        secrets.ends_with(&format!("{}*", prefix.trim_start_matches("!Sub "))),
+        "the grants cover the prefix the code is given, and only that"
+    );
+    for (binary, f) in functions(&t) {
+        for statement in statements(f) {
+            assert_eq!(statement["Effect"], "Allow");
+            let actions = strings(&statement["Action"]);
+            let services: BTreeSet<&str> = actions.iter().map(|a| a.split(':').next().unwrap()).collect();
+            assert_eq!(services.len(), 1, "{binary}: one service per statement: {actions:?}");
+            let resources: BTreeSet<String> = match &statement["Resource"] {
+                Yaml::Sequence(items) => items.iter().map(written).collect(),
+                one => [written(one)].into(),
+            };
+            let allowed: BTreeSet<String> = match *services.first().unwrap() {
+                "dynamodb" if binary == "sweeper" => [table, index].map(String::from).into(),
+                "dynamodb" => [table.to_string()].into(),
+                "secretsmanager" => [secrets.to_string()].into(),
+                "events" => [bus.to_string()].into(),
+                other => panic!("{binary}: unexpected service {other}"),
+            };
+            assert!(
+                !resources.is_empty() && resources.is_subset(&allowed),
+                "{binary}: {actions:?} on {resources:?}"
+            );
+        }
+    }
+}
+
+/// API Gateway throttles every route before a function runs (each request costs at
+/// least a strongly consistent read of its key, even an unknown one).
+#[test]
+fn the_api_is_throttled() {
+    let t = template();
+    let settings = &resources(&t)["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    for (setting, parameter) in [
+        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
+        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+    ] {
+        assert_eq!(written(&settings[setting]), format!("!Ref {parameter}"));
+        let p = &t["Parameters"][parameter];
+        assert_eq!(p["Type"], "Number");
+        assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
+        assert_eq!(p["MinValue"], 1, "{parameter}: never 0 (that stops all traffic)");
+    }
+}
+
+/// The write functions (and only they) get the idempotency fingerprint key, from a
+/// secret generated per deployment, resolved by CloudFormation; the secret sits outside
+/// the connectors' prefix (its name has no `/`), so no function's secret grants reach it.
+#[test]
+fn the_write_functions_get_a_generated_fingerprint_key() {
+    let t = template();
+    let key = &resources(&t)["IdempotencyFingerprintKey"];
+    assert_eq!(key["Type"], "AWS::SecretsManager::Secret");
+    assert!(key["Properties"]["GenerateSecretString"]["PasswordLength"]
+        .as_u64()
+        .is_some_and(|n| n >= 32));
+    assert!(!written(&key["Properties"]["Name"]).contains('/'));
+    let mut with_key = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        let value = &f["Properties"]["Environment"]["Variables"][FINGERPRINT_KEY];
+        if value.is_null() {
+            continue;
+        }
+        assert_eq!(
+            written(value),
+            "!Sub {{resolve:secretsmanager:${IdempotencyFingerprintKey}:SecretString}}",
+            "{binary}"
+        );
+        with_key.insert(binary);
+    }
+    assert_eq!(with_key, write_functions());
+    let global = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(global[FINGERPRINT_KEY].is_null(), "not for the read functions");
+}
+
+/// The sweeper's outbox metrics (EMF, namespace of `shared::telemetry`) have alarms:
+/// any record undelivered for over an hour, any item it could not read.
+#[test]
+fn the_sweeper_s_outbox_metrics_raise_alarms() {
+    let t = template();
+    for metric in ["undelivered_records", "bad_items"] {
+        let alarm = resources(&t)
+            .values()
+            .find(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
+            .unwrap_or_else(|| panic!("an alarm on {metric}"));
+        let p = &alarm["Properties"];
+        assert_eq!(p["Namespace"], shared::telemetry::METRIC_NAMESPACE);
+        assert_eq!(p["Dimensions"][0]["Name"], "function");
+        assert_eq!(p["Dimensions"][0]["Value"], "sweeper");
+        assert_eq!(p["Dimensions"].as_sequence().unwrap().len(), 1);
+        assert_eq!(p["Threshold"], 1);
+        assert_eq!(p["ComparisonOperator"], "GreaterThanOrEqualToThreshold");
+        assert!(written(&p["AlarmActions"]).contains("AlarmTopicArn"));
+    }
 }
 
 /// Every file in events/ through the function it is for, in lifecycle order.
@@ -378,12 +622,7 @@ async fn every_sample_event_gets_its_documented_answer() {
             );
             let text = text.replace("ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN", &key);
             let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let (method, path) = (
-                req.method().to_string(),
-                req.uri().path_and_query().unwrap().to_string(),
-            );
-            let response = shared::http::handle_operation(&h.app, operation, req).await.unwrap();
-            let reply = h.record(&method, &path, response);
+            let reply = h.invoke(operation, req).await;
             assert_eq!(reply.status, status, "{file}: {}", reply.raw);
         }
     }
@@ -392,8 +631,70 @@ async fn every_sample_event_gets_its_documented_answer() {
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
             .unwrap();
     assert_eq!(schedule["detail-type"], "Scheduled Event");
-    let report = shared::sweeper::run(&h.app).await.unwrap();
+    let report = support::as_function("sweeper", shared::sweeper::run(&h.app))
+        .await
+        .unwrap();
     assert_eq!(report.failed, 0);
     assert!(files.is_empty(), "unexpected files in events/: {files:?}");
     let _ = Scope::ALL;
+}
+
+/// The emulator really enforces each function's grants: what a function is not granted is
+/// refused (403) before it happens, what it is granted goes through, and a key the
+/// emulator does not know is refused outright.
+#[tokio::test]
+async fn the_emulator_refuses_what_a_function_is_not_granted() {
+    let h = Harness::new().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&h.sdk);
+    let name = format!("{}nobody/stripe", h.settings.secret_prefix);
+    let delete = || {
+        secrets
+            .delete_secret()
+            .secret_id(&name)
+            .recovery_window_in_days(7)
+            .send()
+    };
+
+    let refused = support::as_function("get", delete()).await.unwrap_err();
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "get may not delete secrets: {refused:?}"
+    );
+    let allowed = support::as_function("disconnect", delete()).await.unwrap_err();
+    assert!(
+        allowed
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "disconnect may (and finds nothing to delete): {allowed:?}"
+    );
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&h.sdk);
+    let item = |pk: &str| {
+        dynamo
+            .put_item()
+            .table_name(&h.settings.table)
+            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("probe".into()))
+            .send()
+    };
+    let refused = support::as_function("list", item("probe")).await.unwrap_err();
+    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(403));
+    support::as_function("connect", item("probe"))
+        .await
+        .expect("connect may put items");
+
+    let stranger = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&h.admin_sdk)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIAUNKNOWNTESTKEY00",
+                "not-a-key",
+                None,
+                None,
+                "test",
+            ))
+            .build(),
+    );
+    let refused = stranger.list_tables().send().await.unwrap_err();
+    assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(403));
 }

@@ -126,10 +126,10 @@ impl SimHooks {
                 Dependency::EventBridge => "events",
             };
             let task = self.current.lock().unwrap().clone();
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("{task} {dep}:{} {fault:?}", call.operation));
+            self.log.lock().unwrap().push(match call.secret_of {
+                Some(id) => format!("{task} {dep}:{} [{id}] {fault:?}", call.operation),
+                None => format!("{task} {dep}:{} {fault:?}", call.operation),
+            });
         }
         fault
     }

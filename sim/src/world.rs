@@ -128,10 +128,7 @@ impl World {
                 } else if next < plan.len() {
                     let op = plan[next];
                     match op.action {
-                        Action::Jump(seconds) => {
-                            self.clock.advance_ms(seconds * 1000);
-                            self.note(|| format!("clock jumps {seconds}s"));
-                        }
+                        Action::Jump(seconds) => self.jump(seconds, &mut running, &mut retries),
                         _ => running.push(self.start(next, op, 0)),
                     }
                     next += 1;
@@ -139,23 +136,9 @@ impl World {
                     running.push(self.start(index, op, attempt));
                 }
             }
-            self.clock.advance_ms(self.rng.random_range(0..400));
-            let now = self.clock.seconds();
-            let mut delay_rng = ChaCha8Rng::seed_from_u64(self.rng.random());
-            self.memory.state.lock().unwrap().advance(now, || {
-                delay_rng.random_range(0..=shared::memory::TTL_MAX_DELAY_SECONDS)
-            });
-            // Requests past their deadline die where they stand.
-            let now_ms = self.clock.ms();
-            let mut i = 0;
-            while i < running.len() {
-                if now_ms - running[i].started_ms > DEADLINE_MS {
-                    let dead = running.swap_remove(i);
-                    self.killed(dead, &mut retries, "past its deadline");
-                } else {
-                    i += 1;
-                }
-            }
+            let tick = self.rng.random_range(0..400);
+            self.advance_ms(tick);
+            self.kill_overdue(&mut running, &mut retries);
             if running.is_empty() {
                 continue;
             }
@@ -174,6 +157,37 @@ impl World {
                 self.finished(done, reply, &mut retries);
             }
             check::every_step(&mut self.memory.state.lock().unwrap(), &mut self.outcome.violations);
+        }
+    }
+
+    /// Requests past their deadline die where they stand.
+    fn kill_overdue(&mut self, running: &mut Vec<Running>, retries: &mut VecDeque<(usize, Op, u8)>) {
+        let now_ms = self.clock.ms();
+        let mut i = 0;
+        while i < running.len() {
+            if now_ms - running[i].started_ms > DEADLINE_MS {
+                let dead = running.swap_remove(i);
+                self.killed(dead, retries, "past its deadline");
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The clock jumps ahead; the schedule goes on meanwhile (a sweep every hour of the
+    /// jump here, every few minutes in the template), faults and all.
+    fn jump(&mut self, seconds: i64, running: &mut Vec<Running>, retries: &mut VecDeque<(usize, Op, u8)>) {
+        self.note(|| format!("clock jumps {seconds}s"));
+        let mut left = seconds;
+        while left > 0 {
+            let hop = left.min(3600);
+            left -= hop;
+            self.advance_ms(hop * 1000);
+            self.kill_overdue(running, retries);
+            if hop == 3600 || left == 0 {
+                let app = self.app.clone();
+                let _ = run_to_end(Box::pin(async move { app.service.sweep().await }));
+            }
         }
     }
 
@@ -354,7 +368,12 @@ impl World {
     }
 
     fn advance(&mut self, seconds: i64) {
-        self.clock.advance_ms(seconds * 1000);
+        self.advance_ms(seconds * 1000);
+    }
+
+    /// Moves the clock, then the AWS-side clocks (TTL, Secrets Manager) with it.
+    fn advance_ms(&mut self, ms: i64) {
+        self.clock.advance_ms(ms);
         let now = self.clock.seconds();
         let mut delay_rng = ChaCha8Rng::seed_from_u64(self.rng.random());
         self.memory.state.lock().unwrap().advance(now, || {

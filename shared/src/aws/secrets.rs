@@ -33,39 +33,38 @@ impl SecretsManagerVault {
         secret_name(&self.prefix, secret)
     }
 
+    /// Writes a new value into an existing secret, restoring it first: a secret scheduled
+    /// for deletion (a disconnected connector getting new credentials) must come back,
+    /// and restoring one that is not scheduled changes nothing. Not left to
+    /// `PutSecretValue`'s refusal of a scheduled secret: the emulator accepts the write
+    /// and leaves the secret scheduled (the port contract tests caught the difference).
     async fn put_value(&self, name: &str, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
-        let mut restored = false;
-        loop {
-            match self
-                .client
-                .put_secret_value()
-                .secret_id(name)
-                .secret_string(payload.to_secret_string())
-                .send()
-                .await
+        let restored = self.client.restore_secret().secret_id(name).send().await;
+        match restored {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_request_exception() || s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(classify(Dependency::SecretsManager, "RestoreSecret", &e)),
+        }
+        let written = self
+            .client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(payload.to_secret_string())
+            .send()
+            .await;
+        match written {
+            Ok(out) => Ok(SecretArn::new(out.arn.unwrap_or_default())),
+            // The name is still being deleted (its connector was deleted a moment ago):
+            // nothing to write to; a retry finds the connector gone.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
             {
-                Ok(out) => return Ok(SecretArn::new(out.arn.unwrap_or_default())),
-                // Scheduled for deletion (a disconnected connector getting new credentials):
-                // bring it back, then write.
-                Err(e) if !restored && e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
-                    self.client
-                        .restore_secret()
-                        .secret_id(name)
-                        .send()
-                        .await
-                        .map_err(|e| classify(Dependency::SecretsManager, "RestoreSecret", &e))?;
-                    restored = true;
-                }
-                // The name is still being deleted (its connector was deleted a moment ago):
-                // nothing to write to; a retry finds the connector gone.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
-                {
-                    return Err(DependencyError::Unavailable(Dependency::SecretsManager))
-                }
-                Err(e) => return Err(classify(Dependency::SecretsManager, "PutSecretValue", &e)),
+                Err(DependencyError::Unavailable(Dependency::SecretsManager))
             }
+            Err(e) => Err(classify(Dependency::SecretsManager, "PutSecretValue", &e)),
         }
     }
 }

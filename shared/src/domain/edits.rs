@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::catalog::ConnectorType;
 use super::connector::Mode;
+use super::secret_names;
 
 /// Fields that carry secrets or tenancy and so may never appear in a config body.
 pub const FORBIDDEN_FIELDS: [&str; 8] = [
@@ -91,36 +92,52 @@ fn nullable_text(param: &str, v: &Value) -> Result<Option<String>, EditError> {
     }
 }
 
-/// Checks everything inside `config`: no secret-looking key (the global list, or a
+/// Checks everything inside `config`: no secret-looking key or value (the global list, a
 /// credential key name of this connector type — a `secret_key` in a Stripe config is a
-/// secret in disguise: 422), keys that are non-empty printable text, and numbers DynamoDB
-/// can store (magnitude 1e-130 to 1e126; 400).
+/// secret in disguise — or the rule of [`secret_names`]: 422), keys that are non-empty
+/// printable ASCII, and numbers DynamoDB can store (magnitude 1e-130 to 1e126; 400).
 fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), EditError> {
+    let looks_like_a_credential = |param: String| {
+        EditError {
+        message: format!(
+            "`{param}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"
+        ),
+        param,
+        forbidden: true,
+    }
+    };
     match value {
         Value::Object(map) => map.iter().try_for_each(|(k, v)| {
             let here = format!("{path}.{}", printable(k));
-            if k.trim().is_empty() || k.chars().any(char::is_control) || k.chars().count() > MAX_TEXT_LEN {
-                return Err(bad(path, format!("keys in `{path}` must be 1 to {MAX_TEXT_LEN} printable characters")));
+            if !secret_names::is_plain_key(k) || k.trim().is_empty() || k.len() > MAX_TEXT_LEN {
+                return Err(bad(
+                    path,
+                    format!("keys in `{path}` must be 1 to {MAX_TEXT_LEN} printable ASCII characters"),
+                ));
             }
             let lower = k.to_ascii_lowercase();
-            if FORBIDDEN_FIELDS.contains(&lower.as_str()) || connector_type.entry().accepts(&lower) {
-                return Err(EditError {
-                    message: format!("`{here}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"),
-                    param: here,
-                    forbidden: true,
-                });
+            if FORBIDDEN_FIELDS.contains(&lower.as_str())
+                || connector_type.entry().accepts(&lower)
+                || secret_names::is_secret_name(k)
+            {
+                return Err(looks_like_a_credential(here));
             }
             check_config(connector_type, v, &here)
         }),
-        Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, v)| check_config(connector_type, v, &format!("{path}[{i}]")))
-        }
+        Value::String(text) if secret_names::is_secret_value(text) => Err(looks_like_a_credential(path.to_string())),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_config(connector_type, v, &format!("{path}[{i}]"))),
         Value::Number(n) => {
             let magnitude = n.as_f64().map(f64::abs).unwrap_or(f64::INFINITY);
             if magnitude == 0.0 || (1e-130..1e126).contains(&magnitude) {
                 Ok(())
             } else {
-                Err(bad(path, format!("`{path}` must be 0 or have a magnitude between 1e-130 and 1e126")))
+                Err(bad(
+                    path,
+                    format!("`{path}` must be 0 or have a magnitude between 1e-130 and 1e126"),
+                ))
             }
         }
         _ => Ok(()),
@@ -251,6 +268,14 @@ mod tests {
             (json!({"nested": {"api_key": "k"}}), "config.nested.api_key"),
             (json!({"secret_key": "sk"}), "config.secret_key"),
             (json!({"list": [{"Access_Token": "t"}]}), "config.list[0].Access_Token"),
+            // Under other names and spellings (each was stored and echoed before).
+            (json!({"apiKey": "k"}), "config.apiKey"),
+            (json!({"db": {"password": "p"}}), "config.db.password"),
+            (json!({"private_key": "k"}), "config.private_key"),
+            (json!({"clientSecret": "s"}), "config.clientSecret"),
+            (json!({"token": "t"}), "config.token"),
+            // A value in a well-known secret format, whatever its key.
+            (json!({"note": "sk_live_123"}), "config.note"),
         ] {
             let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
             assert!(e.forbidden);
@@ -264,6 +289,8 @@ mod tests {
             (json!({"": 1}), "config"),
             (json!({"a": {" ": 1}}), "config.a"),
             (json!({"a\u{0}b": 1}), "config"),
+            (json!({"api\u{200b}key": 1}), "config"),
+            (json!({"p\u{0430}ssword": 1}), "config"),
             (json!({"n": 1e300}), "config.n"),
             (json!({"n": -1e130}), "config.n"),
             (json!({"list": [1e-300]}), "config.list[0]"),

@@ -9,5 +9,6 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod lifecycle;
+pub mod secret_names;
 pub mod time;
 pub mod view;

@@ -19,6 +19,7 @@ pub use state::{IdempotencyRecord, Secret, State, StoredRow, DELETED_NAME_BLOCKE
 
 use crate::config::Settings;
 use crate::domain::error::Dependency;
+use crate::domain::ids::ConnectorId;
 use crate::key_cache::CachedKeyStore;
 use crate::ports::{Clock, DependencyError};
 use crate::service::Service;
@@ -29,6 +30,8 @@ use crate::App;
 pub struct Call {
     pub dependency: Dependency,
     pub operation: &'static str,
+    /// The connector whose secret a vault call is about (for traces).
+    pub secret_of: Option<ConnectorId>,
 }
 
 /// What to do to one call.
@@ -82,7 +85,22 @@ impl Memory {
         operation: &'static str,
         effect: impl FnOnce(&mut State, i64) -> T,
     ) -> Result<T, DependencyError> {
-        let fault = self.hooks.call(Call { dependency, operation }).await;
+        self.call_on(dependency, operation, None, effect).await
+    }
+
+    async fn call_on<T>(
+        &self,
+        dependency: Dependency,
+        operation: &'static str,
+        secret_of: Option<ConnectorId>,
+        effect: impl FnOnce(&mut State, i64) -> T,
+    ) -> Result<T, DependencyError> {
+        let call = Call {
+            dependency,
+            operation,
+            secret_of,
+        };
+        let fault = self.hooks.call(call).await;
         if let Fault::Before(e) = fault {
             return Err(e);
         }

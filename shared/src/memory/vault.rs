@@ -38,7 +38,7 @@ impl Vault for Memory {
     async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
         let name = self.name(secret);
         let value = payload.to_secret_string();
-        self.call(SecretsManager, "PutSecretValue", |s, _| {
+        self.call_on(SecretsManager, "PutSecretValue", Some(secret.connector_id), |s, _| {
             if s.deleted_names.contains_key(&name) {
                 // CreateSecret: InvalidRequest; PutSecretValue: ResourceNotFound.
                 return Err(DependencyError::Unavailable(SecretsManager));
@@ -62,7 +62,7 @@ impl Vault for Memory {
 
     async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError> {
         let name = self.name(secret);
-        self.call(SecretsManager, "DeleteSecret", |s, now| {
+        self.call_on(SecretsManager, "DeleteSecret", Some(secret.connector_id), |s, now| {
             check_owner(s, &name, secret);
             // Already scheduled: InvalidRequest, and the first deletion date stands.
             if let Some(found) = s.secrets.get_mut(&name) {
@@ -74,7 +74,7 @@ impl Vault for Memory {
 
     async fn restore(&self, secret: &SecretRef) -> Result<(), DependencyError> {
         let name = self.name(secret);
-        self.call(SecretsManager, "RestoreSecret", |s, _| {
+        self.call_on(SecretsManager, "RestoreSecret", Some(secret.connector_id), |s, _| {
             check_owner(s, &name, secret);
             if let Some(found) = s.secrets.get_mut(&name) {
                 found.deletion_at = None;
@@ -85,7 +85,7 @@ impl Vault for Memory {
 
     async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError> {
         let name = self.name(secret);
-        self.call(SecretsManager, "DeleteSecret", |s, now| {
+        self.call_on(SecretsManager, "DeleteSecret", Some(secret.connector_id), |s, now| {
             check_owner(s, &name, secret);
             if s.secrets.remove(&name).is_some() {
                 s.deleted_names.insert(name, now + DELETED_NAME_BLOCKED_SECONDS);

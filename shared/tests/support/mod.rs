@@ -1,17 +1,24 @@
 //! Integration-test harness: a fresh table, bus, secret prefix and capture queue on the
 //! AWS-API emulator (moto server, started by `make test`) for every test, driven through
-//! the same HTTP layer the Lambda handlers use.
+//! the same HTTP layer the Lambda handlers use. The emulator enforces IAM: the service's
+//! code signs every call as the function it runs in (see `iam`), the harness's own setup
+//! and inspection calls as an admin.
 #![allow(dead_code)]
 
 pub mod contract;
 pub mod faults;
+pub mod iam;
+pub mod interleavings;
 pub mod recorder;
+
+pub use recorder::{as_function, as_operator};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -42,6 +49,8 @@ pub fn emulator_endpoint() -> String {
 /// The service's own SDK configuration, with longer timeouts: the emulator slows down
 /// as the suite fills it (moto copies its tables on every transaction), and a spurious
 /// client-side timeout would make tests flaky without saying anything about the code.
+/// Calls are signed as the function whose code makes them ([`iam::PerFunction`]), chosen
+/// per call: the identity cache is off.
 pub async fn emulator_sdk() -> SdkConfig {
     emulator_endpoint();
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -53,6 +62,18 @@ pub async fn emulator_sdk() -> SdkConfig {
         .await
         .to_builder()
         .timeout_config(timeouts)
+        .credentials_provider(SharedCredentialsProvider::new(iam::PerFunction))
+        .identity_cache(aws_config::identity::IdentityCache::no_cache())
+        .build()
+}
+
+/// As [`emulator_sdk`], signed with the admin's keys: the harness's own calls.
+pub async fn admin_sdk() -> SdkConfig {
+    emulator_sdk()
+        .await
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(iam::identities().admin.credentials()))
+        .identity_cache(aws_config::identity::IdentityCache::lazy().build())
         .build()
 }
 
@@ -95,7 +116,10 @@ impl Reply {
 }
 
 pub struct Harness {
+    /// The service's configuration: calls signed as the running function.
     pub sdk: SdkConfig,
+    /// The harness's own: calls signed as the admin.
+    pub admin_sdk: SdkConfig,
     pub settings: Settings,
     pub clock: Arc<ManualClock>,
     pub app: App,
@@ -117,6 +141,17 @@ impl Harness {
         Harness::with_clock(clock.clone(), clock).await
     }
 
+    /// A harness whose service reaches DynamoDB one call at a time, through a serialising
+    /// proxy: concurrent conditional writes then get DynamoDB's isolation, which moto
+    /// lacks (it checks a condition and writes without a lock, so two requests in flight
+    /// at once can both pass an `attribute_not_exists`; see
+    /// [`faults::FaultProxy::start_serializing`]).
+    pub async fn isolated() -> Harness {
+        let proxy = faults::FaultProxy::start_serializing(&emulator_endpoint()).await;
+        let clock = Arc::new(ManualClock::new(Timestamp::from_datetime(chrono::Utc::now())));
+        Harness::with_clock_and_endpoint(clock.clone(), clock, Some(&proxy.url)).await
+    }
+
     /// A harness whose service reads `service_clock` (e.g. one that ticks on its own);
     /// `clock` is the manual one tests move.
     pub async fn with_clock(clock: Arc<ManualClock>, service_clock: Arc<dyn shared::ports::Clock>) -> Harness {
@@ -131,6 +166,7 @@ impl Harness {
         endpoint: Option<&str>,
     ) -> Harness {
         let sdk = emulator_sdk().await;
+        let admin_sdk = admin_sdk().await;
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let settings = Settings {
             table: format!("connectors-{suffix}"),
@@ -139,18 +175,19 @@ impl Harness {
             secret_prefix: format!("connectors-{suffix}/"),
             fingerprint_key: format!("fingerprint-{suffix}"),
         };
-        shared::admin::bootstrap(&sdk, &settings)
+        shared::admin::bootstrap(&admin_sdk, &settings)
             .await
             .expect("bootstrap on the emulator");
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue_url = capture_queue(&sdk, &sqs, &settings, &suffix).await;
+        let sqs = aws_sdk_sqs::Client::new(&admin_sdk);
+        let queue_url = capture_queue(&admin_sdk, &sqs, &settings, &suffix).await;
         let actions = recorder::Calls::default();
         let clients = clients(&sdk, endpoint, Some(&actions));
         let app = App::from_clients(clients, settings.clone(), service_clock);
         Harness {
-            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            dynamo: aws_sdk_dynamodb::Client::new(&admin_sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&admin_sdk),
             sdk,
+            admin_sdk,
             settings,
             clock,
             app,
@@ -167,12 +204,18 @@ impl Harness {
         self.clock.now()
     }
 
-    /// A key for `entity` with `scopes`.
+    /// A key for `entity` with `scopes`, issued by the operator.
     pub async fn key(&self, entity: EntityId, scopes: &[Scope], live: bool) -> String {
-        shared::admin::create_key(&self.app, entity, scopes.iter().copied().collect(), live, None)
-            .await
-            .expect("key created")
-            .plaintext
+        as_operator(shared::admin::create_key(
+            &self.app,
+            entity,
+            scopes.iter().copied().collect(),
+            live,
+            None,
+        ))
+        .await
+        .expect("key created")
+        .plaintext
     }
 
     /// A new entity and a key with every scope.
@@ -196,19 +239,35 @@ impl Harness {
     pub async fn send_via(&self, app: &App, req: Request) -> Reply {
         let method = req.method().to_string();
         let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-        let function = shared::http::router::route(&method, req.uri().path())
-            .map(|m| m.operation.function_name())
-            .unwrap_or("router");
-        let response = recorder::FUNCTION.scope(function, shared::http::handle(app, req)).await;
+        let response = handle_as_function(app, req).await;
         self.record(&method, &path, response)
     }
 
     /// Runs one sweep as the sweeper function.
     pub async fn sweep(&self) -> shared::service::SweepReport {
-        recorder::FUNCTION
-            .scope("sweeper", self.app.service.sweep())
-            .await
-            .expect("sweep")
+        self.try_sweep_via(&self.app).await.expect("sweep")
+    }
+
+    /// One sweep as the sweeper function, served by `app`, its error kept.
+    pub async fn try_sweep_via(
+        &self,
+        app: &App,
+    ) -> Result<shared::service::SweepReport, shared::domain::error::ApiError> {
+        as_function("sweeper", app.service.sweep()).await
+    }
+
+    /// What a Lambda function's entry point does with `req` (`handle_operation`), as that
+    /// function; the answer is recorded and checked like [`Harness::send`]'s.
+    pub async fn invoke(&self, operation: shared::http::router::Operation, req: Request) -> Reply {
+        let method = req.method().to_string();
+        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+        let response = as_function(
+            operation.function_name(),
+            shared::http::handle_operation(&self.app, operation, req),
+        )
+        .await
+        .expect("handle_operation never fails");
+        self.record(&method, &path, response)
     }
 
     pub fn record(&self, method: &str, path: &str, response: lambda_http::Response<Body>) -> Reply {
@@ -381,6 +440,15 @@ impl Harness {
         }
         items
     }
+}
+
+/// Serves `req` with `app` as the function its route belongs to would (signing its AWS
+/// calls with that function's keys); an unrouted request makes no AWS call.
+pub async fn handle_as_function(app: &App, req: Request) -> lambda_http::Response<Body> {
+    let function = shared::http::router::route(req.method().as_str(), req.uri().path())
+        .map(|m| m.operation.function_name())
+        .unwrap_or("router");
+    as_function(function, shared::http::handle(app, req)).await
 }
 
 /// The service's clients from `sdk`, optionally sent to `endpoint` (a proxy in front of

@@ -1,11 +1,15 @@
 //! Records, per function, every AWS action its code performs (an SDK interceptor on the
-//! real clients), for the least-privilege proof against template.yaml.
+//! real clients), for the least-privilege proof against template.yaml. Besides actions
+//! (`service:Action`) it records the facts of a call that IAM conditions of the grants
+//! test, as `condition-key=value` (`secretsmanager:ForceDeleteWithoutRecovery=true`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
+use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -17,6 +21,20 @@ use aws_smithy_types::config_bag::ConfigBag;
 tokio::task_local! {
     /// The function whose code is running (set around each request and sweep).
     pub static FUNCTION: &'static str;
+}
+
+/// The harness's own use of the service's code (issuing and revoking keys, reading rows
+/// back): signed with the admin's keys (see `iam`), and not any function's action.
+pub const OPERATOR: &str = "operator";
+
+/// Runs `f` as the operator.
+pub async fn as_operator<F: Future>(f: F) -> F::Output {
+    FUNCTION.scope(OPERATOR, f).await
+}
+
+/// Runs `f` as `function` (a binary name of functions/).
+pub async fn as_function<F: Future>(function: &'static str, f: F) -> F::Output {
+    FUNCTION.scope(function, f).await
 }
 
 pub type Calls = Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>;
@@ -34,7 +52,7 @@ impl Recorder {
     }
 
     fn record(&self, actions: impl IntoIterator<Item = String>) {
-        if let Ok(function) = FUNCTION.try_with(|f| *f) {
+        if let Some(function) = FUNCTION.try_with(|f| *f).ok().filter(|f| *f != OPERATOR) {
             self.calls
                 .lock()
                 .unwrap()
@@ -51,7 +69,8 @@ impl Intercept for Recorder {
     }
 
     /// What the operation's input says: a transaction needs the action of each item it
-    /// holds; a secret created with tags also needs `TagResource`.
+    /// holds; a secret created with tags also needs `TagResource`; a `DeleteSecret` without
+    /// recovery window needs a grant that does not exclude `ForceDeleteWithoutRecovery`.
     fn read_before_execution(
         &self,
         ctx: &BeforeSerializationInterceptorContextRef<'_>,
@@ -81,6 +100,13 @@ impl Intercept for Recorder {
             .is_some_and(|i| !i.tags().is_empty())
         {
             self.record([format!("{p}:TagResource")]);
+        }
+        if ctx
+            .input()
+            .downcast_ref::<DeleteSecretInput>()
+            .is_some_and(|i| i.force_delete_without_recovery() == Some(true))
+        {
+            self.record([format!("{p}:ForceDeleteWithoutRecovery=true")]);
         }
         Ok(())
     }
