@@ -163,8 +163,8 @@ impl OutboxRecord {
         }
     }
 
-    /// The record after one more failed delivery at `now`: exponential back-off from
-    /// one minute, capped at an hour, so one record that never delivers costs the sweep
+    /// The record after one more failed delivery at `now`: exponential back-off (2, 4,
+    /// 8 … minutes), capped at an hour, so one record that never delivers costs the sweep
     /// one attempt an hour instead of one every run.
     pub fn after_failed_attempt(&self, now: Timestamp) -> OutboxRecord {
         let attempts = self.attempts.saturating_add(1);

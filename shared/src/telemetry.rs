@@ -95,6 +95,34 @@ pub fn take_cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
 }
 
+/// One sweep's metrics as an EMF line (dimension `function` = `sweeper`): what the
+/// template's alarms on undelivered records and undecodable index items watch.
+pub fn sweep_metric_line(report: &crate::service::SweepReport, now_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [["function"]],
+                "Metrics": [
+                    {"Name": "undelivered_records", "Unit": "Count"},
+                    {"Name": "bad_items", "Unit": "Count"},
+                    {"Name": "failed", "Unit": "Count"},
+                    {"Name": "orphans_deleted", "Unit": "Count"},
+                    {"Name": "expired", "Unit": "Count"}
+                ]
+            }]
+        },
+        "function": "sweeper",
+        "undelivered_records": report.undelivered,
+        "bad_items": report.bad_items,
+        "failed": report.failed,
+        "orphans_deleted": report.orphans_deleted,
+        "expired": report.expired,
+    })
+    .to_string()
+}
+
 /// One request's metrics as an EMF line.
 pub fn metric_line(
     function: &str,
@@ -134,6 +162,29 @@ pub fn metric_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sweep_reports_its_undelivered_records_and_bad_items_as_emf_metrics() {
+        let report = crate::service::SweepReport {
+            undelivered: 2,
+            bad_items: 1,
+            ..Default::default()
+        };
+        let line: serde_json::Value = serde_json::from_str(&sweep_metric_line(&report, 1)).unwrap();
+        assert_eq!(line["function"], "sweeper");
+        assert_eq!(
+            (line["undelivered_records"].as_u64(), line["bad_items"].as_u64()),
+            (Some(2), Some(1))
+        );
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"undelivered_records") && names.contains(&"bad_items"));
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRIC_NAMESPACE);
+    }
 
     #[test]
     fn emf_line_declares_its_metrics_and_dimensions() {

@@ -4,8 +4,9 @@
 //! `Retry-After`; row, secret and outbox agree; and after the sweeper runs, the final state
 //! has been announced and nothing is left behind.
 //!
-//! `make test` injects the two fast kinds (throttle, dropped connection) at every step;
-//! `FAULTS=all` (used by `make reliability`) adds 500s and timeouts.
+//! `make test` faults every step once, the four kinds (throttle, 500, timeout, dropped
+//! connection) taking turns; `FAULTS=all` (used by `make reliability`) injects every kind
+//! at every step.
 
 mod support;
 

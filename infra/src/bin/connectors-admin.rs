@@ -24,7 +24,7 @@ enum Command {
     },
     /// Create the table (with TTL) and the event bus if they are missing.
     Bootstrap,
-    /// Run the expiry and outbox sweep once, as the scheduled function does.
+    /// Run the sweep once (expiries, left-behind events, secret guards), as the scheduled function does.
     Sweep,
     /// Watch what the service publishes on the bus.
     Events {

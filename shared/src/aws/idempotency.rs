@@ -14,7 +14,7 @@ use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreEr
 use super::store::{dynamo, s};
 use super::table::TABLE;
 
-/// A retry within 24 hours replays (docs/ARCHITECTURE.md, idempotency).
+/// A retry within 24 hours replays (docs/DECISIONS.md, "Idempotency").
 pub const IDEMPOTENCY_WINDOW_SECONDS: i64 = 24 * 3600;
 
 pub struct DynamoIdempotencyStore {

@@ -22,7 +22,8 @@ use super::table::{due_partition, DueKind, TABLE};
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// A disconnected row's TTL lies this long after its recovery window: the sweeper is the
-/// one that expires rows (event, secret, row, in that order); TTL, which deletes items
+/// one that expires rows (row and `integration.expired` record in one transaction, then
+/// the secret's deletion, then the event); TTL, which deletes items
 /// at some moment after their deadline, is only the safety net if the sweeper is down
 /// for days. Reads treat a row past its window as gone whatever TTL has done.
 pub const TTL_MARGIN_DAYS: i64 = 3;
