@@ -1,7 +1,7 @@
 //! Histories the simulator once failed on, replayed from their seed and shrunk plan, and
 //! the simulator's own guarantees (the same seed gives the same run).
 
-use sim::{plan_for, run, Action, Op, Options};
+use sim::{plan_for, run, Options};
 
 #[test]
 fn a_run_is_a_function_of_its_seed_and_plan() {
