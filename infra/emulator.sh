@@ -37,11 +37,22 @@ launch() {
   return 1
 }
 
+# Waits for the process to exit (moto can take a minute to let go of a large state), and
+# kills it after 10 s, so that a following `start` never runs a second one beside it.
 stop() {
-  if [ -f "$PIDFILE" ]; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    rm -f "$PIDFILE"
-  fi
+  [ -f "$PIDFILE" ] || return 0
+  local pid; pid="$(cat "$PIDFILE")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    # Gone, or a zombie nobody reaps (it has let go of its port).
+    case "$(ps -o stat= -p "$pid" 2>/dev/null)" in
+      ""|Z*) rm -f "$PIDFILE"; return 0 ;;
+    esac
+    sleep 0.1
+  done
+  echo "moto server $pid still running 10 s after SIGTERM: killing it" >&2
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
 }
 
 iam() { "$VENV/bin/python" "$ROOT/infra/emulator_iam.py" "$@"; }

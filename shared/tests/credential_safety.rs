@@ -93,25 +93,10 @@ fn credentials(secret_key: &str) -> Value {
 /// Every secret stored under `entity`'s prefix, whatever its name (by connector type or by
 /// connector id), with whether it is scheduled for deletion.
 async fn secrets_of(h: &Harness, entity: EntityId) -> Vec<(String, bool)> {
-    let prefix = format!("{}{entity}/", h.settings.secret_prefix);
-    let listed = h
-        .secrets
-        .list_secrets()
-        .include_planned_deletion(true)
-        .filters(
-            aws_sdk_secretsmanager::types::Filter::builder()
-                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
-                .values(&prefix)
-                .build(),
-        )
-        .send()
+    h.secrets_of(entity)
         .await
-        .expect("list secrets");
-    listed
-        .secret_list()
         .iter()
         .filter_map(|s| Some((s.name()?.to_string(), s.deleted_date().is_some())))
-        .filter(|(name, _)| name.starts_with(&prefix))
         .collect()
 }
 

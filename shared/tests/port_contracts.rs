@@ -11,9 +11,10 @@ mod support;
 use std::sync::Arc;
 
 use shared::aws::idempotency::DynamoIdempotencyStore;
+use shared::aws::keys::DynamoKeyStore;
 use shared::aws::secrets::{secret_name, SecretsManagerVault};
 use shared::aws::store::DynamoConnectorStore;
-use shared::domain::api_key::{generate_key, Principal, Scope};
+use shared::domain::api_key::{generate_key, ApiKeyRecord, Principal, Scope};
 use shared::domain::catalog::ConnectorType;
 use shared::domain::connector::Connector;
 use shared::domain::credentials::{self, SecretPayload};
@@ -24,7 +25,7 @@ use shared::domain::lifecycle;
 use shared::domain::time::Timestamp;
 use shared::memory::{Memory, NoFaults};
 use shared::ports::{
-    Clock, ConnectorStore, IdempotencyClaim, IdempotencyScope, IdempotencyStore, ManualClock, OutboxRecord,
+    Clock, ConnectorStore, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, ManualClock, OutboxRecord,
     SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
 };
 use support::Harness;
@@ -44,6 +45,7 @@ type Inspector =
 /// The ports under test, and a way to look at secrets from outside.
 struct Ports {
     store: Arc<dyn ConnectorStore>,
+    keys: Arc<dyn KeyStore>,
     idempotency: Arc<dyn IdempotencyStore>,
     vault: Arc<dyn Vault>,
     inspect: Inspector,
@@ -57,6 +59,7 @@ fn memory() -> Ports {
     let state = memory.state.clone();
     Ports {
         store: memory.clone(),
+        keys: memory.clone(),
         idempotency: memory.clone(),
         vault: memory,
         inspect: Box::new(move |secret| {
@@ -84,6 +87,7 @@ async fn emulator() -> Ports {
     let reader = secrets.clone();
     Ports {
         store: Arc::new(DynamoConnectorStore::new(dynamo.clone(), &h.settings.table)),
+        keys: Arc::new(DynamoKeyStore::new(dynamo.clone(), &h.settings.table)),
         idempotency: Arc::new(DynamoIdempotencyStore::new(dynamo, &h.settings.table)),
         vault: Arc::new(SecretsManagerVault::new(secrets, &prefix)),
         inspect: Box::new(move |secret| {
@@ -320,6 +324,44 @@ async fn secrets_move_between_active_scheduled_and_gone(p: Ports) {
     assert_eq!((p.inspect)(other).await, active("other"), "bound to its own connector");
 }
 
+/// API keys: found by hash, unique by hash and id, listed per entity, revoked once.
+async fn keys_are_found_by_hash_unique_and_revoked_once(p: Ports) {
+    let now = p.clock.now();
+    let entity = EntityId::new_random();
+    let new = generate_key(true);
+    let record = ApiKeyRecord {
+        key_id: new.key_id.clone(),
+        entity_id: entity,
+        livemode: true,
+        scopes: Scope::ALL.iter().copied().collect(),
+        created_at: now,
+        key_expires_at: None,
+        revoked_at: None,
+    };
+    assert_eq!(p.keys.find(&new.hash).await.unwrap(), None);
+    p.keys.create(&record, &new.hash).await.unwrap();
+    assert_eq!(
+        p.keys.create(&record, &new.hash).await,
+        Err(StoreError::ConditionFailed)
+    );
+    let other = generate_key(true);
+    assert_eq!(
+        p.keys.create(&record, &other.hash).await,
+        Err(StoreError::ConditionFailed),
+        "one record per key id"
+    );
+    assert_eq!(p.keys.find(&new.hash).await.unwrap(), Some(record.clone()));
+    assert_eq!(p.keys.list(entity).await.unwrap(), vec![record.clone()]);
+    assert!(p.keys.revoke(&record.key_id, now).await.unwrap());
+    assert!(p.keys.revoke(&record.key_id, now.plus_seconds(60)).await.unwrap());
+    assert_eq!(
+        p.keys.find(&new.hash).await.unwrap().unwrap().revoked_at,
+        Some(now),
+        "the first revocation stands"
+    );
+    assert!(!p.keys.revoke(&other.key_id, now).await.unwrap(), "no such key");
+}
+
 macro_rules! on_both {
     ($($contract:ident),* $(,)?) => {
         mod in_memory {
@@ -336,4 +378,5 @@ on_both!(
     the_due_index_finds_what_is_due_and_nothing_else,
     idempotency_claims_hold_for_their_lease_and_their_mode,
     secrets_move_between_active_scheduled_and_gone,
+    keys_are_found_by_hash_unique_and_revoked_once,
 );

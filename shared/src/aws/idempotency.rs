@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::time::Timestamp;
 use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS};
 
-use super::store::{dynamo, s};
+use super::store::{dynamo, s, unless_condition_failed};
 use super::table::TABLE;
 
 /// A retry within 24 hours replays (docs/DECISIONS.md, "Idempotency").
@@ -149,12 +149,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(()),
-            // Taken over by a retry after our lease ran out: its answer is the one kept.
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(dynamo("UpdateItem")(e)),
-        }
+        // Taken over by a retry after our lease ran out: its answer is the one kept.
+        unless_condition_failed("UpdateItem", sent)
     }
 
     async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError> {
@@ -168,10 +164,6 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(dynamo("DeleteItem")(e)),
-        }
+        unless_condition_failed("DeleteItem", sent)
     }
 }

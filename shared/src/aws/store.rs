@@ -66,6 +66,19 @@ pub fn connector_item(row: &Connector) -> Item {
     item
 }
 
+/// The answer of a single-item write whose condition failing means "someone else got
+/// there first" (the record was cleared, the guard renewed, the claim taken over): `Ok`.
+pub(crate) fn unless_condition_failed<O, E: ProvideErrorMetadata>(
+    operation: &'static str,
+    sent: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<(), StoreError> {
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(e) => Err(dynamo(operation)(e)),
+    }
+}
+
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| {
         // serde_dynamo errors name fields and types, not values.
@@ -312,17 +325,8 @@ impl ConnectorStore for DynamoConnectorStore {
             .expression_attribute_names("#pk", TABLE.partition_key)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(()),
-            // Cleared meanwhile (delivered by someone else): nothing to reschedule.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(dynamo("PutItem")(e)),
-        }
+        // Cleared meanwhile (delivered by someone else): nothing to reschedule.
+        unless_condition_failed("PutItem", sent)
     }
 
     async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
@@ -361,17 +365,8 @@ impl ConnectorStore for DynamoConnectorStore {
             .expression_attribute_values(":write", s(guard.write_id.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(()),
-            // Renewed by a newer write, or gone: either way not ours to remove.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(dynamo("DeleteItem")(e)),
-        }
+        // Renewed by a newer write, or gone: either way not ours to remove.
+        unless_condition_failed("DeleteItem", sent)
     }
 }
 

@@ -118,7 +118,8 @@ async fn serve(
         _ => None,
     };
     let Some(key) = idempotency_key else {
-        let (status, body) = execute(app, operation, &principal, segment, params, permanent, req).await?;
+        let (status, body) =
+            within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
     let fingerprint = idempotency::fingerprint(req, app.settings.fingerprint_key.as_bytes());
@@ -149,7 +150,7 @@ async fn serve(
             hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
         }),
         IdempotencyClaim::Claimed { token } => {
-            let result = execute(app, operation, &principal, segment, params, permanent, req).await;
+            let result = within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await;
             // Only successes are kept: an error is safe to re-execute, and a transient one
             // (429/503) must be retryable with the same key.
             let store = &app.service.idempotency;
@@ -223,19 +224,13 @@ fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
     Some(left.saturating_sub(margin))
 }
 
-/// Runs one operation within the request's time budget; `None` as body means an empty
-/// response (204). Cut short, it is a 503: whatever it did is safe to leave half-done
-/// (the outbox and the sweeper finish it; the operations are safe to repeat).
-async fn execute(
-    app: &App,
-    operation: Operation,
-    principal: &Principal,
-    segment: &str,
-    params: HashMap<String, String>,
-    permanent: bool,
+/// Runs `work` (one operation: `None` as body means an empty response, 204) within the
+/// request's time budget. Cut short, it is a 503: whatever it did is safe to leave
+/// half-done (the outbox and the sweeper finish it; the operations are safe to repeat).
+async fn within_budget(
     req: &Request,
+    work: impl std::future::Future<Output = Result<(u16, Option<Value>), ApiError>>,
 ) -> Result<(u16, Option<Value>), ApiError> {
-    let work = run(app, operation, principal, segment, params, permanent, req);
     match time_budget(req) {
         Some(budget) => tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
             tracing::warn!("request cut short at its deadline");

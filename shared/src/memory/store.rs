@@ -248,7 +248,8 @@ impl KeyStore for Memory {
         Ok(self
             .call(DynamoDb, "TransactWriteItems", |s, _| {
                 let found = s.keys.values_mut().find(|k| &k.key_id == key_id);
-                found.map(|k| k.revoked_at = Some(at)).is_some()
+                // The first revocation's time stands (`if_not_exists` in the adapter).
+                found.map(|k| k.revoked_at.get_or_insert(at)).is_some()
             })
             .await?)
     }

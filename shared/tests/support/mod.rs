@@ -342,6 +342,23 @@ impl Harness {
     /// name nothing has if there is none.
     pub async fn secret_name(&self, entity: EntityId, connector_type: &str) -> String {
         let prefix = format!("{}{entity}/", self.settings.secret_prefix);
+        self.secrets_of(entity)
+            .await
+            .iter()
+            .filter(|s| {
+                s.tags()
+                    .iter()
+                    .any(|t| t.key() == Some("connector_type") && t.value() == Some(connector_type))
+            })
+            .max_by_key(|s| s.created_date().map(|d| d.as_nanos()))
+            .and_then(|s| s.name().map(str::to_string))
+            .unwrap_or_else(|| format!("{prefix}none-{connector_type}"))
+    }
+
+    /// Every secret stored under `entity`'s prefix, whatever its name, scheduled for
+    /// deletion or not.
+    pub async fn secrets_of(&self, entity: EntityId) -> Vec<aws_sdk_secretsmanager::types::SecretListEntry> {
+        let prefix = format!("{}{entity}/", self.settings.secret_prefix);
         let listed = self
             .secrets
             .list_secrets()
@@ -359,14 +376,8 @@ impl Harness {
             .secret_list()
             .iter()
             .filter(|s| s.name().is_some_and(|n| n.starts_with(&prefix)))
-            .filter(|s| {
-                s.tags()
-                    .iter()
-                    .any(|t| t.key() == Some("connector_type") && t.value() == Some(connector_type))
-            })
-            .max_by_key(|s| s.created_date().map(|d| d.as_nanos()))
-            .and_then(|s| s.name().map(str::to_string))
-            .unwrap_or_else(|| format!("{prefix}none-{connector_type}"))
+            .cloned()
+            .collect()
     }
 
     pub async fn describe_secret(
