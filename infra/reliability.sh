@@ -226,7 +226,7 @@ PY
 # The key goes in through schemathesis' auth config for the `bearerAuth` scheme (not a fixed
 # -H header), so the cases it generates without or with a broken Authorization really go
 # out that way (missing_required_header, ignored_auth).
-# A schema-violating body over 64 KiB is rightly a 413 (DESIGN.md §1): schemathesis' default
+# A schema-violating body over 64 KiB is rightly a 413 (openapi.yaml): schemathesis' default
 # list of rejection statuses for negative data lacks it, so it is added (nothing else is).
 rejection='[checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]'

@@ -1,4 +1,4 @@
-//! DESIGN.md §2 on the emulator: every transition of the lifecycle diagram, with the row,
+//! The lifecycle (docs/DECISIONS.md, "Lifecycle") on the emulator: every transition of the lifecycle diagram, with the row,
 //! the secret and the delivered events checked after each.
 
 mod support;

@@ -37,7 +37,7 @@ const fn entry(
     }
 }
 
-/// Order is the order of DESIGN.md §1 and of error hints.
+/// Order is the order of openapi.yaml and of error hints.
 pub static CATALOG: [CatalogEntry; 16] = [
     entry("stripe", "Stripe", &["secret_key"], &["publishable_key"]),
     entry(

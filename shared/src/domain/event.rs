@@ -1,4 +1,4 @@
-//! Lifecycle events as published on the bus (DESIGN.md §3). The row inside is the masked
+//! Lifecycle events as published on the bus (docs/DECISIONS.md, "Events and the outbox"). The row inside is the masked
 //! projection; nothing else of a connector goes into an event.
 
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! The connector lifecycle of DESIGN.md §2 as pure functions: each takes the current row
+//! The connector lifecycle of docs/DECISIONS.md ("Lifecycle") as pure functions: each takes the current row
 //! and the time, and returns the next row (or says nothing changes). No I/O here.
 //!
 //! ```text

@@ -10,7 +10,7 @@ use super::connector::{Connector, Mode};
 use super::ids::{ConnectorId, EntityId};
 use super::time::Timestamp;
 
-/// Exactly the fields of DESIGN.md §1, in that order; absent values are `null`.
+/// Exactly the fields of openapi.yaml, in that order; absent values are `null`.
 #[derive(Debug, Serialize)]
 pub struct ConnectorView<'a> {
     pub id: ConnectorId,
@@ -76,7 +76,7 @@ pub fn project(row: &Connector) -> Value {
     serde_json::to_value(ConnectorView::from(row)).expect("a view always serialises")
 }
 
-/// The field names of DESIGN.md §1, in order: what tests hold the projection to.
+/// The field names of openapi.yaml, in order: what tests hold the projection to.
 pub const ROW_FIELDS: [&str; 24] = [
     "id",
     "entity_id",

@@ -13,7 +13,7 @@ use crate::domain::connector::Mode;
 use crate::domain::error::ApiError;
 use crate::service::ListQuery;
 
-/// DESIGN.md §1: request bodies are capped at 64 KiB.
+/// openapi.yaml: request bodies are capped at 64 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How deeply arrays and objects may nest in a body (the top-level value is level 1).

@@ -37,7 +37,7 @@ pub fn empty_response(status: u16, request_id: &str) -> Response<Body> {
     base(status, request_id, Body::Empty)
 }
 
-/// The flat error envelope of DESIGN.md §1.
+/// The flat error envelope of openapi.yaml.
 pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     let mut body = json!({
         "error": error.code(),

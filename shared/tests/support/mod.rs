@@ -90,7 +90,7 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Asserts the error envelope of DESIGN.md §1 and returns its `code`.
+    /// Asserts the error envelope of openapi.yaml and returns its `code`.
     pub fn error_code(&self) -> String {
         let b = &self.body;
         let keys: BTreeSet<&str> = b
