@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke simulate
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke simulate sam-local sam-local-smoke
 
 dev:
 	@bash infra/dev.sh
@@ -22,6 +22,12 @@ bench-smoke:
 
 simulate:
 	@bash infra/simulate.sh
+
+sam-local:
+	@bash infra/sam_local.sh
+
+sam-local-smoke:
+	@bash infra/sam_local.sh smoke
 
 reliability:
 	@bash infra/reliability-suite.sh

@@ -101,7 +101,9 @@ def iam(endpoint, key=None):
 
 def user_with_policy(client, name, document):
     client.create_user(UserName=name)
-    client.put_user_policy(UserName=name, PolicyName="granted", PolicyDocument=json.dumps(document))
+    # A function granted nothing (fallback) gets a user with no policy: refused everything.
+    if document["Statement"]:
+        client.put_user_policy(UserName=name, PolicyName="granted", PolicyDocument=json.dumps(document))
     created = client.create_access_key(UserName=name)["AccessKey"]
     return {
         "user": name,
@@ -156,10 +158,15 @@ def sync(endpoint, template_path, out_path):
         sys.exit(f"the emulator at {endpoint} refuses the recorded admin key: {e}")
     policies = function_policies(template_path)
     for binary, document in sorted(policies.items()):
-        if binary in functions:
+        if binary in functions and document["Statement"]:
             as_admin.put_user_policy(
                 UserName=functions[binary]["user"], PolicyName="granted", PolicyDocument=json.dumps(document)
             )
+        elif binary in functions:
+            try:
+                as_admin.delete_user_policy(UserName=functions[binary]["user"], PolicyName="granted")
+            except ClientError:
+                pass  # it had none
         else:
             functions[binary] = user_with_policy(as_admin, f"connectors-fn-{binary}", document)
     write(out_path, endpoint, admin, functions, policies)

@@ -12,6 +12,7 @@ use shared::aws::table::TABLE;
 use shared::config::ENV_VARS;
 use shared::domain::api_key::Scope;
 use shared::http::router::{route, Operation, ROUTES};
+use shared::http::UNROUTED_FUNCTION;
 use support::Harness;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -48,11 +49,12 @@ fn strings(v: &Yaml) -> BTreeSet<String> {
 }
 
 /// A value as the template writes it: `!Ref LogLevel`, `!GetAtt EventBus.Arn`, `!Sub …`,
-/// or the plain string.
+/// `!If [A, B, C]`, or the plain string.
 fn written(v: &Yaml) -> String {
     match v {
         Yaml::Tagged(t) => format!("{} {}", t.tag, written(&t.value)),
         Yaml::String(s) => s.clone(),
+        Yaml::Sequence(items) => format!("[{}]", items.iter().map(written).collect::<Vec<_>>().join(", ")),
         other => format!("{other:?}"),
     }
 }
@@ -163,7 +165,17 @@ fn every_function_gets_every_setting_the_code_reads() {
                 assert!(env_json["Parameters"][name].is_string(), "{name} in env.json");
             }
             ("AWS_ENDPOINT_URL", _) => {
-                assert!(!global.contains(name), "no emulator endpoint in AWS");
+                // Set only when a local run gives the emulator's URL; absent in AWS.
+                let value = &t["Globals"]["Function"]["Environment"]["Variables"][name];
+                assert_eq!(
+                    written(value),
+                    "!If [HasLocalEndpoint, !Ref LocalEndpointUrl, !Ref AWS::NoValue]"
+                );
+                assert_eq!(t["Parameters"]["LocalEndpointUrl"]["Default"], "");
+                assert_eq!(
+                    written(&t["Conditions"]["HasLocalEndpoint"]),
+                    "!Not [!Equals [!Ref LocalEndpointUrl, ]]"
+                );
                 assert!(
                     env_json["Parameters"][name].is_string(),
                     "env.json points sam local at the emulator"
@@ -190,7 +202,12 @@ fn every_function_gets_every_setting_the_code_reads() {
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     }
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
-    assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
+    // arm64 unless a local run asks for the machine's own architecture.
+    assert_eq!(
+        written(&t["Globals"]["Function"]["Architectures"][0]),
+        "!Ref Architecture"
+    );
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
     assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
 }
 
@@ -220,11 +237,18 @@ fn routes_in_the_template_are_exactly_the_router_s() {
             .join("/")
     };
     let mut in_template = BTreeSet::new();
+    let mut unrouted = 0;
     for (binary, f) in functions(&t) {
         for event in f["Properties"]["Events"].as_mapping().unwrap().values() {
             if event["Type"] == "HttpApi" {
                 let method = event["Properties"]["Method"].as_str().unwrap().to_string();
                 let path = event["Properties"]["Path"].as_str().unwrap();
+                if path == "$default" {
+                    // What matches no route: the function that answers with the envelope.
+                    assert_eq!((binary.as_str(), method.as_str()), (UNROUTED_FUNCTION, "ANY"));
+                    unrouted += 1;
+                    continue;
+                }
                 let concrete = path.replace("{connector}", "stripe");
                 let served = route(&method, &concrete).unwrap().operation.function_name();
                 assert_eq!(
@@ -237,6 +261,7 @@ fn routes_in_the_template_are_exactly_the_router_s() {
     }
     let in_router: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), shape(p))).collect();
     assert_eq!(in_template, in_router);
+    assert_eq!(unrouted, 1, "one $default route");
     let sweeper = &functions(&t)["sweeper"];
     assert_eq!(sweeper["Properties"]["Events"]["Sweep"]["Type"], "Schedule");
     assert_eq!(
@@ -433,6 +458,11 @@ async fn drive_every_path_and_compare_grants() {
     let t = template();
     let functions = functions(&t);
     for (binary, f) in &functions {
+        if binary == UNROUTED_FUNCTION {
+            // It answers before any AWS call and is granted nothing.
+            assert!(granted(f).is_empty() && !recorded.contains_key(binary));
+            continue;
+        }
         // Actions, and the facts of calls that conditions test (`key=value`).
         let (facts, used): (BTreeSet<String>, BTreeSet<String>) = recorded
             .get(binary)
@@ -451,7 +481,7 @@ async fn drive_every_path_and_compare_grants() {
     }
     assert_eq!(
         recorded.keys().cloned().collect::<BTreeSet<_>>(),
-        functions.keys().cloned().collect()
+        functions.keys().filter(|b| *b != UNROUTED_FUNCTION).cloned().collect()
     );
     // Resources: the table for all; the sweep index only where Query on it happens.
     let sweeper_resources = format!("{:?}", functions["sweeper"]["Properties"]["Policies"]);
@@ -638,6 +668,24 @@ async fn every_sample_event_gets_its_documented_answer() {
             assert_eq!(reply.status, status, "{file}: {}", reply.raw);
         }
     }
+    // What matches no route (here a GET of the PUT-only credentials path): the fallback's
+    // 405 with the envelope and `Allow`, and no AWS call (its user may make none).
+    assert!(files.remove("fallback-http-api.json"));
+    let text = std::fs::read_to_string(format!("{ROOT}/events/fallback-http-api.json")).unwrap();
+    let req = lambda_http::request::from_str(&text).unwrap();
+    let response = support::as_function(UNROUTED_FUNCTION, shared::http::handle_unrouted(req))
+        .await
+        .unwrap();
+    let reply = h.record("GET", "/v1/integrations/stripe/credentials", response);
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{}",
+        reply.raw
+    );
+    assert!(reply.body["request_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("req_")));
     assert!(files.remove("sweeper-schedule.json"));
     let schedule: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())

@@ -39,23 +39,73 @@ pub async fn handle_operation(
     operation: Operation,
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    let cold_start = telemetry::take_cold_start();
-    let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-    let started = Instant::now();
+    let metrics = Measured::start(operation.function_name(), &req);
     let (response, request_id) = dispatch(app, Some(operation), req).await;
-    println!(
-        "{}",
-        telemetry::metric_line(
-            operation.function_name(),
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-            cold_start,
-            &request_id,
-            lambda_request_id.as_deref(),
-            chrono::Utc::now().timestamp_millis(),
-        )
-    );
+    metrics.finish(&response, &request_id);
     Ok(response)
+}
+
+/// Serves what no route matches: the function behind the HTTP API's `$default` route, so
+/// that an unknown path (404) or a wrong method (405, with `Allow`) gets the envelope and a
+/// request id, as from the dev server, instead of API Gateway's own `{"message":"Not
+/// Found"}`. Routing is decided before authentication, so it needs no AWS client at all.
+pub async fn handle_unrouted(req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let metrics = Measured::start(UNROUTED_FUNCTION, &req);
+    let request_id = new_request_id();
+    let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let error = match route(req.method().as_str(), req.uri().path()) {
+        Err(error) => error,
+        // API Gateway sends a route's own requests to that route's function; one that
+        // arrives here anyway is not served by a function granted nothing.
+        Ok(_) => ApiError::not_found("No such route on this function."),
+    };
+    let response = error_response(&error, &request_id);
+    tracing::info!(
+        request_id = %request_id,
+        lambda_request_id,
+        method = %req.method(),
+        status = response.status().as_u16(),
+        "request served"
+    );
+    metrics.finish(&response, &request_id);
+    Ok(response)
+}
+
+/// The function (and binary) behind the `$default` route.
+pub const UNROUTED_FUNCTION: &str = "fallback";
+
+/// One EMF metrics line per request of a Lambda function.
+struct Measured {
+    function: &'static str,
+    cold_start: bool,
+    lambda_request_id: Option<String>,
+    started: Instant,
+}
+
+impl Measured {
+    fn start(function: &'static str, req: &Request) -> Self {
+        Measured {
+            function,
+            cold_start: telemetry::take_cold_start(),
+            lambda_request_id: req.lambda_context_ref().map(|c| c.request_id.clone()),
+            started: Instant::now(),
+        }
+    }
+
+    fn finish(self, response: &Response<Body>, request_id: &str) {
+        println!(
+            "{}",
+            telemetry::metric_line(
+                self.function,
+                response.status().as_u16(),
+                self.started.elapsed().as_secs_f64() * 1000.0,
+                self.cold_start,
+                request_id,
+                self.lambda_request_id.as_deref(),
+                chrono::Utc::now().timestamp_millis(),
+            )
+        );
+    }
 }
 
 async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> (Response<Body>, String) {

@@ -458,7 +458,7 @@ impl Harness {
 pub async fn handle_as_function(app: &App, req: Request) -> lambda_http::Response<Body> {
     let function = shared::http::router::route(req.method().as_str(), req.uri().path())
         .map(|m| m.operation.function_name())
-        .unwrap_or("router");
+        .unwrap_or(shared::http::UNROUTED_FUNCTION);
     as_function(function, shared::http::handle(app, req)).await
 }
 
