@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: release builds of the functions and the harness (native, same profile as
-# the Lambda builds), the emulator, then the harness's table (docs/PERFORMANCE.md).
-# BENCH_ITERATIONS (default 1000) warm invocations per read/edit route.
-# `--smoke` (`make bench-smoke`, run by CI): debug builds and a few iterations, only to
-# keep the harness and the functions-as-Lambda-processes path working; no figures.
+# `make bench`: release builds of the functions, the floor and the harness (native, same
+# profile as the Lambda builds), the emulator, then the harness's tables
+# (docs/PERFORMANCE.md): every route at every memory size under Lambda's CPU share,
+# behind TLS, with its cost. Settings: see bench/src/main.rs (BENCH_ITERATIONS,
+# BENCH_COLD_STARTS, BENCH_MEMORY_SIZES, BENCH_ONLY, BENCH_LEVERS).
+# `--smoke` (`make bench-smoke`, run by CI): debug builds, one memory size, a few calls,
+# no levers: only to keep the harness and the functions-as-Lambda-processes path working.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -11,7 +13,7 @@ functions=(get list update credentials connect disconnect restore)
 profile=release; flag=--release
 if [ "${1:-}" = --smoke ]; then
   profile=debug; flag=
-  export BENCH_ITERATIONS=3 BENCH_COLD_STARTS=2 BENCH_BIN_DIR=target/debug
+  export BENCH_ITERATIONS=3 BENCH_COLD_STARTS=2 BENCH_BIN_DIR=target/debug BENCH_MEMORY_SIZES=1024 BENCH_LEVERS=0
 fi
 packages=(); for f in "${functions[@]}"; do packages+=(-p "$f"); done
 cargo build $flag -q "${packages[@]}" -p connectors-bench
@@ -21,6 +23,6 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 "target/$profile/bench"
 echo
 echo "bootstrap sizes (native $(uname -m), $profile profile):"
-for f in "${functions[@]}" hello-lambda; do
-  printf '  %-12s %8d bytes\n' "$f" "$(stat -c %s "target/$profile/$f")"
+for f in "${functions[@]}" floor-getitem; do
+  printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "target/$profile/$f")"
 done

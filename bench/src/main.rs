@@ -1,304 +1,407 @@
-//! `make bench`: plays the Lambda Runtime API on loopback, starts each function's release
-//! binary as Lambda would (`AWS_LAMBDA_RUNTIME_API` and the usual environment), feeds it
-//! API Gateway (HTTP API v2) events against the emulator, and measures cold init, warm
-//! latency, peak RSS and AWS calls per invocation — beside the floors measured in the same
-//! run: a hello-world `lambda_runtime` binary (init) and a bare SDK `GetItem` (latency).
-//! Prints a markdown table. `BENCH_ITERATIONS` (default 1000) warm invocations per route,
-//! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-init median, `BENCH_BIN_DIR`
-//! (default `target/release`) the binaries to measure, `BENCH_ONLY` a comma-separated
-//! subset of route labels, `BENCH_SSL_CERT_FILE` / `BENCH_SSL_CERT_DIR` the functions'
-//! `SSL_CERT_FILE` / `SSL_CERT_DIR` (unset by default, as on Lambda).
+//! `make bench`: the functions as Lambda runs them. It plays the Lambda Runtime API on
+//! loopback and starts each function's binary as Lambda would, under the CPU quota Lambda
+//! gives each memory size, against the emulator behind a TLS proxy (a throwaway CA per
+//! run, so every connection makes a real handshake with certificate verification). Per
+//! route and memory size: the cold first answer (process start → first response), warm
+//! p50/p99, CPU per call, peak RSS, AWS calls, and the cost of a million requests, beside
+//! the floor measured in the same run under the same TLS and quota: a `lambda_runtime`
+//! function whose only work is one bare SDK `GetItem` (`src/bin/floor-getitem.rs`).
+//!
+//! Settings: `BENCH_ITERATIONS` (default 1000) warm calls per read route,
+//! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-start median,
+//! `BENCH_MEMORY_SIZES` (default `128,256,512,1024`), `BENCH_BIN_DIR` (default
+//! `target/release`), `BENCH_ONLY` (comma-separated route names: get, list, update,
+//! credentials, connect, disconnect, restore, purge), `BENCH_LEVERS=0` to skip the levers.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod cost;
+mod proxy;
+mod routes;
+mod runtime;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use shared::domain::api_key::Scope;
-use shared::domain::ids::EntityId;
-use tokio::sync::{mpsc, Mutex};
 
-type Body = Full<Bytes>;
+use proxy::{Tally, TlsProxy};
+use routes::{Route, ROUTES, WRITE_CALLS};
+use runtime::{CpuShare, Process};
 
-fn respond(status: u16, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder().status(status).body(Full::new(body.into())).unwrap()
+/// The roots a function trusts on Lambda (compiled into `shared`): the trust file of a
+/// run holds the run's CA plus these, so it has the size it has on Lambda.
+const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../../shared/src/amazon_trust_services.pem");
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+struct Settings {
+    iterations: usize,
+    cold_starts: usize,
+    sizes: Vec<u32>,
+    bin_dir: PathBuf,
+    only: Option<Vec<String>>,
+    levers: bool,
 }
 
-/// What the function posted back for one invocation.
-struct Answer {
-    at: Instant,
-    body: Value,
-}
-
-/// The Runtime API of one execution environment.
-struct RuntimeApi {
-    addr: SocketAddr,
-    events: mpsc::Sender<(String, String)>,
-    answers: Mutex<mpsc::Receiver<Answer>>,
-    first_next: Arc<std::sync::Mutex<Option<Instant>>>,
-}
-
-impl RuntimeApi {
-    async fn start() -> RuntimeApi {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (events, inbox) = mpsc::channel::<(String, String)>(1);
-        let (answered, answers) = mpsc::channel::<Answer>(16);
-        let inbox = Arc::new(Mutex::new(inbox));
-        let first_next = Arc::new(std::sync::Mutex::new(None));
-        let seen = first_next.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-                        async move {
-                            let path = req.uri().path().to_string();
-                            if path.ends_with("/invocation/next") {
-                                seen.lock().unwrap().get_or_insert(Instant::now());
-                                let Some((id, payload)) = inbox.lock().await.recv().await else {
-                                    return Ok::<_, hyper::Error>(respond(500, "shutting down"));
-                                };
-                                let deadline = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .unwrap()
-                                    .as_millis()
-                                    + 30_000;
-                                let mut r = respond(200, payload);
-                                let h = r.headers_mut();
-                                h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                                h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-                                h.insert(
-                                    "lambda-runtime-invoked-function-arn",
-                                    "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
-                                );
-                                h.insert(
-                                    "lambda-runtime-trace-id",
-                                    "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                                );
-                                return Ok(r);
-                            }
-                            let at = Instant::now();
-                            let bytes = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            let _ = answered.send(Answer { at, body }).await;
-                            Ok(respond(202, "{}"))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        RuntimeApi {
-            addr,
-            events,
-            answers: Mutex::new(answers),
-            first_next,
+impl Settings {
+    fn from_env() -> Settings {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let number = |name: &str, default: usize| var(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+        Settings {
+            iterations: number("BENCH_ITERATIONS", 1000),
+            cold_starts: number("BENCH_COLD_STARTS", 20),
+            sizes: var("BENCH_MEMORY_SIZES")
+                .unwrap_or_else(|| "128,256,512,1024".into())
+                .split(',')
+                .map(|s| s.trim().parse().expect("BENCH_MEMORY_SIZES: numbers of MB"))
+                .collect(),
+            bin_dir: PathBuf::from(var("BENCH_BIN_DIR").unwrap_or_else(|| "target/release".into())),
+            only: var("BENCH_ONLY").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            levers: var("BENCH_LEVERS").as_deref() != Some("0"),
         }
     }
+}
 
-    /// One invocation: hands the event over and waits for the answer.
-    async fn invoke(&self, payload: &Value) -> (Duration, Value) {
-        let sent = Instant::now();
-        self.events
-            .send((uuid::Uuid::new_v4().to_string(), payload.to_string()))
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(30), self.answers.lock().await.recv())
-            .await
-            .expect("function answered in time")
-            .expect("function alive");
-        (answer.at - sent, answer.body)
+/// One route at one memory size.
+struct Row {
+    route: &'static str,
+    function: &'static str,
+    mb: u32,
+    cold_ms: f64,
+    floor_cold_ms: f64,
+    init_ms: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    floor_p50_ms: f64,
+    floor_p99_ms: f64,
+    cpu_ms: f64,
+    rss_mib: f64,
+    per_call: Tally,
+    warm_n: usize,
+    /// USD per million warm requests: Lambda, then the route's AWS calls.
+    lambda_per_million: f64,
+    aws_per_million: f64,
+    /// USD a cold start adds over a warm call (its whole first answer is billed).
+    cold_extra: f64,
+}
+
+impl Row {
+    fn cold_ratio(&self) -> f64 {
+        self.cold_ms / self.floor_cold_ms
+    }
+    fn p99_ratio(&self) -> f64 {
+        self.p99_ms / self.floor_p99_ms
+    }
+    fn cost_per_million(&self) -> f64 {
+        self.lambda_per_million + self.aws_per_million
     }
 }
 
-/// Forwards to the emulator and counts AWS calls.
-#[derive(Clone)]
-struct CountingProxy {
-    url: String,
-    calls: Arc<AtomicUsize>,
+/// What the functions and the floor are started with.
+struct World {
+    app: shared::App,
+    proxy: TlsProxy,
+    env: HashMap<String, String>,
+    floor_env: HashMap<String, String>,
+    bin_dir: PathBuf,
 }
 
-impl CountingProxy {
-    async fn start(upstream: String) -> CountingProxy {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counter = calls.clone();
-        let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build_http();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
-                        async move {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            let uri = format!(
-                                "{upstream}{}",
-                                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-                            );
-                            let mut out = Request::builder().method(parts.method).uri(uri);
-                            for (k, v) in &parts.headers {
-                                out = out.header(k, v);
-                            }
-                            let resp = client
-                                .request(out.body(Full::new(body)).unwrap())
-                                .await
-                                .map_err(std::io::Error::other)?;
-                            let (parts, body) = resp.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                            Ok::<_, std::io::Error>(Response::from_parts(parts, Full::new(body)))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        CountingProxy { url, calls }
+impl World {
+    fn binary(&self, name: &str) -> PathBuf {
+        self.bin_dir.join(name)
     }
 
-    fn count(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-fn http_event(method: &str, path: &str, query: &str, key: &str, body: Option<Value>) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"authorization": format!("Bearer {key}"), "content-type": "application/json"},
-        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.local", "domainPrefix": "bench",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": "bench", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
-        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
-    })
-}
-
-struct Process {
-    child: tokio::process::Child,
-    api: RuntimeApi,
-    spawned: Instant,
-}
-
-impl Process {
-    async fn spawn(binary: &PathBuf, function: &str, env: &HashMap<String, String>) -> Process {
-        let api = RuntimeApi::start().await;
-        let mut cmd = tokio::process::Command::new(binary);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", function)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("RUST_LOG", "off")
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let spawned = Instant::now();
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        Process { child, api, spawned }
-    }
-
-    /// exec → first `GET /next`.
-    async fn init_time(&self) -> Duration {
-        loop {
-            if let Some(at) = *self.api.first_next.lock().unwrap() {
-                return at - self.spawned;
-            }
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-    }
-
-    /// Median exec → first `GET /next` over `n` fresh processes (one cold start is too
-    /// noisy on a shared machine to divide by).
-    async fn median_init(binary: &PathBuf, function: &str, env: &HashMap<String, String>, n: usize) -> Duration {
-        let mut inits = Vec::with_capacity(n);
+    /// Median cold first answer of the floor and of `route`, started alternately so that
+    /// both see the same machine; the route's median init too.
+    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (f64, f64, f64) {
+        let (mut floor, mut own, mut init) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
-            let p = Process::spawn(binary, function, env).await;
-            inits.push(p.init_time().await);
+            let f = Process::spawn(&self.binary("floor-getitem"), "floor", share, &self.floor_env).await;
+            let (d, _, answer) = f.cold_first_answer(&json!({})).await;
+            assert_eq!(answer, Value::Bool(true), "floor: the item it reads exists");
+            floor.push(d);
+            drop(f);
+            let (_, key) = route.prepare(&self.app, 1).await;
+            let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
+            let (d, i, answer) = p.cold_first_answer(&route.event(0, &key)).await;
+            assert_eq!(answer["statusCode"], route.status, "{} cold: {answer}", route.name);
+            own.push(d);
+            init.push(i);
         }
-        inits.sort();
-        percentile(&inits, 0.5)
+        (ms(median(&mut own)), ms(median(&mut floor)), ms(median(&mut init)))
     }
 
-    /// CPU time the process has used so far (`/proc/<pid>/schedstat`, nanoseconds).
-    fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id().unwrap())).unwrap_or_default();
-        Duration::from_nanos(stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0))
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+    async fn measure(&self, route: &Route, share: &CpuShare, settings: &Settings) -> Row {
+        let (cold_ms, floor_cold_ms, init_ms) = self.cold(route, share, settings.cold_starts).await;
+        let warm = if route.read { settings.iterations } else { WRITE_CALLS };
+        let (_, key) = route.prepare(&self.app, warm + 1).await;
+        let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
+        let f = Process::spawn(&self.binary("floor-getitem"), "floor", share, &self.floor_env).await;
+        // Call 0 of each warms the process; it is the cold call measured above.
+        p.invoke(&route.event(0, &key)).await;
+        f.invoke(&json!({})).await;
+        let (mut lat, mut floor) = (Vec::new(), Vec::new());
+        let mut tally = Tally::default();
+        let mut billed = 0.0;
+        let cpu_before = p.cpu_time();
+        for call in 1..=warm {
+            let before = self.proxy.tally();
+            let (d, answer) = p.invoke(&route.event(call, &key)).await;
+            assert_eq!(answer["statusCode"], route.status, "{} warm {call}: {answer}", route.name);
+            let t = self.proxy.tally().minus(before);
+            tally = Tally {
+                calls: tally.calls + t.calls,
+                read_units: tally.read_units + t.read_units,
+                write_units: tally.write_units + t.write_units,
+                secrets_calls: tally.secrets_calls + t.secrets_calls,
+                events: tally.events + t.events,
+            };
+            billed += cost::billed_ms(ms(d));
+            lat.push(d);
+            floor.push(f.invoke(&json!({})).await.0);
+        }
+        let cpu_ms = ms(p.cpu_time() - cpu_before) / warm as f64;
+        let mean_billed = billed / warm as f64;
+        lat.sort();
+        floor.sort();
+        let per_call = |n: u64| n / warm as u64;
+        Row {
+            route: route.name,
+            function: route.function,
+            mb: share.mb,
+            cold_ms,
+            floor_cold_ms,
+            init_ms,
+            p50_ms: ms(percentile(&lat, 0.5)),
+            p99_ms: ms(percentile(&lat, 0.99)),
+            floor_p50_ms: ms(percentile(&floor, 0.5)),
+            floor_p99_ms: ms(percentile(&floor, 0.99)),
+            cpu_ms,
+            rss_mib: p.peak_rss_kib() as f64 / 1024.0,
+            per_call: Tally {
+                calls: per_call(tally.calls),
+                read_units: per_call(tally.read_units),
+                write_units: per_call(tally.write_units),
+                secrets_calls: per_call(tally.secrets_calls),
+                events: per_call(tally.events),
+            },
+            warm_n: warm,
+            lambda_per_million: cost::lambda(mean_billed, share.mb) * 1e6,
+            aws_per_million: cost::aws_calls(tally, warm) * 1e6,
+            cold_extra: cost::lambda(cost::billed_ms(cold_ms), share.mb) - cost::lambda(mean_billed, share.mb),
+        }
     }
 }
 
-/// The connector types `connect` creates (one per warm call), in order; disconnect,
-/// restore and permanent delete then walk the first eleven.
-const CONNECTED: [&str; 15] = [
-    "avatax",
-    "shippo",
-    "printnode",
-    "postmark",
-    "shopify",
-    "mapquest",
-    "google",
-    "openai",
-    "plaid",
-    "ups",
-    "fedex",
-    "usps",
-    "amazon",
-    "ebay",
-    "wwex",
-];
+#[tokio::main]
+async fn main() {
+    let settings = Settings::from_env();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run `make bench` (it starts the emulator)");
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+    let config = shared::config::Settings {
+        table: format!("bench-{suffix}"),
+        event_bus: format!("bench-{suffix}"),
+        event_source: "erp.integrations".into(),
+        secret_prefix: format!("bench-{suffix}/"),
+        fingerprint_key: format!("fingerprint-{suffix}"),
+    };
+    // The harness itself talks to the emulator directly; only the measured processes go
+    // through the TLS proxy.
+    let sdk = shared::config::sdk_config().await;
+    shared::admin::bootstrap(&sdk, &config).await.expect("bootstrap");
+    let app = shared::App::new(&sdk, config.clone(), Arc::new(shared::ports::SystemClock));
+    let proxy = TlsProxy::start(endpoint).await;
+    let dir = std::env::temp_dir().join(format!("connectors-bench-{suffix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lambda_roots = proxy.trust_file(&dir, "lambda-roots.pem", AMAZON_TRUST_SERVICES_PEM);
+    let env: HashMap<String, String> = [
+        ("AWS_ENDPOINT_URL", proxy.url.clone()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("CONNECTORS_TABLE", config.table.clone()),
+        ("EVENT_BUS_NAME", config.event_bus.clone()),
+        ("EVENT_SOURCE", config.event_source.clone()),
+        ("SECRET_PREFIX", config.secret_prefix.clone()),
+        ("IDEMPOTENCY_FINGERPRINT_KEY", config.fingerprint_key.clone()),
+        ("SSL_CERT_FILE", lambda_roots.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    // The floor reads a real connector row.
+    let floor_route = &ROUTES[0];
+    let (floor_entity, _) = floor_route.prepare(&app, 1).await;
+    let mut floor_env = env.clone();
+    floor_env.insert("FLOOR_TABLE".into(), config.table.clone());
+    floor_env.insert("FLOOR_PK".into(), shared::aws::store::entity_pk(floor_entity));
+    floor_env.insert(
+        "FLOOR_SK".into(),
+        shared::aws::store::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
+    );
+    let world = World { app, proxy, env, floor_env, bin_dir: settings.bin_dir.clone() };
 
-/// How long one bare SDK call takes (a floor call must succeed).
-async fn timed<T, E: std::fmt::Debug>(call: impl std::future::Future<Output = Result<T, E>>) -> Duration {
-    let started = Instant::now();
-    call.await.expect("floor call");
-    started.elapsed()
+    let selected: Vec<&Route> = ROUTES
+        .iter()
+        .filter(|r| settings.only.as_ref().is_none_or(|o| o.iter().any(|n| n == r.name)))
+        .collect();
+    let mut rows = Vec::new();
+    for &mb in &settings.sizes {
+        let share = CpuShare::new(mb);
+        for route in &selected {
+            rows.push(world.measure(route, &share, &settings).await);
+        }
+    }
+    print_table(&rows, settings.sizes.iter().all(|&mb| CpuShare::new(mb).enforced()));
+    if settings.levers {
+        levers(&world, &dir).await;
+    }
+    let chosen = choose(&rows);
+    let template = template_memory_sizes();
+    println!("\nmemory size per function: cheapest size meeting the targets (template.yaml has)");
+    for (function, pick) in &chosen {
+        let has = template.get(function.as_str()).copied();
+        match pick {
+            Some(mb) => println!("  {function}: {mb} MB (template: {has:?})"),
+            None => println!("  {function}: no measured size meets the targets (template: {has:?})"),
+        }
+    }
+    println!();
+    for r in &rows {
+        let at_chosen = template.get(r.function).copied() == Some(r.mb);
+        if r.mb == 128 || at_chosen {
+            println!(
+                "cold-first-answer route={} mb={} ms={:.1} floor_ms={:.1} ratio={:.2}",
+                r.route,
+                r.mb,
+                r.cold_ms,
+                r.floor_cold_ms,
+                r.cold_ratio()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn print_table(rows: &[Row], quota: bool) {
+    println!(
+        "CPU quota per memory size: {}",
+        if quota { "enforced (cgroup cpu, period × MB / 1769)" } else { "NOT enforced (no writable cgroup cpu controller)" }
+    );
+    println!("| route | MB | cold first answer ms (floor, ×) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.1} ({:.1}, {:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} |",
+            r.route,
+            r.mb,
+            r.cold_ms,
+            r.floor_cold_ms,
+            r.cold_ratio(),
+            r.init_ms,
+            r.p50_ms,
+            r.floor_p50_ms,
+            r.p99_ms,
+            r.floor_p99_ms,
+            r.p99_ratio(),
+            r.cpu_ms,
+            r.rss_mib,
+            r.per_call.calls,
+            r.per_call.read_units,
+            r.per_call.write_units,
+            r.per_call.secrets_calls,
+            r.per_call.events,
+            r.lambda_per_million,
+            r.aws_per_million,
+            r.cost_per_million(),
+            r.cold_extra,
+            r.warm_n
+        );
+    }
+}
+
+/// Per function, the cheapest measured size at which every route it serves meets the
+/// targets: cold first answer ≤ 1.25× the floor for get and list (at 128 MB), ≤ 2× for
+/// the writes; warm p99 ≤ 1.5× the floor's for get.
+fn choose(rows: &[Row]) -> BTreeMap<String, Option<u32>> {
+    let mut by_function: BTreeMap<String, BTreeMap<u32, Vec<&Row>>> = BTreeMap::new();
+    for r in rows {
+        by_function.entry(r.function.into()).or_default().entry(r.mb).or_default().push(r);
+    }
+    by_function
+        .into_iter()
+        .map(|(function, sizes)| {
+            let meets = |r: &&Row| {
+                let cold_limit = if matches!(r.route, "get" | "list") { 1.25 } else { 2.0 };
+                r.cold_ratio() <= cold_limit && (r.route != "get" || r.p99_ratio() <= 1.5)
+            };
+            let cost = |rs: &Vec<&Row>| rs.iter().map(|r| r.cost_per_million()).sum::<f64>();
+            let pick = sizes
+                .iter()
+                .filter(|(_, rs)| rs.iter().all(meets))
+                .min_by(|a, b| cost(a.1).total_cmp(&cost(b.1)))
+                .map(|(mb, _)| *mb);
+            (function, pick)
+        })
+        .collect()
+}
+
+/// `MemorySize` of each function in template.yaml (its own, else the global one).
+fn template_memory_sizes() -> BTreeMap<String, u32> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
+    let t: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let global = t["Globals"]["Function"]["MemorySize"].as_u64();
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
+        .filter_map(|r| {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str()?.to_string();
+            let mb = r["Properties"]["MemorySize"].as_u64().or(global)?;
+            Some((binary, mb as u32))
+        })
+        .collect()
+}
+
+/// The levers, each side by side at 128 MB on the floor and on get: opening the
+/// connection during init or not, and a trust store of Lambda's size against the whole
+/// system bundle.
+async fn levers(world: &World, dir: &Path) {
+    let share = CpuShare::new(128);
+    let n = 20;
+    let mut warm_up = world.floor_env.clone();
+    warm_up.insert("FLOOR_WARM_UP".into(), "1".into());
+    let system = std::fs::read(SYSTEM_BUNDLE).unwrap_or_default();
+    let big_roots = world.proxy.trust_file(dir, "system-roots.pem", &system);
+    let mut big_env = world.env.clone();
+    big_env.insert("SSL_CERT_FILE".into(), big_roots.display().to_string());
+    let get = &ROUTES[0];
+    let (_, key) = get.prepare(&world.app, 1).await;
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        for (env, binary, event, out) in [
+            (&world.floor_env, "floor-getitem", json!({}), &mut a),
+            (&warm_up, "floor-getitem", json!({}), &mut b),
+            (&world.env, "get", get.event(0, &key), &mut c),
+            (&big_env, "get", get.event(0, &key), &mut d),
+        ] {
+            let p = Process::spawn(&world.binary(binary), binary, &share, env).await;
+            out.push(p.cold_first_answer(&event).await.0);
+        }
+    }
+    let certs = |pem: &[u8]| String::from_utf8_lossy(pem).matches("BEGIN CERTIFICATE").count() + 1;
+    println!("\nlevers at 128 MB, cold first answer, median of {n} each, started alternately:");
+    println!("  floor, GetItem in the first invocation:  {:.1} ms", ms(median(&mut a)));
+    println!("  floor, GetItem already during init:      {:.1} ms", ms(median(&mut b)));
+    println!("  get, {} trusted roots (as on Lambda):    {:.1} ms", certs(AMAZON_TRUST_SERVICES_PEM), ms(median(&mut c)));
+    println!("  get, {} trusted roots (system bundle): {:.1} ms", certs(&system), ms(median(&mut d)));
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    percentile(v, 0.5)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -307,405 +410,4 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-struct Row {
-    route: String,
-    init_ms: f64,
-    first_ms: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    rss_mib: f64,
-    /// p50 of bare `GetItem`s interleaved one for one with this route's warm calls: the
-    /// latency floor under the same conditions (the emulator slows as it fills).
-    floor_p50_ms: f64,
-    /// The function process's CPU time per warm call (user + system), in ms.
-    cpu_ms: f64,
-    calls: f64,
-    n: usize,
-}
-
-#[tokio::main]
-async fn main() {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run `make bench` (it starts the emulator)");
-    let iterations: usize = std::env::var("BENCH_ITERATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1000);
-    let cold_starts: usize = std::env::var("BENCH_COLD_STARTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
-    let bin_dir = PathBuf::from(std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| "target/release".into()));
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
-    let settings = shared::config::Settings {
-        table: format!("bench-{suffix}"),
-        event_bus: format!("bench-{suffix}"),
-        event_source: "erp.integrations".into(),
-        secret_prefix: format!("bench-{suffix}/"),
-        fingerprint_key: format!("fingerprint-{suffix}"),
-    };
-    let sdk = shared::config::sdk_config().await;
-    shared::admin::bootstrap(&sdk, &settings).await.expect("bootstrap");
-    let app = shared::App::new(&sdk, settings.clone(), Arc::new(shared::ports::SystemClock));
-    let entity = EntityId::new_random();
-    let key = shared::admin::create_key(&app, entity, Scope::ALL.into(), true, None)
-        .await
-        .unwrap()
-        .plaintext;
-    let proxy = CountingProxy::start(endpoint.clone()).await;
-    let env: HashMap<String, String> = [
-        ("AWS_ENDPOINT_URL", proxy.url.clone()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("CONNECTORS_TABLE", settings.table.clone()),
-        ("EVENT_BUS_NAME", settings.event_bus.clone()),
-        ("EVENT_SOURCE", settings.event_source.clone()),
-        ("SECRET_PREFIX", settings.secret_prefix.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    // Lambda sets no SSL_CERT_* variables, so the functions get none, unless asked for
-    // with BENCH_SSL_CERT_FILE / BENCH_SSL_CERT_DIR (to measure the system-store path).
-    .chain(
-        ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-            .into_iter()
-            .filter_map(|k| Some((k.to_string(), std::env::var(format!("BENCH_{k}")).ok()?))),
-    )
-    .collect();
-
-    // Seed: a connected stripe row with credentials (through the shared HTTP layer), before
-    // the floors, so the bare GetItem reads the same item the functions read.
-    let seed = |method: &'static str, path: &str, body: Option<Value>| {
-        let mut b = lambda_http::http::Request::builder()
-            .method(method)
-            .uri(path.to_string())
-            .header("authorization", format!("Bearer {key}"));
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                lambda_http::Body::Text(v.to_string())
-            }
-            None => lambda_http::Body::Empty,
-        };
-        shared::http::handle(&app, b.body(body).unwrap())
-    };
-    assert_eq!(seed("POST", "/v1/integrations/stripe", None).await.status(), 201);
-    assert_eq!(
-        seed(
-            "PUT",
-            "/v1/integrations/stripe/credentials",
-            Some(json!({"credentials": {"secret_key": "sk"}}))
-        )
-        .await
-        .status(),
-        200
-    );
-
-    // Floor 1: the hello-world function's cold init and first answer.
-    let mut rows = Vec::new();
-    let init = Process::median_init(&bin_dir.join("hello-lambda"), "hello", &env, cold_starts).await;
-    let hello = Process::spawn(&bin_dir.join("hello-lambda"), "hello", &env).await;
-    let hello_init = hello.init_time().await;
-    let (first, _) = hello.api.invoke(&json!({})).await;
-    let mut lat = Vec::new();
-    let cpu_before = hello.cpu_time();
-    for _ in 0..iterations {
-        lat.push(hello.api.invoke(&json!({})).await.0);
-    }
-    let cpu_ms = ms(hello.cpu_time() - cpu_before) / iterations as f64;
-    lat.sort();
-    rows.push(Row {
-        route: "floor: hello-world lambda_runtime".into(),
-        init_ms: ms(init),
-        first_ms: ms(hello_init + first),
-        p50_ms: ms(percentile(&lat, 0.5)),
-        p99_ms: ms(percentile(&lat, 0.99)),
-        rss_mib: hello.peak_rss_kib() as f64 / 1024.0,
-        floor_p50_ms: 0.0,
-        cpu_ms,
-        calls: 0.0,
-        n: iterations,
-    });
-    drop(hello);
-
-    // Floor 2: a bare SDK GetItem round trip through the same proxy to the same emulator.
-    let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(&proxy.url)
-            .build(),
-    );
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let pk = AttributeValue::S(format!("ENT#{entity}"));
-    let floor_get = || {
-        timed(
-            dynamo
-                .get_item()
-                .table_name(&settings.table)
-                .key("pk", pk.clone())
-                .key("sk", AttributeValue::S("CONN#stripe".into()))
-                .consistent_read(true)
-                .send(),
-        )
-    };
-    // ... and the bare Query that `list` makes (the entity's connector rows).
-    let floor_query = || {
-        timed(
-            dynamo
-                .query()
-                .table_name(&settings.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
-                .expression_attribute_values(":pk", pk.clone())
-                .expression_attribute_values(":conn", AttributeValue::S("CONN#".into()))
-                .consistent_read(true)
-                .send(),
-        )
-    };
-    let mut getitem = Vec::new();
-    let mut query = Vec::new();
-    for _ in 0..iterations {
-        getitem.push(floor_get().await);
-        query.push(floor_query().await);
-    }
-    getitem.sort();
-    query.sort();
-    let getitem_p50 = percentile(&getitem, 0.5);
-    for (route, lat) in [("floor: bare SDK GetItem", &getitem), ("floor: bare SDK Query", &query)] {
-        rows.push(Row {
-            route: route.into(),
-            init_ms: 0.0,
-            first_ms: 0.0,
-            p50_ms: ms(percentile(lat, 0.5)),
-            p99_ms: ms(percentile(lat, 0.99)),
-            rss_mib: 0.0,
-            floor_p50_ms: ms(percentile(lat, 0.5)),
-            cpu_ms: 0.0,
-            calls: 1.0,
-            n: iterations,
-        });
-    }
-
-    // The routes: (function, label, events for the cold call and each warm call, expected status).
-    type EventFn = Box<dyn Fn(usize) -> Value>;
-    let k = key.clone();
-    let routes: Vec<(&str, &str, EventFn, u16, usize)> = vec![
-        (
-            "get",
-            "get",
-            Box::new(move |_| http_event("GET", "/v1/integrations/stripe", "", &k, None)),
-            200,
-            iterations,
-        ),
-        (
-            "list",
-            "list",
-            {
-                let k = key.clone();
-                Box::new(move |_| http_event("GET", "/v1/integrations", "limit=20", &k, None))
-            },
-            200,
-            iterations,
-        ),
-        (
-            "update",
-            "update (PATCH)",
-            {
-                let k = key.clone();
-                Box::new(move |i| {
-                    http_event(
-                        "PATCH",
-                        "/v1/integrations/stripe",
-                        "",
-                        &k,
-                        Some(json!({"display_name": format!("n{i}")})),
-                    )
-                })
-            },
-            200,
-            iterations,
-        ),
-        (
-            "credentials",
-            "credentials (PUT)",
-            {
-                let k = key.clone();
-                Box::new(move |i| {
-                    http_event(
-                        "PUT",
-                        "/v1/integrations/stripe/credentials",
-                        "",
-                        &k,
-                        Some(json!({"credentials": {"secret_key": format!("sk_{i}")}})),
-                    )
-                })
-            },
-            200,
-            iterations,
-        ),
-        (
-            "connect",
-            "connect",
-            {
-                let k = key.clone();
-                let types = CONNECTED;
-                Box::new(move |i| {
-                    http_event(
-                        "POST",
-                        &format!("/v1/integrations/{}", types[i % types.len()]),
-                        "",
-                        &k,
-                        None,
-                    )
-                })
-            },
-            201,
-            10,
-        ),
-        (
-            "disconnect",
-            "disconnect",
-            {
-                let k = key.clone();
-                let types = &CONNECTED[..=10];
-                Box::new(move |i| {
-                    http_event(
-                        "DELETE",
-                        &format!("/v1/integrations/{}", types[i % types.len()]),
-                        "",
-                        &k,
-                        None,
-                    )
-                })
-            },
-            200,
-            10,
-        ),
-        (
-            "restore",
-            "restore",
-            {
-                let k = key.clone();
-                let types = &CONNECTED[..=10];
-                Box::new(move |i| {
-                    http_event(
-                        "POST",
-                        &format!("/v1/integrations/{}/restore", types[i % types.len()]),
-                        "",
-                        &k,
-                        None,
-                    )
-                })
-            },
-            200,
-            10,
-        ),
-        (
-            "disconnect",
-            "permanent delete",
-            {
-                let k = key.clone();
-                let types = &CONNECTED[..=10];
-                Box::new(move |i| {
-                    http_event(
-                        "DELETE",
-                        &format!("/v1/integrations/{}", types[i % types.len()]),
-                        "permanent=true",
-                        &k,
-                        None,
-                    )
-                })
-            },
-            204,
-            10,
-        ),
-    ];
-    // `BENCH_ONLY=get,list`: just those routes (quick side-by-side comparisons).
-    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    for (function, label, event, expected, warm) in routes {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|l| l == label)) {
-            continue;
-        }
-        if label == "disconnect" {
-            // Disconnect, restore and permanent delete act on the rows `connect` made;
-            // give them credentials, as real connectors have (the secret is one more call).
-            for t in &CONNECTED[..=10] {
-                let entry = shared::domain::catalog::ConnectorType::parse(t).unwrap().entry();
-                let credentials: serde_json::Map<String, Value> =
-                    entry.required.iter().map(|k| (k.to_string(), json!("bench"))).collect();
-                let path = format!("/v1/integrations/{t}/credentials");
-                let body = json!({ "credentials": credentials });
-                assert_eq!(seed("PUT", &path, Some(body)).await.status(), 200, "{t}");
-            }
-        }
-        let init = Process::median_init(&bin_dir.join(function), function, &env, cold_starts).await;
-        let p = Process::spawn(&bin_dir.join(function), function, &env).await;
-        let own_init = p.init_time().await;
-        let (first, answer) = p.api.invoke(&event(0)).await;
-        assert_eq!(answer["statusCode"], expected, "{label} cold: {answer}");
-        let mut lat = Vec::new();
-        let before = proxy.count();
-        let cpu_before = p.cpu_time();
-        let mut floor = Vec::new();
-        for i in 1..=warm {
-            let (d, answer) = p.api.invoke(&event(i)).await;
-            assert_eq!(answer["statusCode"], expected, "{label} warm {i}: {answer}");
-            lat.push(d);
-            floor.push(if label == "list" {
-                floor_query().await
-            } else {
-                floor_get().await
-            });
-        }
-        // The interleaved floor calls went through the proxy too.
-        let calls = (proxy.count() - before - warm) as f64 / warm as f64;
-        floor.sort();
-        let cpu_ms = ms(p.cpu_time() - cpu_before) / warm as f64;
-        lat.sort();
-        rows.push(Row {
-            route: label.into(),
-            init_ms: ms(init),
-            first_ms: ms(own_init + first),
-            p50_ms: ms(percentile(&lat, 0.5)),
-            p99_ms: ms(percentile(&lat, 0.99)),
-            rss_mib: p.peak_rss_kib() as f64 / 1024.0,
-            floor_p50_ms: ms(percentile(&floor, 0.5)),
-            cpu_ms,
-            calls,
-            n: warm,
-        });
-    }
-
-    let hello_init = rows[0].init_ms;
-    println!("| route | cold init ms (× hello) | exec→first answer ms | warm p50 ms (× floor beside it: Query for list, else GetItem) | warm p99 ms | CPU ms / warm call | peak RSS MiB | AWS calls / warm call | warm n |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for r in &rows {
-        let floor = if r.floor_p50_ms > 0.0 {
-            r.floor_p50_ms
-        } else {
-            ms(getitem_p50)
-        };
-        let init = if r.init_ms > 0.0 {
-            format!("{:.1} ({:.2}×)", r.init_ms, r.init_ms / hello_init)
-        } else {
-            "—".into()
-        };
-        println!(
-            "| {} | {} | {:.1} | {:.2} ({:.2}× of {:.2}) | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
-            r.route,
-            init,
-            r.first_ms,
-            r.p50_ms,
-            r.p50_ms / floor,
-            floor,
-            r.p99_ms,
-            r.cpu_ms,
-            r.rss_mib,
-            r.calls,
-            r.n
-        );
-    }
 }

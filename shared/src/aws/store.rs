@@ -32,11 +32,11 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn entity_pk(entity: EntityId) -> String {
+pub fn entity_pk(entity: EntityId) -> String {
     format!("ENT#{entity}")
 }
 
-fn connector_sk(connector_type: ConnectorType) -> String {
+pub fn connector_sk(connector_type: ConnectorType) -> String {
     format!("CONN#{connector_type}")
 }
 

@@ -1,0 +1,176 @@
+//! What the functions see as AWS: a TLS-terminating proxy on loopback, with a certificate
+//! from a throwaway CA made for this run, in front of the emulator. Every call is a real
+//! TLS handshake with real certificate verification, as against AWS's endpoints. It also
+//! tallies each call by what AWS bills it as (read and write request units, Secrets
+//! Manager calls, events).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::Value;
+
+/// AWS calls by what they are billed as.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tally {
+    /// Requests that reached the proxy.
+    pub calls: u64,
+    /// DynamoDB read request units (a strongly consistent read of up to 4 KB is 1; a
+    /// transactional read 2 per item).
+    pub read_units: u64,
+    /// DynamoDB write request units (a write of up to 1 KB is 1; a transactional write 2
+    /// per item). Items here are under 1 KB.
+    pub write_units: u64,
+    pub secrets_calls: u64,
+    pub events: u64,
+}
+
+impl Tally {
+    pub fn minus(self, earlier: Tally) -> Tally {
+        Tally {
+            calls: self.calls - earlier.calls,
+            read_units: self.read_units - earlier.read_units,
+            write_units: self.write_units - earlier.write_units,
+            secrets_calls: self.secrets_calls - earlier.secrets_calls,
+            events: self.events - earlier.events,
+        }
+    }
+
+    fn add(&mut self, target: &str, body: &[u8]) {
+        self.calls += 1;
+        let items = |field: &str| {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v[field].as_array().map(|a| a.len() as u64))
+                .unwrap_or(1)
+        };
+        match target.split_once('.') {
+            Some(("DynamoDB_20120810", op)) => match op {
+                "GetItem" | "Query" | "Scan" => self.read_units += 1,
+                "TransactGetItems" => self.read_units += 2 * items("TransactItems"),
+                "PutItem" | "UpdateItem" | "DeleteItem" => self.write_units += 1,
+                "TransactWriteItems" => self.write_units += 2 * items("TransactItems"),
+                _ => {}
+            },
+            Some(("secretsmanager", _)) => self.secrets_calls += 1,
+            Some(("AWSEvents", "PutEvents")) => self.events += items("Entries"),
+            _ => {}
+        }
+    }
+}
+
+pub struct TlsProxy {
+    /// `https://localhost:<port>`: what the functions get as `AWS_ENDPOINT_URL`.
+    pub url: String,
+    /// PEM of the run's CA, for the functions' trust store.
+    pub ca_pem: String,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl TlsProxy {
+    pub async fn start(upstream: String) -> TlsProxy {
+        let (ca_pem, server_config) = throwaway_ca_and_server_config();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let counter = tally.clone();
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (client, counter, upstream, acceptor) =
+                    (client.clone(), counter.clone(), upstream.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        forward(client.clone(), counter.clone(), upstream.clone(), req)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TlsProxy { url, ca_pem, tally }
+    }
+
+    pub fn tally(&self) -> Tally {
+        *self.tally.lock().unwrap()
+    }
+
+    /// A trust store file: the run's CA, plus the certificates of `extra` (a PEM bundle).
+    pub fn trust_file(&self, dir: &Path, name: &str, extra: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        let mut pem = self.ca_pem.clone().into_bytes();
+        pem.extend_from_slice(extra);
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+}
+
+async fn forward(
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    tally: Arc<Mutex<Tally>>,
+    upstream: String,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tally.lock().unwrap().add(target, &body);
+    let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let mut out = Request::builder().method(parts.method).uri(uri);
+    for (k, v) in &parts.headers {
+        out = out.header(k, v);
+    }
+    let resp = client
+        .request(out.body(Full::new(body)).unwrap())
+        .await
+        .map_err(std::io::Error::other)?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// A CA made for this run only, and a server certificate it signs for `localhost`.
+fn throwaway_ca_and_server_config() -> (String, rustls::ServerConfig) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "connectors bench throwaway CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let chain = vec![CertificateDer::from(leaf.der().to_vec()), CertificateDer::from(ca.der().to_vec())];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    (ca.pem(), config)
+}
