@@ -9,8 +9,8 @@ cargo build -q --bin connectors-admin --bin connectors-dev
 started=$(bash infra/emulator.sh start)
 DEV_PID=
 cleanup() {
-  [ -n "$DEV_PID" ] && kill "$DEV_PID" 2>/dev/null
-  [ "$started" = started ] && bash infra/emulator.sh stop
+  if [ -n "$DEV_PID" ]; then kill "$DEV_PID" 2>/dev/null || true; fi
+  if [ "$started" = started ]; then bash infra/emulator.sh stop || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

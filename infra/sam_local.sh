@@ -120,8 +120,8 @@ cleanup() {
     # Whatever container SAM left behind (it was killed, or `sam local invoke` was).
     docker ps -q --filter "ancestor=${IMAGE%%:*}:rapid-$ARCH" | xargs -r docker rm -f >/dev/null 2>&1 || true
   fi
-  [ -n "$FORWARD_PID" ] && kill "$FORWARD_PID" 2>/dev/null
-  [ "$started" = started ] && bash infra/emulator.sh stop
+  if [ -n "$FORWARD_PID" ]; then kill "$FORWARD_PID" 2>/dev/null || true; fi
+  if [ "$started" = started ]; then bash infra/emulator.sh stop || true; fi
   stop_docker
 }
 trap cleanup EXIT

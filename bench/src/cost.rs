@@ -50,7 +50,13 @@ mod tests {
 
     #[test]
     fn calls_are_priced_by_what_aws_bills_them_as() {
-        let tally = Tally { calls: 4, read_units: 2, write_units: 4, secrets_calls: 1, events: 1 };
+        let tally = Tally {
+            calls: 4,
+            read_units: 2,
+            write_units: 4,
+            secrets_calls: 1,
+            events: 1,
+        };
         let expected = 2.0 * 0.125e-6 + 4.0 * 0.625e-6 + 5e-6 + 1e-6;
         assert!((aws_calls(tally, 1) - expected).abs() < 1e-15);
         assert!((aws_calls(tally, 2) - expected / 2.0).abs() < 1e-15);

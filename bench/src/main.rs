@@ -78,6 +78,8 @@ struct Row {
     rss_mib: f64,
     per_call: Tally,
     warm_n: usize,
+    /// Calls (cold or warm) that did not get the route's status.
+    failures: usize,
     /// USD per million warm requests: Lambda, then the route's AWS calls.
     lambda_per_million: f64,
     aws_per_million: f64,
@@ -112,9 +114,11 @@ impl World {
     }
 
     /// Median cold first answer of the floor and of `route`, started alternately so that
-    /// both see the same machine; the route's median init too.
-    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (f64, f64, f64) {
+    /// both see the same machine; the route's median init too, and how many of its cold
+    /// calls did not get the route's status (they are left out of the medians).
+    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (f64, f64, f64, usize) {
         let (mut floor, mut own, mut init) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failures = 0;
         for _ in 0..n {
             let f = Process::spawn(&self.binary("floor-getitem"), "floor", share, &self.floor_env).await;
             let (d, _, answer) = f.cold_first_answer(&json!({})).await;
@@ -124,15 +128,24 @@ impl World {
             let (_, key) = route.prepare(&self.app, 1).await;
             let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
             let (d, i, answer) = p.cold_first_answer(&route.event(0, &key)).await;
-            assert_eq!(answer["statusCode"], route.status, "{} cold: {answer}", route.name);
+            if answer["statusCode"] != route.status {
+                eprintln!("{} at {} MB, cold: {}", route.name, share.mb, answer["statusCode"]);
+                failures += 1;
+                continue;
+            }
             own.push(d);
             init.push(i);
         }
-        (ms(median(&mut own)), ms(median(&mut floor)), ms(median(&mut init)))
+        (
+            ms(median(&mut own)),
+            ms(median(&mut floor)),
+            ms(median(&mut init)),
+            failures,
+        )
     }
 
     async fn measure(&self, route: &Route, share: &CpuShare, settings: &Settings) -> Row {
-        let (cold_ms, floor_cold_ms, init_ms) = self.cold(route, share, settings.cold_starts).await;
+        let (cold_ms, floor_cold_ms, init_ms, mut failures) = self.cold(route, share, settings.cold_starts).await;
         let warm = if route.read { settings.iterations } else { WRITE_CALLS };
         let (_, key) = route.prepare(&self.app, warm + 1).await;
         let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
@@ -147,7 +160,13 @@ impl World {
         for call in 1..=warm {
             let before = self.proxy.tally();
             let (d, answer) = p.invoke(&route.event(call, &key)).await;
-            assert_eq!(answer["statusCode"], route.status, "{} warm {call}: {answer}", route.name);
+            if answer["statusCode"] != route.status {
+                eprintln!(
+                    "{} at {} MB, warm call {call}: {}",
+                    route.name, share.mb, answer["statusCode"]
+                );
+                failures += 1;
+            }
             let t = self.proxy.tally().minus(before);
             tally = Tally {
                 calls: tally.calls + t.calls,
@@ -186,6 +205,7 @@ impl World {
                 events: per_call(tally.events),
             },
             warm_n: warm,
+            failures,
             lambda_per_million: cost::lambda(mean_billed, share.mb) * 1e6,
             aws_per_million: cost::aws_calls(tally, warm) * 1e6,
             cold_extra: cost::lambda(cost::billed_ms(cold_ms), share.mb) - cost::lambda(mean_billed, share.mb),
@@ -240,7 +260,13 @@ async fn main() {
         "FLOOR_SK".into(),
         shared::aws::store::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
     );
-    let world = World { app, proxy, env, floor_env, bin_dir: settings.bin_dir.clone() };
+    let world = World {
+        app,
+        proxy,
+        env,
+        floor_env,
+        bin_dir: settings.bin_dir.clone(),
+    };
 
     let selected: Vec<&Route> = ROUTES
         .iter()
@@ -287,13 +313,17 @@ async fn main() {
 fn print_table(rows: &[Row], quota: bool) {
     println!(
         "CPU quota per memory size: {}",
-        if quota { "enforced (cgroup cpu, period × MB / 1769)" } else { "NOT enforced (no writable cgroup cpu controller)" }
+        if quota {
+            "enforced (cgroup cpu, period × MB / 1769)"
+        } else {
+            "NOT enforced (no writable cgroup cpu controller)"
+        }
     );
-    println!("| route | MB | cold first answer ms (floor, ×) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| route | MB | cold first answer ms (floor, ×) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n | failed calls |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.1} ({:.1}, {:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} |",
+            "| {} | {} | {:.1} ({:.1}, {:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} | {} |",
             r.route,
             r.mb,
             r.cold_ms,
@@ -316,25 +346,31 @@ fn print_table(rows: &[Row], quota: bool) {
             r.aws_per_million,
             r.cost_per_million(),
             r.cold_extra,
-            r.warm_n
+            r.warm_n,
+            r.failures
         );
     }
 }
 
 /// Per function, the cheapest measured size at which every route it serves meets the
-/// targets: cold first answer ≤ 1.25× the floor for get and list (at 128 MB), ≤ 2× for
-/// the writes; warm p99 ≤ 1.5× the floor's for get.
+/// targets: every call answered as documented, cold first answer ≤ 1.25× the floor for
+/// get and list, ≤ 2× for the writes; warm p99 ≤ 1.5× the floor's for get.
 fn choose(rows: &[Row]) -> BTreeMap<String, Option<u32>> {
     let mut by_function: BTreeMap<String, BTreeMap<u32, Vec<&Row>>> = BTreeMap::new();
     for r in rows {
-        by_function.entry(r.function.into()).or_default().entry(r.mb).or_default().push(r);
+        by_function
+            .entry(r.function.into())
+            .or_default()
+            .entry(r.mb)
+            .or_default()
+            .push(r);
     }
     by_function
         .into_iter()
         .map(|(function, sizes)| {
             let meets = |r: &&Row| {
                 let cold_limit = if matches!(r.route, "get" | "list") { 1.25 } else { 2.0 };
-                r.cold_ratio() <= cold_limit && (r.route != "get" || r.p99_ratio() <= 1.5)
+                r.failures == 0 && r.cold_ratio() <= cold_limit && (r.route != "get" || r.p99_ratio() <= 1.5)
             };
             let cost = |rs: &Vec<&Row>| rs.iter().map(|r| r.cost_per_million()).sum::<f64>();
             let pick = sizes
@@ -393,14 +429,31 @@ async fn levers(world: &World, dir: &Path) {
     }
     let certs = |pem: &[u8]| String::from_utf8_lossy(pem).matches("BEGIN CERTIFICATE").count() + 1;
     println!("\nlevers at 128 MB, cold first answer, median of {n} each, started alternately:");
-    println!("  floor, GetItem in the first invocation:  {:.1} ms", ms(median(&mut a)));
-    println!("  floor, GetItem already during init:      {:.1} ms", ms(median(&mut b)));
-    println!("  get, {} trusted roots (as on Lambda):    {:.1} ms", certs(AMAZON_TRUST_SERVICES_PEM), ms(median(&mut c)));
-    println!("  get, {} trusted roots (system bundle): {:.1} ms", certs(&system), ms(median(&mut d)));
+    println!(
+        "  floor, GetItem in the first invocation:  {:.1} ms",
+        ms(median(&mut a))
+    );
+    println!(
+        "  floor, GetItem already during init:      {:.1} ms",
+        ms(median(&mut b))
+    );
+    println!(
+        "  get, {} trusted roots (as on Lambda):    {:.1} ms",
+        certs(AMAZON_TRUST_SERVICES_PEM),
+        ms(median(&mut c))
+    );
+    println!(
+        "  get, {} trusted roots (system bundle): {:.1} ms",
+        certs(&system),
+        ms(median(&mut d))
+    );
 }
 
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
+    if v.is_empty() {
+        return Duration::MAX;
+    }
     percentile(v, 0.5)
 }
 
@@ -408,6 +461,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Milliseconds; `Duration::MAX` (no sample) is infinite.
 fn ms(d: Duration) -> f64 {
+    if d == Duration::MAX {
+        return f64::INFINITY;
+    }
     d.as_secs_f64() * 1000.0
 }

@@ -136,7 +136,10 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tally.lock().unwrap().add(target, &body);
-    let uri = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let uri = format!(
+        "{upstream}{}",
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
     let mut out = Request::builder().method(parts.method).uri(uri);
     for (k, v) in &parts.headers {
         out = out.header(k, v);
@@ -164,7 +167,10 @@ fn throwaway_ca_and_server_config() -> (String, rustls::ServerConfig) {
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
-    let chain = vec![CertificateDer::from(leaf.der().to_vec()), CertificateDer::from(ca.der().to_vec())];
+    let chain = vec![
+        CertificateDer::from(leaf.der().to_vec()),
+        CertificateDer::from(ca.der().to_vec()),
+    ];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -173,4 +179,39 @@ fn throwaway_ca_and_server_config() -> (String, rustls::ServerConfig) {
         .with_single_cert(chain, key)
         .unwrap();
     (ca.pem(), config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_tallied_by_what_aws_bills_them_as() {
+        let mut t = Tally::default();
+        t.add("DynamoDB_20120810.GetItem", b"{}");
+        t.add(
+            "DynamoDB_20120810.TransactWriteItems",
+            br#"{"TransactItems": [{}, {}]}"#,
+        );
+        t.add("DynamoDB_20120810.UpdateItem", b"{}");
+        t.add("secretsmanager.PutSecretValue", b"{}");
+        t.add("AWSEvents.PutEvents", br#"{"Entries": [{}]}"#);
+        t.add("", b"");
+        let want = Tally {
+            calls: 6,
+            read_units: 1,
+            write_units: 5,
+            secrets_calls: 1,
+            events: 1,
+        };
+        assert_eq!(t, want);
+        assert_eq!(
+            t.minus(Tally {
+                calls: 1,
+                ..Tally::default()
+            })
+            .calls,
+            5
+        );
+    }
 }

@@ -39,7 +39,17 @@ pub struct Route {
 /// Connector types the one-type-per-call routes walk: the cold call takes the first, the
 /// n-th warm call the n-th.
 pub const TYPES: [&str; 11] = [
-    "avatax", "shippo", "printnode", "postmark", "shopify", "mapquest", "google", "openai", "plaid", "ups", "fedex",
+    "avatax",
+    "shippo",
+    "printnode",
+    "postmark",
+    "shopify",
+    "mapquest",
+    "google",
+    "openai",
+    "plaid",
+    "ups",
+    "fedex",
 ];
 pub const WRITE_CALLS: usize = TYPES.len() - 1;
 
@@ -48,8 +58,30 @@ fn none(_: usize) -> Option<Value> {
 }
 
 pub const ROUTES: [Route; 8] = [
-    Route { name: "get", function: "get", method: "GET", one_type_per_call: false, suffix: "", query: "", body: none, status: 200, needs: Needs::Connected, read: true },
-    Route { name: "list", function: "list", method: "GET", one_type_per_call: false, suffix: "", query: "limit=20", body: none, status: 200, needs: Needs::Connected, read: true },
+    Route {
+        name: "get",
+        function: "get",
+        method: "GET",
+        one_type_per_call: false,
+        suffix: "",
+        query: "",
+        body: none,
+        status: 200,
+        needs: Needs::Connected,
+        read: true,
+    },
+    Route {
+        name: "list",
+        function: "list",
+        method: "GET",
+        one_type_per_call: false,
+        suffix: "",
+        query: "limit=20",
+        body: none,
+        status: 200,
+        needs: Needs::Connected,
+        read: true,
+    },
     Route {
         name: "update",
         function: "update",
@@ -74,10 +106,54 @@ pub const ROUTES: [Route; 8] = [
         needs: Needs::Connected,
         read: false,
     },
-    Route { name: "connect", function: "connect", method: "POST", one_type_per_call: true, suffix: "", query: "", body: none, status: 201, needs: Needs::Nothing, read: false },
-    Route { name: "disconnect", function: "disconnect", method: "DELETE", one_type_per_call: true, suffix: "", query: "", body: none, status: 200, needs: Needs::Connected, read: false },
-    Route { name: "restore", function: "restore", method: "POST", one_type_per_call: true, suffix: "/restore", query: "", body: none, status: 200, needs: Needs::Disconnected, read: false },
-    Route { name: "purge", function: "disconnect", method: "DELETE", one_type_per_call: true, suffix: "", query: "permanent=true", body: none, status: 204, needs: Needs::Connected, read: false },
+    Route {
+        name: "connect",
+        function: "connect",
+        method: "POST",
+        one_type_per_call: true,
+        suffix: "",
+        query: "",
+        body: none,
+        status: 201,
+        needs: Needs::Nothing,
+        read: false,
+    },
+    Route {
+        name: "disconnect",
+        function: "disconnect",
+        method: "DELETE",
+        one_type_per_call: true,
+        suffix: "",
+        query: "",
+        body: none,
+        status: 200,
+        needs: Needs::Connected,
+        read: false,
+    },
+    Route {
+        name: "restore",
+        function: "restore",
+        method: "POST",
+        one_type_per_call: true,
+        suffix: "/restore",
+        query: "",
+        body: none,
+        status: 200,
+        needs: Needs::Disconnected,
+        read: false,
+    },
+    Route {
+        name: "purge",
+        function: "disconnect",
+        method: "DELETE",
+        one_type_per_call: true,
+        suffix: "",
+        query: "permanent=true",
+        body: none,
+        status: 204,
+        needs: Needs::Connected,
+        read: false,
+    },
 ];
 
 impl Route {
@@ -101,7 +177,11 @@ impl Route {
     /// A fresh entity whose rows are ready for calls `0..calls`, and its key (all scopes).
     pub async fn prepare(&self, app: &shared::App, calls: usize) -> (EntityId, String) {
         let (entity, key) = new_key(app).await;
-        let types: Vec<&str> = (0..calls).map(|c| self.connector(c)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let types: Vec<&str> = (0..calls)
+            .map(|c| self.connector(c))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for t in types {
             if self.needs != Needs::Nothing {
                 seed(app, &key, "POST", &format!("/v1/integrations/{t}"), None, 201).await;
@@ -109,7 +189,15 @@ impl Route {
                 let credentials: serde_json::Map<String, Value> =
                     entry.required.iter().map(|k| (k.to_string(), json!("bench"))).collect();
                 let body = json!({ "credentials": credentials });
-                seed(app, &key, "PUT", &format!("/v1/integrations/{t}/credentials"), Some(body), 200).await;
+                seed(
+                    app,
+                    &key,
+                    "PUT",
+                    &format!("/v1/integrations/{t}/credentials"),
+                    Some(body),
+                    200,
+                )
+                .await;
             }
             if self.needs == Needs::Disconnected {
                 seed(app, &key, "DELETE", &format!("/v1/integrations/{t}"), None, 200).await;
@@ -124,7 +212,7 @@ pub async fn new_key(app: &shared::App) -> (EntityId, String) {
     let entity = EntityId::new_random();
     let key = shared::admin::create_key(app, entity, Scope::ALL.into(), true, None)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("creating a key on the emulator: {e:?}"))
         .plaintext;
     (entity, key)
 }

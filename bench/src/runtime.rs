@@ -41,7 +41,10 @@ impl CpuShare {
             .and_then(|_| std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string()))
             .and_then(|_| std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()));
         match made {
-            Ok(()) => CpuShare { mb, procs: Some(dir.join("cgroup.procs")) },
+            Ok(()) => CpuShare {
+                mb,
+                procs: Some(dir.join("cgroup.procs")),
+            },
             Err(e) => {
                 eprintln!("no CPU quota for {mb} MB ({}: {e}): running unthrottled", dir.display());
                 CpuShare { mb, procs: None }
@@ -198,9 +201,22 @@ impl Process {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("RUST_LOG", "off")
             .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
+        // `BENCH_LOG_DIR`: each function's logs (at `info`) appended to <dir>/<function>.log.
+        match std::env::var("BENCH_LOG_DIR") {
+            Ok(dir) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(Path::new(&dir).join(format!("{function}.log")))
+                    .expect("BENCH_LOG_DIR is a writable directory");
+                cmd.env("RUST_LOG", "info").stdout(log.try_clone().unwrap()).stderr(log);
+            }
+            Err(_) => {
+                cmd.stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+            }
+        }
         let spawned = Instant::now();
         let child = cmd
             .spawn()

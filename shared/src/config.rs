@@ -65,7 +65,7 @@ impl Settings {
 /// One `SdkConfig` per container: rustls with ring (smaller and faster to build than the
 /// default aws-lc stack), short timeouts so an outage becomes a quick 503 rather than a
 /// Lambda timeout (a call gives up after 4 s; the whole request is also held to the
-/// invocation's deadline by `http::execute`). `AWS_ENDPOINT_URL` and `AWS_REGION` are honoured by aws-config itself.
+/// invocation's deadline by `http::within_budget`). `AWS_ENDPOINT_URL` and `AWS_REGION` are honoured by aws-config itself.
 ///
 /// Inside Lambda the runtime hands the function its region and its role's credentials as
 /// environment variables, which the default chain would read first anyway; taking them

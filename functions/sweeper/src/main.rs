@@ -1,5 +1,5 @@
 //! The `sweeper` Lambda, invoked by an EventBridge schedule: finalises expired
-//! disconnects and re-publishes outbox records left behind. The event's content is not
+//! disconnects, re-publishes outbox records left behind and settles secret guards. The event's content is not
 //! used; the run's summary is its result (and a log line).
 
 use lambda_http::lambda_runtime::{self, LambdaEvent};

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::domain::time::Timestamp;
 use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS};
 
-use super::store::{dynamo, s, unless_condition_failed};
+use super::items::s;
+use super::store::{dynamo, unless_condition_failed};
 use super::table::TABLE;
 
 /// A retry within 24 hours replays (docs/DECISIONS.md, "Idempotency").

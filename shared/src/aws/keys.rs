@@ -11,7 +11,8 @@ use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{KeyStore, StoreError};
 
-use super::store::{decode, dynamo, entity_pk, query_entity, s, Item};
+use super::items::{entity_pk, s, Item};
+use super::store::{decode, dynamo, query_entity};
 use super::table::TABLE;
 
 fn keys_of(record: &ApiKeyRecord, hash: &KeyHash) -> [(String, String); 3] {

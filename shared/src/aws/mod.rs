@@ -3,6 +3,7 @@
 mod errors;
 pub mod events;
 pub mod idempotency;
+pub mod items;
 pub mod keys;
 pub mod secrets;
 pub mod store;

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use crate::aws::idempotency::IDEMPOTENCY_WINDOW_SECONDS;
 use crate::aws::store::TTL_MARGIN_DAYS;
 use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
 use crate::domain::catalog::ConnectorType;
@@ -21,7 +22,6 @@ use super::Memory;
 
 /// DynamoDB remembers a transaction's token for ten minutes.
 const TOKEN_MEMORY_SECONDS: i64 = 600;
-const IDEMPOTENCY_WINDOW_SECONDS: i64 = 24 * 3600;
 
 fn stored(row: &Connector) -> StoredRow {
     let ttl = match (row.is_active, row.recoverable_until) {

@@ -1,0 +1,321 @@
+//! The write operations: connect (and re-connect), restore, edits, credentials,
+//! disconnect and permanent delete, and the sweep's expiry. Each orders its I/O around
+//! the rules of `domain::lifecycle`; a write that lost a race on `version` is retried
+//! by [`retry_lost_races`].
+
+use super::*;
+
+impl Service {
+    /// `POST /v1/integrations/{connector_type}`: connect (config only). A disconnected row
+    /// inside its window is re-connected instead: same id, kept credentials (200).
+    pub async fn connect(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        edits: &Edits,
+    ) -> Result<(Connector, Outcome), ApiError> {
+        // Checked up front: the re-connect branch applies the fields to an existing row.
+        if edits.mode.is_some_and(Mode::is_live) && !principal.livemode {
+            return Err(lifecycle_error(LifecycleError::LiveModeWithTestKey));
+        }
+        retry_lost_races(|_| self.connect_once(principal, connector_type, edits)).await
+    }
+
+    async fn connect_once(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        edits: &Edits,
+    ) -> Result<(Connector, Outcome), Failure> {
+        let now = self.clock.now();
+        let already_connected = |hint: String| {
+            Failure::Api(ApiError::Conflict {
+                code: "already_connected",
+                hint,
+            })
+        };
+        match self.store.get(principal.entity_id, connector_type).await? {
+            Some(row) if row.is_active => Err(already_connected(format!(
+                "This entity already has a {connector_type} connector; edit it with PATCH or disconnect it first."
+            ))),
+            Some(row) if !row.is_expired(now) && row.is_visible_to(principal) => {
+                let edited = lifecycle::apply_fields(row.clone(), edits);
+                let next = self.reactivate(principal, &row, edited, now).await?;
+                Ok((next, Outcome::Reconnected))
+            }
+            Some(row) if !row.is_expired(now) => Err(already_connected(format!(
+                "This entity already has a {connector_type} connector."
+            ))),
+            existing => {
+                // Past its window: finish its expiry (as the sweeper would) first.
+                if let Some(expired) = existing {
+                    self.finalize_expiry(&expired, now).await?;
+                }
+                let row = lifecycle::connect(principal, connector_type, edits, now)?;
+                self.commit(&row, None, &[EventType::Connected], principal, None, now)
+                    .await?;
+                Ok((row, Outcome::Created))
+            }
+        }
+    }
+
+    /// Makes `row` active again as `edited` (row plus any field edits), with the
+    /// `integration.restored` event.
+    async fn reactivate(
+        &self,
+        principal: &Principal,
+        row: &Connector,
+        edited: Connector,
+        now: Timestamp,
+    ) -> Result<Connector, Failure> {
+        let next = lifecycle::restore(&edited, now)?.unwrap_or(edited);
+        self.commit_reactivation(principal, row, &next, &[EventType::Restored], now)
+            .await?;
+        Ok(next)
+    }
+
+    /// Commits `next` over `current` where the change makes the row active again. The
+    /// secret is restored first, so that no active row ever sits on a secret scheduled for
+    /// deletion; and it follows the committed row again afterwards (`FollowRow`), because
+    /// a disconnect that committed before us may schedule it between our restore and our
+    /// commit, and only an act after our commit, checked against the row, is sure to
+    /// come last. If the commit fails, the secret is settled back to the row as it is;
+    /// if the request is killed before its commit, the guard written first makes the
+    /// sweeper do that.
+    async fn commit_reactivation(
+        &self,
+        principal: &Principal,
+        current: &Connector,
+        next: &Connector,
+        events: &[EventType],
+        now: Timestamp,
+    ) -> Result<(), Failure> {
+        let has_secret = current.has_secret();
+        if has_secret {
+            let secret = current.secret_ref();
+            self.store.guard_secret(&SecretGuard::new(secret, now)).await?;
+            self.vault.restore(&secret).await?;
+        }
+        let action = has_secret.then_some(SecretAction::FollowRow);
+        let committed = self
+            .commit(next, Some(current.version), events, principal, action, now)
+            .await;
+        if committed.is_err() && has_secret {
+            self.settle_secret(current).await;
+        }
+        committed
+    }
+
+    /// `POST /v1/integrations/{connector_type}/restore`: undo a disconnect inside the window.
+    pub async fn restore(&self, principal: &Principal, connector_type: ConnectorType) -> Result<Connector, ApiError> {
+        retry_lost_races(|_| async move {
+            let row = self.stored(principal, ConnectorRef::Type(connector_type)).await?;
+            let now = self.clock.now();
+            if row.is_active {
+                Ok(row)
+            } else if row.is_expired(now) {
+                Err(ApiError::RecoveryWindowExpired.into())
+            } else {
+                self.reactivate(principal, &row, row.clone(), now).await
+            }
+        })
+        .await
+    }
+
+    /// `PATCH /v1/integrations/{connector_type}`: edit fields; `is_active` moves the
+    /// lifecycle. Events only when something changed.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        edits: &Edits,
+    ) -> Result<Connector, ApiError> {
+        retry_lost_races(|_| async move {
+            let row = self.stored(principal, ConnectorRef::Type(connector_type)).await?;
+            let now = self.clock.now();
+            if row.is_expired(now) {
+                return Err(if edits.is_active == Some(true) {
+                    ApiError::RecoveryWindowExpired
+                } else {
+                    not_found()
+                }
+                .into());
+            }
+            let Some((next, events)) = lifecycle::edit(principal, &row, edits, now)? else {
+                return Ok(row);
+            };
+            if events.contains(&EventType::Restored) {
+                self.commit_reactivation(principal, &row, &next, &events, now).await?;
+            } else {
+                let disconnecting = events.contains(&EventType::Disconnected);
+                let action = disconnecting.then_some(SecretAction::FollowRow);
+                self.commit(&next, Some(row.version), &events, principal, action, now)
+                    .await?;
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    /// `PUT /v1/integrations/{connector_type}/credentials`: write-only credential intake.
+    /// On a disconnected row (inside its window) the secret is restored and replaced, and
+    /// the row is active again.
+    pub async fn put_credentials(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        credentials: &Value,
+        webhook_secret: Option<&Value>,
+    ) -> Result<Connector, ApiError> {
+        let payload: SecretPayload = credentials::validate(connector_type, credentials, webhook_secret)
+            .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
+        // Existence first, so that credentials for an unknown connector are never stored.
+        let existing = self.find(principal, ConnectorRef::Type(connector_type)).await?;
+        let secret = existing.secret_ref();
+        // The guard first: if the row is gone by the time the sweeper looks (a permanent
+        // delete raced us, or we are killed before our commit), the secret is deleted.
+        self.store
+            .guard_secret(&SecretGuard::new(secret, self.clock.now()))
+            .await?;
+        // `put` restores a secret scheduled for deletion before writing it.
+        let arn = self.vault.put(&secret, &payload).await?;
+        let stored = retry_lost_races(|attempt| {
+            let known = (attempt == 0).then(|| existing.clone());
+            self.store_credentials_once(principal, &existing, known, &payload, arn.clone())
+        })
+        .await;
+        if stored.is_err() {
+            self.settle_secret(&existing).await;
+        }
+        stored
+    }
+
+    /// Commits the row that points at the stored secret. The first attempt writes over
+    /// `known` (the row as read before); the version condition catches any change since,
+    /// and each retry reads afresh — and gives up if the connector the secret was written
+    /// for (`original`) has been replaced by another one.
+    async fn store_credentials_once(
+        &self,
+        principal: &Principal,
+        original: &Connector,
+        known: Option<Connector>,
+        payload: &SecretPayload,
+        arn: crate::domain::connector::SecretArn,
+    ) -> Result<Connector, Failure> {
+        let current = match known {
+            Some(row) => row,
+            None => {
+                self.find(principal, ConnectorRef::Type(original.connector_type))
+                    .await?
+            }
+        };
+        if current.id != original.id {
+            return Err(Failure::Api(lost_race()));
+        }
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        let base = match lifecycle::restore(&current, now)? {
+            Some(restored) => {
+                events.push(EventType::Restored);
+                restored
+            }
+            None => current.clone(),
+        };
+        events.push(EventType::CredentialsUpdated);
+        let mut next =
+            lifecycle::with_credentials(&base, payload.key_names(), payload.webhook_secret.is_some(), arn, now);
+        next.version = current.version + 1;
+        // When this write restores the row, the secret follows the committed row
+        // afterwards too: a disconnect may have scheduled it after `put` revived it.
+        let action = events.contains(&EventType::Restored).then_some(SecretAction::FollowRow);
+        self.commit(&next, Some(current.version), &events, principal, action, now)
+            .await?;
+        Ok(next)
+    }
+
+    /// `DELETE /v1/integrations/{connector}`: disconnect, keeping credentials 7 days.
+    pub async fn disconnect(&self, principal: &Principal, r: ConnectorRef) -> Result<Connector, ApiError> {
+        retry_lost_races(|_| async move {
+            let current = self.find(principal, r).await?;
+            let now = self.clock.now();
+            match lifecycle::disconnect(&current, now) {
+                None => {
+                    // Already disconnected: no change, no event. Re-assert the secret's
+                    // scheduled deletion in case an earlier attempt stopped before it.
+                    self.reconcile_secret(current.secret_ref(), Some(current.clone()))
+                        .await?;
+                    Ok(current)
+                }
+                Some(next) => {
+                    let action = Some(SecretAction::FollowRow);
+                    self.commit(
+                        &next,
+                        Some(current.version),
+                        &[EventType::Disconnected],
+                        principal,
+                        action,
+                        now,
+                    )
+                    .await?;
+                    Ok(next)
+                }
+            }
+        })
+        .await
+    }
+
+    /// `DELETE /v1/integrations/{connector}?permanent=true`: row and secret gone at once.
+    /// If the secret cannot be deleted right now, the outbox record keeps that duty and
+    /// the sweeper finishes it; the row is gone either way.
+    pub async fn purge(&self, principal: &Principal, r: ConnectorRef) -> Result<(), ApiError> {
+        retry_lost_races(|_| async move {
+            let row = self.find(principal, r).await?;
+            let now = self.clock.now();
+            let event = Event::new(EventType::Deleted, &row, Some(&principal.key_id), now);
+            let record = OutboxRecord::new(&event, &row, Some(SecretAction::ForceDelete));
+            self.store.delete(&row, std::slice::from_ref(&record)).await?;
+            let _ = self.deliver(&record).await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores `row` with an outbox record per event in one transaction, then delivers
+    /// them. The first record carries the secret work (`action`): if that fails the caller
+    /// gets the error (429/503) and the record stays for the sweeper to finish; if only
+    /// publishing fails, the answer is unaffected and the sweeper re-publishes. Only the
+    /// transaction can lose a race: nothing after it is retried.
+    async fn commit(
+        &self,
+        row: &Connector,
+        expected_version: Option<u64>,
+        events: &[EventType],
+        principal: &Principal,
+        action: Option<SecretAction>,
+        now: Timestamp,
+    ) -> Result<(), Failure> {
+        let records: Vec<OutboxRecord> = events
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let event = Event::new(*t, row, Some(&principal.key_id), now);
+                OutboxRecord::new(&event, row, if i == 0 { action } else { None })
+            })
+            .collect();
+        self.store.save(row, expected_version, &records).await?;
+        for record in &records {
+            self.deliver_committed(record, row).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a row whose window has passed: `integration.expired` and the row's deletion in
+    /// one transaction (conditional on its version), then the secret's deletion and the
+    /// event. `Ok(false)`: the row is gone but delivery waits for the next sweep.
+    pub(super) async fn finalize_expiry(&self, row: &Connector, now: Timestamp) -> Result<bool, Failure> {
+        let event = Event::new(EventType::Expired, row, None, now);
+        let record = OutboxRecord::new(&event, row, Some(SecretAction::ForceDelete));
+        self.store.delete(row, std::slice::from_ref(&record)).await?;
+        Ok(matches!(self.deliver(&record).await, Ok(true)))
+    }
+}
