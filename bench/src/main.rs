@@ -125,6 +125,7 @@ impl World {
             assert_eq!(answer, Value::Bool(true), "floor: the item it reads exists");
             floor.push(d);
             drop(f);
+            self.proxy.settle().await;
             let (_, key) = route.prepare(&self.app, 1).await;
             let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
             let (d, i, answer) = p.cold_first_answer(&route.event(0, &key)).await;
@@ -147,6 +148,7 @@ impl World {
     async fn measure(&self, route: &Route, share: &CpuShare, settings: &Settings) -> Row {
         let (cold_ms, floor_cold_ms, init_ms, mut failures) = self.cold(route, share, settings.cold_starts).await;
         let warm = if route.read { settings.iterations } else { WRITE_CALLS };
+        self.proxy.settle().await;
         let (_, key) = route.prepare(&self.app, warm + 1).await;
         let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
         let f = Process::spawn(&self.binary("floor-getitem"), "floor", share, &self.floor_env).await;

@@ -72,6 +72,7 @@ pub struct TlsProxy {
     /// PEM of the run's CA, for the functions' trust store.
     pub ca_pem: String,
     tally: Arc<Mutex<Tally>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TlsProxy {
@@ -84,6 +85,12 @@ impl TlsProxy {
         let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
         let tally = Arc::new(Mutex::new(Tally::default()));
         let counter = tally.clone();
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // One request at a time upstream: moto's transactions copy its tables without a
+        // lock and fail ("dictionary changed size during iteration") when another request
+        // changes them meanwhile, e.g. one a just-killed function had already sent.
+        let upstream_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let (flying, lock) = (in_flight.clone(), upstream_lock.clone());
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             loop {
@@ -92,12 +99,23 @@ impl TlsProxy {
                 };
                 let (client, counter, upstream, acceptor) =
                     (client.clone(), counter.clone(), upstream.clone(), acceptor.clone());
+                let (flying, lock) = (flying.clone(), lock.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = service_fn(move |req: Request<Incoming>| {
-                        forward(client.clone(), counter.clone(), upstream.clone(), req)
+                        let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
+                        let (flying, lock) = (flying.clone(), lock.clone());
+                        async move {
+                            flying.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let answer = {
+                                let _one_at_a_time = lock.lock().await;
+                                forward(client, counter, upstream, req).await
+                            };
+                            flying.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            answer
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
@@ -105,7 +123,15 @@ impl TlsProxy {
                 });
             }
         });
-        TlsProxy { url, ca_pem, tally }
+        TlsProxy { url, ca_pem, tally, in_flight }
+    }
+
+    /// Waits until no request is passing through (one a killed function sent may still be
+    /// on its way), so that the harness's own writes never run beside it.
+    pub async fn settle(&self) {
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     pub fn tally(&self) -> Tally {
