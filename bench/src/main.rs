@@ -102,13 +102,75 @@ impl Row {
 /// What the functions and the floor are started with.
 struct World {
     app: shared::App,
-    proxy: TlsProxy,
+    table: String,
+    proxy: Arc<TlsProxy>,
     env: HashMap<String, String>,
     floor_env: HashMap<String, String>,
     bin_dir: PathBuf,
 }
 
 impl World {
+    /// A new table, bus and secret prefix named by `suffix`, and the functions' and the
+    /// floor's environment for them (the floor reads a real connector row).
+    async fn new(
+        sdk: &aws_config::SdkConfig,
+        proxy: Arc<TlsProxy>,
+        roots: &Path,
+        suffix: &str,
+        settings: &Settings,
+    ) -> World {
+        let config = shared::config::Settings {
+            table: format!("bench-{suffix}"),
+            event_bus: format!("bench-{suffix}"),
+            event_source: "erp.integrations".into(),
+            secret_prefix: format!("bench-{suffix}/"),
+            fingerprint_key: format!("fingerprint-{suffix}"),
+        };
+        shared::admin::bootstrap(sdk, &config).await.expect("bootstrap");
+        let app = shared::App::new(sdk, config.clone(), Arc::new(shared::ports::SystemClock));
+        let env: HashMap<String, String> = [
+            ("AWS_ENDPOINT_URL", proxy.url.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("CONNECTORS_TABLE", config.table.clone()),
+            ("EVENT_BUS_NAME", config.event_bus.clone()),
+            ("EVENT_SOURCE", config.event_source.clone()),
+            ("SECRET_PREFIX", config.secret_prefix.clone()),
+            ("IDEMPOTENCY_FINGERPRINT_KEY", config.fingerprint_key.clone()),
+            ("SSL_CERT_FILE", roots.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let (floor_entity, _) = ROUTES[0].prepare(&app, 1).await;
+        let mut floor_env = env.clone();
+        floor_env.insert("FLOOR_TABLE".into(), config.table.clone());
+        floor_env.insert("FLOOR_PK".into(), shared::aws::store::entity_pk(floor_entity));
+        floor_env.insert(
+            "FLOOR_SK".into(),
+            shared::aws::store::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
+        );
+        World {
+            app,
+            table: config.table,
+            proxy,
+            env,
+            floor_env,
+            bin_dir: settings.bin_dir.clone(),
+        }
+    }
+
+    async fn drop_table(&self, sdk: &aws_config::SdkConfig) {
+        self.proxy.settle().await;
+        let _ = aws_sdk_dynamodb::Client::new(sdk)
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+    }
+
     fn binary(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)
     }
@@ -220,55 +282,23 @@ async fn main() {
     let settings = Settings::from_env();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run `make bench` (it starts the emulator)");
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
-    let config = shared::config::Settings {
-        table: format!("bench-{suffix}"),
-        event_bus: format!("bench-{suffix}"),
-        event_source: "erp.integrations".into(),
-        secret_prefix: format!("bench-{suffix}/"),
-        fingerprint_key: format!("fingerprint-{suffix}"),
-    };
-    // The harness itself talks to the emulator directly; only the measured processes go
-    // through the TLS proxy.
-    let sdk = shared::config::sdk_config().await;
-    shared::admin::bootstrap(&sdk, &config).await.expect("bootstrap");
-    let app = shared::App::new(&sdk, config.clone(), Arc::new(shared::ports::SystemClock));
-    let proxy = TlsProxy::start(endpoint).await;
+    // The harness talks to the emulator directly, with patient timeouts (what it does is
+    // not measured); only the measured processes go through the TLS proxy.
+    let sdk = shared::config::sdk_config()
+        .await
+        .to_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    let proxy = Arc::new(TlsProxy::start(endpoint).await);
     let dir = std::env::temp_dir().join(format!("connectors-bench-{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
     let lambda_roots = proxy.trust_file(&dir, "lambda-roots.pem", AMAZON_TRUST_SERVICES_PEM);
-    let env: HashMap<String, String> = [
-        ("AWS_ENDPOINT_URL", proxy.url.clone()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("CONNECTORS_TABLE", config.table.clone()),
-        ("EVENT_BUS_NAME", config.event_bus.clone()),
-        ("EVENT_SOURCE", config.event_source.clone()),
-        ("SECRET_PREFIX", config.secret_prefix.clone()),
-        ("IDEMPOTENCY_FINGERPRINT_KEY", config.fingerprint_key.clone()),
-        ("SSL_CERT_FILE", lambda_roots.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    // The floor reads a real connector row.
-    let floor_route = &ROUTES[0];
-    let (floor_entity, _) = floor_route.prepare(&app, 1).await;
-    let mut floor_env = env.clone();
-    floor_env.insert("FLOOR_TABLE".into(), config.table.clone());
-    floor_env.insert("FLOOR_PK".into(), shared::aws::store::entity_pk(floor_entity));
-    floor_env.insert(
-        "FLOOR_SK".into(),
-        shared::aws::store::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
-    );
-    let world = World {
-        app,
-        proxy,
-        env,
-        floor_env,
-        bin_dir: settings.bin_dir.clone(),
-    };
 
     let selected: Vec<&Route> = ROUTES
         .iter()
@@ -276,14 +306,27 @@ async fn main() {
         .collect();
     let mut rows = Vec::new();
     for &mb in &settings.sizes {
+        // A table of its own per memory size, dropped after it: moto copies its tables on
+        // every transaction, so a table that only grows would slow the later sizes down.
+        let world = World::new(&sdk, proxy.clone(), &lambda_roots, &format!("{suffix}-{mb}"), &settings).await;
         let share = CpuShare::new(mb);
         for route in &selected {
             rows.push(world.measure(route, &share, &settings).await);
         }
+        world.drop_table(&sdk).await;
     }
     print_table(&rows, settings.sizes.iter().all(|&mb| CpuShare::new(mb).enforced()));
     if settings.levers {
+        let world = World::new(
+            &sdk,
+            proxy.clone(),
+            &lambda_roots,
+            &format!("{suffix}-levers"),
+            &settings,
+        )
+        .await;
         levers(&world, &dir).await;
+        world.drop_table(&sdk).await;
     }
     let chosen = choose(&rows);
     let template = template_memory_sizes();

@@ -108,13 +108,11 @@ impl TlsProxy {
                         let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
                         let (flying, lock) = (flying.clone(), lock.clone());
                         async move {
-                            flying.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let answer = {
-                                let _one_at_a_time = lock.lock().await;
-                                forward(client, counter, upstream, req).await
-                            };
-                            flying.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                            answer
+                            // Counted until done or dropped (hyper drops the future when
+                            // the caller, a killed function, goes away).
+                            let _in_flight = InFlight::enter(flying);
+                            let _one_at_a_time = lock.lock().await;
+                            forward(client, counter, upstream, req).await
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -123,7 +121,12 @@ impl TlsProxy {
                 });
             }
         });
-        TlsProxy { url, ca_pem, tally, in_flight }
+        TlsProxy {
+            url,
+            ca_pem,
+            tally,
+            in_flight,
+        }
     }
 
     /// Waits until no request is passing through (one a killed function sent may still be
@@ -145,6 +148,22 @@ impl TlsProxy {
         pem.extend_from_slice(extra);
         std::fs::write(&path, pem).unwrap();
         path
+    }
+}
+
+/// One request passing through, for [`TlsProxy::settle`].
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -197,7 +197,15 @@ impl Route {
                 let credentials: serde_json::Map<String, Value> =
                     entry.required.iter().map(|k| (k.to_string(), json!("bench"))).collect();
                 let body = json!({ "credentials": credentials });
-                seed(app, &key, "PUT", &format!("/v1/integrations/{t}/credentials"), Some(body), 200).await?;
+                seed(
+                    app,
+                    &key,
+                    "PUT",
+                    &format!("/v1/integrations/{t}/credentials"),
+                    Some(body),
+                    200,
+                )
+                .await?;
             }
             if self.needs == Needs::Disconnected {
                 seed(app, &key, "DELETE", &format!("/v1/integrations/{t}"), None, 200).await?;
