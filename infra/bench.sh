@@ -20,9 +20,10 @@ cargo build $flag -q "${packages[@]}" -p connectors-bench
 started=$(bash infra/emulator.sh start)
 [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
-"target/$profile/bench"
-echo
 echo "bootstrap sizes (native $(uname -m), $profile profile):"
 for f in "${functions[@]}" floor-getitem; do
   printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "target/$profile/$f")"
 done
+echo
+# Last: the table, then one `cold-first-answer route=… mb=…` line per route.
+"target/$profile/bench"

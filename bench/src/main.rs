@@ -31,7 +31,7 @@ use runtime::{CpuShare, Process};
 
 /// The roots a function trusts on Lambda (compiled into `shared`): the trust file of a
 /// run holds the run's CA plus these, so it has the size it has on Lambda.
-const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("../../shared/src/amazon_trust_services.pem");
+const AMAZON_TRUST_SERVICES_PEM: &[u8] = shared::config::AMAZON_TRUST_SERVICES_PEM;
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 struct Settings {

@@ -107,7 +107,8 @@ pub enum Roots {
     System,
 }
 
-const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon_trust_services.pem");
+/// The roots AWS endpoints chain to, which the functions trust inside Lambda.
+pub const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon_trust_services.pem");
 
 impl Roots {
     fn choose(lookup: impl Fn(&str) -> Option<String>) -> Roots {
