@@ -217,9 +217,10 @@ pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) 
     Ok(edits)
 }
 
-/// A caller's field name echoed in a hint, stripped of control characters and cut short.
-fn printable(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(64).collect()
+/// A caller's text (a field name, a parameter) echoed in a hint: no control characters,
+/// cut short.
+pub fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 #[cfg(test)]

@@ -241,10 +241,9 @@ fn respond(status: u16, body: Option<&Value>, request_id: &str) -> Response<Body
 
 /// `?permanent=true|false` on DELETE.
 fn permanent_flag(params: &HashMap<String, String>) -> Result<bool, ApiError> {
-    match params.get("permanent").map(String::as_str) {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::bad_request("permanent", "`permanent` must be true or false.")),
+    match params.get("permanent") {
+        None => Ok(false),
+        Some(value) => request::parse_bool("permanent", value),
     }
 }
 

@@ -198,12 +198,10 @@ pub fn query_params(req: &Request) -> Result<HashMap<String, String>, ApiError> 
     Ok(params)
 }
 
-/// A caller's text echoed in a hint: no control characters, cut short.
-pub fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(64).collect()
-}
+pub use crate::domain::edits::printable;
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+/// `true` or `false`, nothing else, for the query parameter `name`.
+pub fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
