@@ -231,14 +231,7 @@ impl World {
                 );
                 failures += 1;
             }
-            let t = self.proxy.tally().minus(before);
-            tally = Tally {
-                calls: tally.calls + t.calls,
-                read_units: tally.read_units + t.read_units,
-                write_units: tally.write_units + t.write_units,
-                secrets_calls: tally.secrets_calls + t.secrets_calls,
-                events: tally.events + t.events,
-            };
+            tally = tally.plus(self.proxy.tally().minus(before));
             billed += cost::billed_ms(ms(d));
             lat.push(d);
             floor.push(f.invoke(&json!({})).await.0);
@@ -247,7 +240,6 @@ impl World {
         let mean_billed = billed / warm as f64;
         lat.sort();
         floor.sort();
-        let per_call = |n: u64| n / warm as u64;
         Row {
             route: route.name,
             function: route.function,
@@ -261,13 +253,7 @@ impl World {
             floor_p99_ms: ms(percentile(&floor, 0.99)),
             cpu_ms,
             rss_mib: p.peak_rss_kib() as f64 / 1024.0,
-            per_call: Tally {
-                calls: per_call(tally.calls),
-                read_units: per_call(tally.read_units),
-                write_units: per_call(tally.write_units),
-                secrets_calls: per_call(tally.secrets_calls),
-                events: per_call(tally.events),
-            },
+            per_call: tally.per(warm as u64),
             warm_n: warm,
             failures,
             lambda_per_million: cost::lambda(mean_billed, share.mb) * 1e6,
@@ -305,17 +291,19 @@ async fn main() {
         .filter(|r| settings.only.as_ref().is_none_or(|o| o.iter().any(|n| n == r.name)))
         .collect();
     let mut rows = Vec::new();
+    let mut quota_enforced = true;
     for &mb in &settings.sizes {
         // A table of its own per memory size, dropped after it: moto copies its tables on
         // every transaction, so a table that only grows would slow the later sizes down.
         let world = World::new(&sdk, proxy.clone(), &lambda_roots, &format!("{suffix}-{mb}"), &settings).await;
         let share = CpuShare::new(mb);
+        quota_enforced &= share.enforced();
         for route in &selected {
             rows.push(world.measure(route, &share, &settings).await);
         }
         world.drop_table(&sdk).await;
     }
-    print_table(&rows, settings.sizes.iter().all(|&mb| CpuShare::new(mb).enforced()));
+    print_table(&rows, quota_enforced);
     if settings.levers {
         let world = World::new(
             &sdk,

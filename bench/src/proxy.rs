@@ -33,14 +33,28 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn minus(self, earlier: Tally) -> Tally {
+    /// `f` applied to each count of the two.
+    fn each(self, other: Tally, f: impl Fn(u64, u64) -> u64) -> Tally {
         Tally {
-            calls: self.calls - earlier.calls,
-            read_units: self.read_units - earlier.read_units,
-            write_units: self.write_units - earlier.write_units,
-            secrets_calls: self.secrets_calls - earlier.secrets_calls,
-            events: self.events - earlier.events,
+            calls: f(self.calls, other.calls),
+            read_units: f(self.read_units, other.read_units),
+            write_units: f(self.write_units, other.write_units),
+            secrets_calls: f(self.secrets_calls, other.secrets_calls),
+            events: f(self.events, other.events),
         }
+    }
+
+    pub fn minus(self, earlier: Tally) -> Tally {
+        self.each(earlier, |a, b| a - b)
+    }
+
+    pub fn plus(self, other: Tally) -> Tally {
+        self.each(other, |a, b| a + b)
+    }
+
+    /// Each count divided by `n` (rounded down): the counts of one of `n` calls.
+    pub fn per(self, n: u64) -> Tally {
+        self.each(self, |a, _| a / n.max(1))
     }
 
     fn add(&mut self, target: &str, body: &[u8]) {
