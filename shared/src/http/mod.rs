@@ -6,6 +6,7 @@ pub mod response;
 pub mod router;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use lambda_http::http::header::{HeaderValue, AUTHORIZATION};
@@ -52,21 +53,15 @@ pub async fn handle_operation(
 pub async fn handle_unrouted(req: Request) -> Result<Response<Body>, lambda_http::Error> {
     let metrics = Measured::start(UNROUTED_FUNCTION, &req);
     let request_id = new_request_id();
-    let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
-    let error = match route(req.method().as_str(), req.uri().path()) {
-        Err(error) => error,
-        // API Gateway sends a route's own requests to that route's function; one that
-        // arrives here anyway is not served by a function granted nothing.
-        Ok(_) => ApiError::not_found("No such route on this function."),
+    let unrouted = async {
+        Err(match route(req.method().as_str(), req.uri().path()) {
+            Err(error) => error,
+            // API Gateway sends a route's own requests to that route's function; one that
+            // arrives here anyway is not served by a function granted nothing.
+            Ok(_) => ApiError::not_found("No such route on this function."),
+        })
     };
-    let response = error_response(&error, &request_id);
-    tracing::info!(
-        request_id = %request_id,
-        lambda_request_id,
-        method = %req.method(),
-        status = response.status().as_u16(),
-        "request served"
-    );
+    let response = answered(&req, &request_id, || unrouted).await;
     metrics.finish(&response, &request_id);
     Ok(response)
 }
@@ -110,19 +105,30 @@ impl Measured {
 
 async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> (Response<Body>, String) {
     let request_id = new_request_id();
+    let response = answered(&req, &request_id, || serve(app, only, &req, &request_id)).await;
+    (response, request_id)
+}
+
+/// The answer to `req`: what `serve()` gives, or its error's envelope, with the request's
+/// ids on every log line and one "request served" line. `serve` is called in here so that
+/// its future is not held twice (a debug build's test threads have 2 MiB of stack).
+async fn answered<F>(req: &Request, request_id: &str, serve: impl FnOnce() -> F) -> Response<Body>
+where
+    F: Future<Output = Result<(Response<Body>, Operation), ApiError>>,
+{
     let lambda_request_id = req.lambda_context_ref().map(|c| c.request_id.clone());
     // At ERROR level so the ids stay on every line whatever RUST_LOG lets through (an
     // `info` span is dropped under RUST_LOG=warn, and its warnings lose their request).
     let span = tracing::error_span!("request", request_id = %request_id, lambda_request_id);
-    let response = async {
+    async {
         let started = Instant::now();
-        let (response, operation) = match serve(app, only, &req, &request_id).await {
+        let (response, operation) = match serve().await {
             Ok((response, operation)) => (response, Some(operation)),
             Err(error) => {
                 if error.status() >= 500 {
                     tracing::error!(code = error.code(), "request failed");
                 }
-                (error_response(&error, &request_id), None)
+                (error_response(&error, request_id), None)
             }
         };
         let status = response.status().as_u16();
@@ -136,8 +142,7 @@ async fn dispatch(app: &App, only: Option<Operation>, req: Request) -> (Response
         response
     }
     .instrument(span)
-    .await;
-    (response, request_id)
+    .await
 }
 
 async fn serve(
