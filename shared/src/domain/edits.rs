@@ -1,13 +1,14 @@
-//! Parsing of the config-only bodies of `POST` (connect) and `PATCH` (edit).
-//! Secrets never enter here: any secret-looking field, anywhere in the body, is a 422.
+//! The config-only bodies of `POST` (connect) and `PATCH` (edit). Secrets never enter
+//! here: a secret-looking field, anywhere in the body, is a 422 before anything is parsed.
 
-use std::str::FromStr;
-
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::catalog::ConnectorType;
 use super::connector::Mode;
+use super::error::ApiError;
+use super::fields::{nullable, parse_fields, present, printable, Text, MAX_TEXT_LEN};
 use super::secret_names;
 
 /// Fields that carry secrets or tenancy and so may never appear in a config body.
@@ -22,8 +23,6 @@ pub const FORBIDDEN_FIELDS: [&str; 8] = [
     "entity_id",
 ];
 
-const MAX_TEXT_LEN: usize = 256;
-
 /// Which body is being parsed: `is_active` is editable only by PATCH.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
@@ -31,80 +30,54 @@ pub enum BodyKind {
     Patch,
 }
 
-/// A nullable optional text field: `None` = not sent, `Some(None)` = cleared.
-pub type Nullable<T> = Option<Option<T>>;
-
-/// The editable fields a body sent. Absent fields are left as they are.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The editable fields, under the row's own names ([`crate::domain::lifecycle::apply_fields`]
+/// copies what was sent onto the row by name). Absent fields are left as they are; only the
+/// sent ones serialise. A nullable field is an `Option<Option<_>>`, spelled out (not
+/// aliased) so that `skip_serializing_none` sees it: `None` = not sent, `Some(None)` =
+/// cleared. Adding an editable field means adding it here and to the row.
+#[serde_with::skip_serializing_none]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Edits {
-    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub display_name: Option<Text>,
+    #[serde(default, deserialize_with = "present")]
     pub mode: Option<Mode>,
+    /// A lifecycle move, not a field: `lifecycle::edit` reads it, `apply_fields` never.
+    #[serde(default, deserialize_with = "present", skip_serializing)]
     pub is_active: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
     pub config: Option<Map<String, Value>>,
-    pub ship_from_name: Nullable<String>,
-    pub ship_from_address1: Nullable<String>,
-    pub ship_from_city: Nullable<String>,
-    pub ship_from_state: Nullable<String>,
-    pub ship_from_zip: Nullable<String>,
-    pub seller_id: Nullable<String>,
-    pub bank_account_id: Nullable<Uuid>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ship_from_name: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ship_from_address1: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ship_from_city: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ship_from_state: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub ship_from_zip: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub seller_id: Option<Option<Text>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub bank_account_id: Option<Option<Uuid>>,
 }
 
-/// A refused body. `forbidden` ones are 422 (a secret or `entity_id` where it may not be);
-/// the rest are 400 (a bad or unknown parameter).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct EditError {
-    pub param: String,
-    pub message: String,
-    pub forbidden: bool,
-}
-
-fn bad(param: &str, message: impl Into<String>) -> EditError {
-    EditError {
-        param: param.into(),
-        message: message.into(),
-        forbidden: false,
-    }
-}
-
-fn text(param: &str, v: &Value) -> Result<String, EditError> {
-    match v {
-        Value::String(s)
-            if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT_LEN && !s.chars().any(char::is_control) =>
-        {
-            Ok(s.clone())
-        }
-        _ => Err(bad(
-            param,
-            format!(
-                "`{param}` must be a non-empty string of at most {MAX_TEXT_LEN} characters without control characters"
-            ),
-        )),
-    }
-}
-
-fn nullable_text(param: &str, v: &Value) -> Result<Option<String>, EditError> {
-    if v.is_null() {
-        Ok(None)
-    } else {
-        text(param, v).map(Some)
-    }
+fn bad(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(param, message)
 }
 
 /// Checks everything inside `config`: no secret-looking key or value (the global list, a
 /// credential key name of this connector type — a `secret_key` in a Stripe config is a
 /// secret in disguise — or the rule of [`secret_names`]: 422), keys that are non-empty
 /// printable ASCII, and numbers DynamoDB can store (magnitude 1e-130 to 1e126; 400).
-fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), EditError> {
+fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), ApiError> {
     let looks_like_a_credential = |param: String| {
-        EditError {
-        message: format!(
+        let hint = format!(
             "`{param}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"
-        ),
-        param,
-        forbidden: true,
-    }
+        );
+        ApiError::unprocessable(param, hint)
     };
     match value {
         Value::Object(map) => map.iter().try_for_each(|(k, v)| {
@@ -144,8 +117,9 @@ fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Res
     }
 }
 
-/// Parses a connect or patch body (already known to be JSON).
-pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) -> Result<Edits, EditError> {
+/// Parses a connect or patch body (already known to be JSON). The scan for secrets comes
+/// first (422 wherever they hide, whatever else is wrong), then the typed fields (400).
+pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) -> Result<Edits, ApiError> {
     let Value::Object(map) = body else {
         return Err(bad("body", "the request body must be a JSON object"));
     };
@@ -155,72 +129,13 @@ pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) 
         } else {
             format!("`{field}` may not be sent here: credentials go only to PUT /v1/integrations/{connector_type}/credentials")
         };
-        return Err(EditError {
-            param: field.clone(),
-            message,
-            forbidden: true,
-        });
+        return Err(ApiError::unprocessable(field.clone(), message));
     }
-    let mut edits = Edits::default();
-    for (key, value) in map {
-        let k = key.as_str();
-        match k {
-            "display_name" => edits.display_name = Some(text(k, value)?),
-            "mode" => {
-                edits.mode = Some(
-                    value
-                        .as_str()
-                        .and_then(Mode::parse)
-                        .ok_or_else(|| bad(k, "`mode` must be \"sandbox\" or \"live\""))?,
-                )
-            }
-            "is_active" if kind == BodyKind::Patch => {
-                edits.is_active = Some(value.as_bool().ok_or_else(|| bad(k, "`is_active` must be a boolean"))?)
-            }
-            "config" => {
-                let Value::Object(config) = value else {
-                    return Err(bad(k, "`config` must be a JSON object"));
-                };
-                check_config(connector_type, value, "config")?;
-                edits.config = Some(config.clone());
-            }
-            "ship_from_name" => edits.ship_from_name = Some(nullable_text(k, value)?),
-            "ship_from_address1" => edits.ship_from_address1 = Some(nullable_text(k, value)?),
-            "ship_from_city" => edits.ship_from_city = Some(nullable_text(k, value)?),
-            "ship_from_state" => edits.ship_from_state = Some(nullable_text(k, value)?),
-            "ship_from_zip" => edits.ship_from_zip = Some(nullable_text(k, value)?),
-            "seller_id" => edits.seller_id = Some(nullable_text(k, value)?),
-            "bank_account_id" => {
-                edits.bank_account_id = Some(match value {
-                    Value::Null => None,
-                    Value::String(s) => Some(
-                        uuid::fmt::Hyphenated::from_str(s)
-                            .map(|h| h.into_uuid())
-                            .map_err(|_| bad(k, "`bank_account_id` must be a UUID"))?,
-                    ),
-                    _ => return Err(bad(k, "`bank_account_id` must be a UUID")),
-                })
-            }
-            _ => {
-                let allowed = if kind == BodyKind::Patch {
-                    "display_name, mode, is_active, config, ship_from_name, ship_from_address1, ship_from_city, ship_from_state, ship_from_zip, seller_id, bank_account_id"
-                } else {
-                    "display_name, mode, config, ship_from_name, ship_from_address1, ship_from_city, ship_from_state, ship_from_zip, seller_id, bank_account_id"
-                };
-                return Err(bad(
-                    k,
-                    format!("unknown parameter `{}`; accepted: {allowed}", printable(k)),
-                ));
-            }
-        }
+    if let Some(config @ Value::Object(_)) = map.get("config") {
+        check_config(connector_type, config, "config")?;
     }
-    Ok(edits)
-}
-
-/// A caller's text (a field name, a parameter) echoed in a hint: no control characters,
-/// cut short.
-pub fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(64).collect()
+    let patch_only: &[&str] = if kind == BodyKind::Patch { &[] } else { &["is_active"] };
+    parse_fields(map.clone(), patch_only)
 }
 
 #[cfg(test)]
@@ -245,10 +160,10 @@ mod tests {
             BodyKind::Connect,
         )
         .unwrap();
-        assert_eq!(e.display_name.as_deref(), Some("Payments"));
+        assert_eq!(e.display_name, Text::new("Payments"));
         assert_eq!(e.mode, Some(Mode::Live));
         assert_eq!(e.seller_id, Some(None));
-        assert_eq!(e.ship_from_zip, Some(Some("62701".into())));
+        assert_eq!(e.ship_from_zip, Some(Text::new("62701")));
         assert!(e.bank_account_id.unwrap().is_some());
         assert_eq!(e.is_active, None);
     }
@@ -257,9 +172,8 @@ mod tests {
     fn every_forbidden_field_is_a_422_naming_it() {
         for f in FORBIDDEN_FIELDS {
             let e = parse_edits(stripe(), &json!({ f: "x", "display_name": "ok" }), BodyKind::Connect).unwrap_err();
-            assert!(e.forbidden, "{f}");
-            assert_eq!(e.param, f);
-            assert!(!e.message.contains("\"x\""));
+            assert_eq!((e.status(), e.param()), (422, Some(f)));
+            assert!(!e.hint().contains("\"x\""));
         }
     }
 
@@ -279,8 +193,19 @@ mod tests {
             (json!({"note": "sk_live_123"}), "config.note"),
         ] {
             let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
-            assert!(e.forbidden);
-            assert_eq!(e.param, param);
+            assert_eq!((e.status(), e.param()), (422, Some(param)));
+        }
+    }
+
+    #[test]
+    fn a_secret_in_config_is_a_422_whatever_else_is_wrong() {
+        for body in [
+            json!({"mode": "prod", "config": {"api_key": "k"}}),
+            json!({"colour": 1, "config": {"api_key": "k"}}),
+            json!({"config": {"api_key": "k"}, "display_name": ""}),
+        ] {
+            let e = parse_edits(stripe(), &body, BodyKind::Patch).unwrap_err();
+            assert_eq!((e.status(), e.param()), (422, Some("config.api_key")), "{body}");
         }
     }
 
@@ -297,8 +222,7 @@ mod tests {
             (json!({"list": [1e-300]}), "config.list[0]"),
         ] {
             let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
-            assert!(!e.forbidden, "{config}");
-            assert_eq!(e.param, param, "{config}");
+            assert_eq!((e.status(), e.param()), (400, Some(param)), "{config}");
         }
         let ok = json!({"config": {"n": 0, "m": -0.5, "big": 1e125, "small": 1e-129, "i": 9007199254740993u64}});
         assert!(parse_edits(stripe(), &ok, BodyKind::Patch).is_ok());
@@ -317,8 +241,7 @@ mod tests {
             (json!({"colour": "blue"}), "colour"),
         ] {
             let e = parse_edits(stripe(), &body, BodyKind::Connect).unwrap_err();
-            assert!(!e.forbidden);
-            assert_eq!(e.param, param);
+            assert_eq!((e.status(), e.param()), (400, Some(param)), "{body}");
         }
         assert!(parse_edits(stripe(), &json!([1]), BodyKind::Connect).is_err());
         assert_eq!(

@@ -10,6 +10,8 @@
 use super::api_key::Principal;
 use super::catalog::ConnectorType;
 use super::connector::{Connector, Mode, SecretArn};
+use serde_json::Value;
+
 use super::edits::Edits;
 use super::event::EventType;
 use super::ids::ConnectorId;
@@ -69,23 +71,17 @@ pub fn connect(
 }
 
 /// Copies the sent editable fields (not `is_active`, which is a lifecycle move) onto a row.
-pub fn apply_fields(mut row: Connector, edits: &Edits) -> Connector {
-    fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
-        if let Some(v) = value {
-            *slot = v.clone();
-        }
-    }
-    set(&mut row.display_name, &edits.display_name);
-    set(&mut row.mode, &edits.mode);
-    set(&mut row.config, &edits.config);
-    set(&mut row.ship_from_name, &edits.ship_from_name);
-    set(&mut row.ship_from_address1, &edits.ship_from_address1);
-    set(&mut row.ship_from_city, &edits.ship_from_city);
-    set(&mut row.ship_from_state, &edits.ship_from_state);
-    set(&mut row.ship_from_zip, &edits.ship_from_zip);
-    set(&mut row.seller_id, &edits.seller_id);
-    set(&mut row.bank_account_id, &edits.bank_account_id);
-    row
+/// `Edits` serialises exactly the fields that were sent, under the row's names, so they are
+/// laid over the row's own serde form field by field (`null` clears).
+pub fn apply_fields(row: Connector, edits: &Edits) -> Connector {
+    let (Ok(Value::Object(mut fields)), Ok(Value::Object(sent))) =
+        (serde_json::to_value(&row), serde_json::to_value(edits))
+    else {
+        unreachable!("a row and its edits serialise to JSON objects");
+    };
+    fields.extend(sent);
+    // The test every_edit_lands_on_the_row_field_of_its_name sets every field of `Edits`.
+    serde_json::from_value(Value::Object(fields)).expect("every edit has the type of its row field")
 }
 
 fn next_version(mut row: Connector, now: Timestamp) -> Connector {
@@ -175,6 +171,7 @@ pub fn with_credentials(
 mod tests {
     use super::*;
     use crate::domain::api_key::{KeyId, Scope};
+    use crate::domain::fields::Text;
     use crate::domain::ids::EntityId;
 
     fn t0() -> Timestamp {
@@ -211,6 +208,44 @@ mod tests {
         assert_eq!((row.created_at, row.updated_at, row.version), (t0(), t0(), 1));
         assert!(row.credential_keys.is_empty() && !row.has_secret());
         assert_eq!(stripe_row().mode, Mode::Live);
+    }
+
+    #[test]
+    fn every_edit_lands_on_the_row_field_of_its_name() {
+        use crate::domain::edits::{parse_edits, BodyKind};
+        let samples = serde_json::json!({
+            "display_name": "Shop", "mode": "sandbox", "is_active": false, "config": {"region": "eu"},
+            "ship_from_name": "ACME", "ship_from_address1": "1 Main", "ship_from_city": "Springfield",
+            "ship_from_state": "IL", "ship_from_zip": "62701", "seller_id": "S1",
+            "bank_account_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+        });
+        let stripe = ConnectorType::parse("stripe").unwrap();
+        let patch = |body: Value| parse_edits(stripe, &body, BodyKind::Patch);
+        let mut every_field = samples.clone();
+        every_field.as_object_mut().unwrap().remove("is_active");
+        let full = apply_fields(stripe_row(), &patch(every_field).unwrap());
+        for name in crate::domain::fields::names_of::<Edits>() {
+            let sample = samples
+                .get(name)
+                .unwrap_or_else(|| panic!("no sample value for the new field `{name}`"));
+            let edits = patch(serde_json::json!({ *name: sample })).unwrap();
+            let row = serde_json::to_value(apply_fields(stripe_row(), &edits)).unwrap();
+            if *name == "is_active" {
+                assert_eq!(row[name], true, "is_active is a lifecycle move, not a field");
+            } else {
+                assert_eq!(&row[name], sample, "`{name}` was not copied onto the row");
+            }
+            assert_eq!(
+                apply_fields(full.clone(), &edits),
+                full,
+                "an edit of `{name}` changed another field"
+            );
+            // A field that may be cleared is cleared by null.
+            if let Ok(cleared) = patch(serde_json::json!({ *name: null })) {
+                let row = serde_json::to_value(apply_fields(full.clone(), &cleared)).unwrap();
+                assert!(row.get(name).is_none_or(Value::is_null), "`{name}` was not cleared");
+            }
+        }
     }
 
     #[test]
@@ -284,12 +319,12 @@ mod tests {
         let p = principal(true);
         let row = stripe_row();
         let same = Edits {
-            display_name: Some(row.display_name.clone()),
+            display_name: Text::new(&row.display_name),
             ..Edits::default()
         };
         assert_eq!(edit(&p, &row, &same, t0()), Ok(None));
         let renamed = Edits {
-            display_name: Some("Pay".into()),
+            display_name: Text::new("Pay"),
             ..Edits::default()
         };
         let (next, events) = edit(&p, &row, &renamed, t0()).unwrap().unwrap();
@@ -298,7 +333,7 @@ mod tests {
 
         let off = Edits {
             is_active: Some(false),
-            seller_id: Some(Some("S1".into())),
+            seller_id: Some(Text::new("S1")),
             ..Edits::default()
         };
         let (next, events) = edit(&p, &row, &off, t0()).unwrap().unwrap();

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod edits;
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod ids;
 pub mod lifecycle;
 pub mod secret_names;

@@ -16,14 +16,14 @@ use tracing::Instrument;
 
 use crate::domain::api_key::Principal;
 use crate::domain::connector::Connector;
-use crate::domain::edits::{parse_edits, BodyKind, EditError};
+use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
 use crate::ports::{IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
 use crate::{telemetry, App};
 
-use request::{header, json_body, list_query, query_params};
+use request::{credentials_body, header, json_body, list_query, query_params};
 use response::{empty_response, error_response, json_response, new_request_id};
 use router::{route, Operation, RouteMatch};
 
@@ -321,14 +321,14 @@ async fn run(
         Operation::Connect => {
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or_else(|| json!({}));
-            let edits = parse_edits(connector_type, &body, BodyKind::Connect).map_err(edit_error)?;
+            let edits = parse_edits(connector_type, &body, BodyKind::Connect)?;
             let (row, outcome) = service.connect(principal, connector_type, &edits).await?;
             (if outcome == Outcome::Created { 201 } else { 200 }, Some(data(&row)))
         }
         Operation::Update => {
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or_else(|| json!({}));
-            let edits = parse_edits(connector_type, &body, BodyKind::Patch).map_err(edit_error)?;
+            let edits = parse_edits(connector_type, &body, BodyKind::Patch)?;
             (
                 200,
                 Some(data(&service.update(principal, connector_type, &edits).await?)),
@@ -337,12 +337,12 @@ async fn run(
         Operation::Credentials => {
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or(Value::Null);
-            let (credentials, webhook_secret) = credentials_body(&body)?;
+            let (credentials, webhook_secret) = credentials_body(body)?;
             (
                 200,
                 Some(data(
                     &service
-                        .put_credentials(principal, connector_type, credentials, webhook_secret)
+                        .put_credentials(principal, connector_type, &credentials, webhook_secret.as_ref())
                         .await?,
                 )),
             )
@@ -364,37 +364,4 @@ async fn run(
 
 fn data(row: &Connector) -> Value {
     json!({ "data": project(row) })
-}
-
-fn edit_error(e: EditError) -> ApiError {
-    if e.forbidden {
-        ApiError::unprocessable(e.param, e.message)
-    } else {
-        ApiError::bad_request(e.param, e.message)
-    }
-}
-
-/// `{"credentials": {…}, "webhook_secret": "…"}` and nothing else.
-fn credentials_body(body: &Value) -> Result<(&Value, Option<&Value>), ApiError> {
-    let Value::Object(map) = body else {
-        return Err(ApiError::bad_request(
-            "body",
-            "Send a JSON object: {\"credentials\": {…}, \"webhook_secret\": \"…\"}.",
-        ));
-    };
-    if let Some(other) = map.keys().find(|k| *k != "credentials" && *k != "webhook_secret") {
-        let other = request::printable(other);
-        return Err(if other == "entity_id" {
-            ApiError::unprocessable("entity_id", "`entity_id` comes from the API key and may not be sent.")
-        } else {
-            ApiError::bad_request(
-                other.clone(),
-                format!("Unknown parameter `{other}`; accepted: credentials, webhook_secret."),
-            )
-        });
-    }
-    let credentials = map
-        .get("credentials")
-        .ok_or_else(|| ApiError::unprocessable("credentials", "`credentials` is required."))?;
-    Ok((credentials, map.get("webhook_secret")))
 }

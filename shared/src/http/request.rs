@@ -7,10 +7,13 @@ use std::fmt;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::domain::connector::Mode;
 use crate::domain::error::ApiError;
+use crate::domain::fields::{parse_fields, parse_params, present, Field};
+use crate::domain::ids::ConnectorId;
 use crate::service::ListQuery;
 
 /// openapi.yaml: request bodies are capped at 64 KiB.
@@ -198,70 +201,104 @@ pub fn query_params(req: &Request) -> Result<HashMap<String, String>, ApiError> 
     Ok(params)
 }
 
-pub use crate::domain::edits::printable;
+pub use crate::domain::fields::printable;
 
-/// `true` or `false`, nothing else, for the query parameter `name`.
-pub fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ApiError::bad_request(name, format!("`{name}` must be true or false."))),
+/// A query-string boolean: `true` or `false`, nothing else.
+struct Flag(bool);
+
+impl Field for Flag {
+    const MUST_BE: &'static str = "true or false";
+    fn from_json(value: Value) -> Option<Self> {
+        match value.as_str()? {
+            "true" => Some(Flag(true)),
+            "false" => Some(Flag(false)),
+            _ => None,
+        }
     }
 }
 
-pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError> {
-    let mut query = ListQuery {
-        limit: 20,
-        starting_after: None,
-        ending_before: None,
-        is_active: None,
-        mode: None,
-    };
-    for (name, value) in params {
-        let n = name.as_str();
-        match n {
-            "limit" => {
-                // Digits only: `str::parse` would also take a sign (`+5`).
-                query.limit = Some(value.as_str())
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse().ok())
-                    .filter(|l| (1..=100).contains(l))
-                    .ok_or_else(|| ApiError::bad_request(n, "`limit` must be an integer from 1 to 100."))?
-            }
-            "starting_after" | "ending_before" => {
-                let id = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_request(n, format!("`{n}` must be a connector id (UUID).")))?;
-                if n == "starting_after" {
-                    query.starting_after = Some(id);
-                } else {
-                    query.ending_before = Some(id);
-                }
-            }
-            "is_active" => query.is_active = Some(parse_bool(n, &value)?),
-            "mode" => {
-                query.mode = Some(
-                    Mode::parse(&value).ok_or_else(|| ApiError::bad_request(n, "`mode` must be sandbox or live."))?,
-                )
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    printable(n),
-                    format!(
-                        "Unknown parameter `{}`; accepted: limit, starting_after, ending_before, is_active, mode.",
-                        printable(n)
-                    ),
-                ))
-            }
-        }
+/// A page size: digits only (`str::parse` would also take a sign, `+5`), 1 to 100.
+struct Limit(usize);
+
+impl Field for Limit {
+    const MUST_BE: &'static str = "an integer from 1 to 100";
+    fn from_json(value: Value) -> Option<Self> {
+        let digits = value
+            .as_str()
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))?;
+        digits.parse().ok().filter(|l| (1..=100).contains(l)).map(Limit)
     }
-    if query.starting_after.is_some() && query.ending_before.is_some() {
+}
+
+/// `true` or `false`, nothing else, for the query parameter `name`.
+pub fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+    Flag::from_json(Value::String(value.to_string()))
+        .map(|Flag(on)| on)
+        .ok_or_else(|| ApiError::bad_request(name, format!("`{name}` must be {}.", Flag::MUST_BE)))
+}
+
+/// The list route's query string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    #[serde(default, deserialize_with = "present")]
+    limit: Option<Limit>,
+    #[serde(default, deserialize_with = "present")]
+    starting_after: Option<ConnectorId>,
+    #[serde(default, deserialize_with = "present")]
+    ending_before: Option<ConnectorId>,
+    #[serde(default, deserialize_with = "present")]
+    is_active: Option<Flag>,
+    #[serde(default, deserialize_with = "present")]
+    mode: Option<Mode>,
+}
+
+pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let p: ListParams = parse_params(params)?;
+    if p.starting_after.is_some() && p.ending_before.is_some() {
         return Err(ApiError::bad_request(
             "ending_before",
             "Use either `starting_after` or `ending_before`, not both.",
         ));
     }
-    Ok(query)
+    Ok(ListQuery {
+        limit: p.limit.map_or(20, |Limit(l)| l),
+        starting_after: p.starting_after,
+        ending_before: p.ending_before,
+        is_active: p.is_active.map(|Flag(on)| on),
+        mode: p.mode,
+    })
+}
+
+/// The body of `PUT …/credentials`: `{"credentials": {…}, "webhook_secret": "…"}` and nothing
+/// else. What the values must be is the catalog's to say (the service checks them).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    #[serde(default, deserialize_with = "present")]
+    pub credentials: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub webhook_secret: Option<Value>,
+}
+
+pub fn credentials_body(body: Value) -> Result<(Value, Option<Value>), ApiError> {
+    let Value::Object(map) = body else {
+        return Err(ApiError::bad_request(
+            "body",
+            "Send a JSON object: {\"credentials\": {…}, \"webhook_secret\": \"…\"}.",
+        ));
+    };
+    if map.contains_key("entity_id") {
+        return Err(ApiError::unprocessable(
+            "entity_id",
+            "`entity_id` comes from the API key and may not be sent.",
+        ));
+    }
+    let body: CredentialsBody = parse_fields(map, &[])?;
+    let credentials = body
+        .credentials
+        .ok_or_else(|| ApiError::unprocessable("credentials", "`credentials` is required."))?;
+    Ok((credentials, body.webhook_secret))
 }
 
 #[cfg(test)]
