@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Offline checks of the deployment artefacts: cfn-lint and `sam validate --lint` on
-# template.yaml, and the OpenAPI 3.1 document against its meta-schema.
+# Offline checks: cfn-lint and `sam validate --lint` on template.yaml, the OpenAPI 3.1
+# document against its meta-schema, and the Python under infra/ (pyflakes, then the unit
+# tests of its pure helpers).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -17,3 +18,6 @@ from openapi_spec_validator import validate
 validate(yaml.safe_load(open("openapi.yaml")))
 print("openapi.yaml is a valid OpenAPI 3.1 document")
 PY
+echo "== Python under infra/ (pyflakes, unit tests)"
+.venv-sam/bin/pyflakes infra
+python3 -m unittest discover -s infra -p 'test_*.py'

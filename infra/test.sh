@@ -14,13 +14,5 @@ log="$STATE/test-output.log"
 cargo test --workspace --no-fail-fast --color never 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 echo
-python3 - "$log" <<'PY'
-import re, sys
-passed = failed = ignored = 0
-for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
-    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", line)
-    if m:
-        passed += int(m[1]); failed += int(m[2]); ignored += int(m[3])
-print(f"total: {passed} passed, {failed} failed, {ignored} skipped")
-PY
+python3 infra/test_total.py "$log"
 exit "$status"

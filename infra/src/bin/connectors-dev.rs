@@ -18,10 +18,10 @@ const READ_LIMIT: usize = MAX_BODY_BYTES + 1;
 
 async fn serve(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, READ_LIMIT).collect().await {
-        Ok(collected) => collected.to_bytes().to_vec(),
+    let (bytes, unread) = match Limited::new(body, READ_LIMIT).collect().await {
+        Ok(collected) => (collected.to_bytes().to_vec(), false),
         // Over the limit (or a broken connection): hand on a body the shared layer rejects.
-        Err(_) => vec![b' '; READ_LIMIT],
+        Err(_) => (vec![b' '; READ_LIMIT], true),
     };
     let body = if bytes.is_empty() {
         lambda_http::Body::Empty
@@ -29,7 +29,15 @@ async fn serve(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Re
         lambda_http::Body::Binary(bytes)
     };
     let response = shared::http::handle(&app, lambda_http::http::Request::from_parts(parts, body)).await;
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    if unread {
+        // The rest of the body is never read, so the connection cannot carry another
+        // request: say so, or a client reusing it finds it closed under its next request.
+        parts.headers.insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     Ok(hyper::Response::from_parts(
         parts,
         Full::new(Bytes::copy_from_slice(body.as_ref())),
