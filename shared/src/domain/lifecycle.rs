@@ -28,6 +28,14 @@ pub enum LifecycleError {
     WindowExpired,
 }
 
+/// A test key may ask only for sandbox rows (`mode` is what a body asked for, if anything).
+pub fn check_mode(principal: &Principal, mode: Option<Mode>) -> Result<(), LifecycleError> {
+    if mode.is_some_and(Mode::is_live) && !principal.livemode {
+        return Err(LifecycleError::LiveModeWithTestKey);
+    }
+    Ok(())
+}
+
 /// A brand-new active row. Mode defaults to the key's mode.
 pub fn connect(
     principal: &Principal,
@@ -36,10 +44,8 @@ pub fn connect(
     now: Timestamp,
 ) -> Result<Connector, LifecycleError> {
     let default_mode = if principal.livemode { Mode::Live } else { Mode::Sandbox };
+    check_mode(principal, edits.mode)?;
     let mode = edits.mode.unwrap_or(default_mode);
-    if mode.is_live() && !principal.livemode {
-        return Err(LifecycleError::LiveModeWithTestKey);
-    }
     let row = Connector {
         id: ConnectorId::new_random(),
         entity_id: principal.entity_id,
@@ -127,9 +133,7 @@ pub fn edit(
     edits: &Edits,
     now: Timestamp,
 ) -> Result<Option<(Connector, Vec<EventType>)>, LifecycleError> {
-    if edits.mode.is_some_and(Mode::is_live) && !principal.livemode {
-        return Err(LifecycleError::LiveModeWithTestKey);
-    }
+    check_mode(principal, edits.mode)?;
     let fields = apply_fields(row.clone(), edits);
     let fields_changed = fields != *row;
     let mut events = Vec::new();

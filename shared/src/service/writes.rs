@@ -15,9 +15,7 @@ impl Service {
         edits: &Edits,
     ) -> Result<(Connector, Outcome), ApiError> {
         // Checked up front: the re-connect branch applies the fields to an existing row.
-        if edits.mode.is_some_and(Mode::is_live) && !principal.livemode {
-            return Err(lifecycle_error(LifecycleError::LiveModeWithTestKey));
-        }
+        lifecycle::check_mode(principal, edits.mode).map_err(lifecycle_error)?;
         retry_lost_races(|_| self.connect_once(principal, connector_type, edits)).await
     }
 
