@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use connectors_infra::loopback;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 
@@ -106,35 +106,22 @@ impl TlsProxy {
         let upstream_lock = Arc::new(tokio::sync::Mutex::new(()));
         let (flying, lock) = (in_flight.clone(), upstream_lock.clone());
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (client, counter, upstream, acceptor) =
-                    (client.clone(), counter.clone(), upstream.clone(), acceptor.clone());
+        let handshake = move |stream| acceptor.clone().accept(stream);
+        tokio::spawn(loopback::serve_wrapped(
+            listener,
+            handshake,
+            move |req: Request<Incoming>| {
+                let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
                 let (flying, lock) = (flying.clone(), lock.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
-                        let (flying, lock) = (flying.clone(), lock.clone());
-                        async move {
-                            // Counted until done or dropped (hyper drops the future when
-                            // the caller, a killed function, goes away).
-                            let _in_flight = InFlight::enter(flying);
-                            let _one_at_a_time = lock.lock().await;
-                            forward(client, counter, upstream, req).await
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+                async move {
+                    // Counted until done or dropped (hyper drops the future when the caller, a
+                    // killed function, goes away).
+                    let _in_flight = InFlight::enter(flying);
+                    let _one_at_a_time = lock.lock().await;
+                    forward(client, counter, upstream, req).await
+                }
+            },
+        ));
         TlsProxy {
             url,
             ca_pem,

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connectors_infra::loopback;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::sync::{mpsc, Mutex};
 
@@ -20,6 +19,28 @@ type Body = Full<Bytes>;
 
 fn respond(status: u16, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder().status(status).body(Full::new(body.into())).unwrap()
+}
+
+/// The answer to a function's `GET …/invocation/next`: the event and its headers.
+fn next_invocation(id: &str, payload: String) -> Response<Body> {
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 30_000;
+    let mut r = respond(200, payload);
+    let h = r.headers_mut();
+    h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+    h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+    );
+    r
 }
 
 /// The CPU Lambda gives a memory size: one vCPU at 1,769 MB, in proportion below
@@ -100,59 +121,28 @@ impl RuntimeApi {
         let inbox = Arc::new(Mutex::new(inbox));
         let first_next = Arc::new(std::sync::Mutex::new(None));
         let seen = first_next.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-                        async move {
-                            let path = req.uri().path().to_string();
-                            if path.ends_with("/invocation/next") {
-                                seen.lock().unwrap().get_or_insert(Instant::now());
-                                let Some((id, payload)) = inbox.lock().await.recv().await else {
-                                    return Ok::<_, hyper::Error>(respond(500, "shutting down"));
-                                };
-                                let deadline = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .unwrap()
-                                    .as_millis()
-                                    + 30_000;
-                                let mut r = respond(200, payload);
-                                let h = r.headers_mut();
-                                h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                                h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-                                h.insert(
-                                    "lambda-runtime-invoked-function-arn",
-                                    "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
-                                );
-                                h.insert(
-                                    "lambda-runtime-trace-id",
-                                    "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                                );
-                                return Ok(r);
-                            }
-                            let at = Instant::now();
-                            let bytes = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            let _ = answered.send(Answer { at, body }).await;
-                            Ok(respond(202, "{}"))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        tokio::spawn(loopback::serve(listener, move |req: Request<Incoming>| {
+            let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
+            async move {
+                if req.uri().path().ends_with("/invocation/next") {
+                    seen.lock().unwrap().get_or_insert(Instant::now());
+                    let Some((id, payload)) = inbox.lock().await.recv().await else {
+                        return Ok::<_, hyper::Error>(respond(500, "shutting down"));
+                    };
+                    return Ok(next_invocation(&id, payload));
+                }
+                let at = Instant::now();
+                let bytes = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let _ = answered.send(Answer { at, body }).await;
+                Ok(respond(202, "{}"))
             }
-        });
+        }));
         RuntimeApi {
             addr,
             events,

@@ -1,3 +1,5 @@
-//! Local tooling shared by the `connectors-admin` and `connectors-dev` binaries.
+//! Local tooling shared by the `connectors-admin` and `connectors-dev` binaries, the bench
+//! and the integration tests.
 
+pub mod loopback;
 pub mod watch;

@@ -5,11 +5,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use connectors_infra::loopback;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use shared::http::request::MAX_BODY_BYTES;
 use shared::App;
 
@@ -52,14 +50,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Arc::new(App::from_env().await);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("connectors API on http://{addr}/v1/integrations");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let app = app.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| serve(app.clone(), req));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let accept_failed = loopback::serve(listener, move |req| serve(app.clone(), req)).await;
+    Err(accept_failed.into())
 }
