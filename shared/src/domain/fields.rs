@@ -225,7 +225,10 @@ mod tests {
     #[test]
     fn text_is_bounded_and_printable() {
         assert!(Text::new(&"x".repeat(MAX_TEXT_LEN)).is_some());
-        assert!(Text::MUST_BE.contains(&format!(" {MAX_TEXT_LEN} ")), "the hint states the bound");
+        assert!(
+            Text::MUST_BE.contains(&format!(" {MAX_TEXT_LEN} ")),
+            "the hint states the bound"
+        );
         for bad in ["", "  ", "a\u{0}b", "a\nb", &"x".repeat(MAX_TEXT_LEN + 1)] {
             assert!(Text::new(bad).is_none(), "{bad:?}");
         }
