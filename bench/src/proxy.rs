@@ -107,7 +107,7 @@ impl TlsProxy {
         let (flying, lock) = (in_flight.clone(), upstream_lock.clone());
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let handshake = move |stream| acceptor.clone().accept(stream);
-        tokio::spawn(loopback::serve_wrapped(
+        tokio::spawn(loopback::serve(
             listener,
             handshake,
             move |req: Request<Incoming>| {

@@ -121,28 +121,32 @@ impl RuntimeApi {
         let inbox = Arc::new(Mutex::new(inbox));
         let first_next = Arc::new(std::sync::Mutex::new(None));
         let seen = first_next.clone();
-        tokio::spawn(loopback::serve(listener, move |req: Request<Incoming>| {
-            let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-            async move {
-                if req.uri().path().ends_with("/invocation/next") {
-                    seen.lock().unwrap().get_or_insert(Instant::now());
-                    let Some((id, payload)) = inbox.lock().await.recv().await else {
-                        return Ok::<_, hyper::Error>(respond(500, "shutting down"));
-                    };
-                    return Ok(next_invocation(&id, payload));
+        tokio::spawn(loopback::serve(
+            listener,
+            loopback::plain,
+            move |req: Request<Incoming>| {
+                let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
+                async move {
+                    if req.uri().path().ends_with("/invocation/next") {
+                        seen.lock().unwrap().get_or_insert(Instant::now());
+                        let Some((id, payload)) = inbox.lock().await.recv().await else {
+                            return Ok::<_, hyper::Error>(respond(500, "shutting down"));
+                        };
+                        return Ok(next_invocation(&id, payload));
+                    }
+                    let at = Instant::now();
+                    let bytes = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let _ = answered.send(Answer { at, body }).await;
+                    Ok(respond(202, "{}"))
                 }
-                let at = Instant::now();
-                let bytes = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let _ = answered.send(Answer { at, body }).await;
-                Ok(respond(202, "{}"))
-            }
-        }));
+            },
+        ));
         RuntimeApi {
             addr,
             events,

@@ -16,22 +16,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// Serves plain HTTP on `listener` until accepting fails, and returns that error.
-pub async fn serve<H, F, B, E>(listener: TcpListener, handler: H) -> io::Error
-where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-    E: Into<BoxError>,
-{
-    serve_wrapped(listener, |stream| async { Ok(stream) }, handler).await
+/// For [`serve`]: plain HTTP, the connection as accepted.
+pub async fn plain(stream: TcpStream) -> io::Result<TcpStream> {
+    Ok(stream)
 }
 
-/// [`serve`], with each accepted connection first handed to `wrap` (a TLS handshake, say);
-/// a connection `wrap` refuses is dropped.
-pub async fn serve_wrapped<W, WF, S, H, F, B, E>(listener: TcpListener, wrap: W, handler: H) -> io::Error
+/// Serves `listener` until accepting fails, and returns that error. Each accepted
+/// connection is first handed to `wrap` ([`plain`], or a TLS handshake); a connection
+/// `wrap` refuses is dropped.
+pub async fn serve<W, WF, S, H, F, B, E>(listener: TcpListener, wrap: W, handler: H) -> io::Error
 where
     W: Fn(TcpStream) -> WF + Clone + Send + 'static,
     WF: Future<Output = io::Result<S>> + Send,
@@ -78,7 +71,7 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        tokio::spawn(serve(listener, move |req: Request<Incoming>| {
+        tokio::spawn(serve(listener, plain, move |req: Request<Incoming>| {
             let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
             async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("{} {n}", req.method()))))) }
         }));

@@ -50,6 +50,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Arc::new(App::from_env().await);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("connectors API on http://{addr}/v1/integrations");
-    let accept_failed = loopback::serve(listener, move |req| serve(app.clone(), req)).await;
+    let accept_failed = loopback::serve(listener, loopback::plain, move |req| serve(app.clone(), req)).await;
     Err(accept_failed.into())
 }
