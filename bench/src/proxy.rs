@@ -107,21 +107,17 @@ impl TlsProxy {
         let (flying, lock) = (in_flight.clone(), upstream_lock.clone());
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
         let handshake = move |stream| acceptor.clone().accept(stream);
-        tokio::spawn(loopback::serve(
-            listener,
-            handshake,
-            move |req: Request<Incoming>| {
-                let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
-                let (flying, lock) = (flying.clone(), lock.clone());
-                async move {
-                    // Counted until done or dropped (hyper drops the future when the caller, a
-                    // killed function, goes away).
-                    let _in_flight = InFlight::enter(flying);
-                    let _one_at_a_time = lock.lock().await;
-                    forward(client, counter, upstream, req).await
-                }
-            },
-        ));
+        tokio::spawn(loopback::serve(listener, handshake, move |req: Request<Incoming>| {
+            let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
+            let (flying, lock) = (flying.clone(), lock.clone());
+            async move {
+                // Counted until done or dropped (hyper drops the future when the caller, a
+                // killed function, goes away).
+                let _in_flight = InFlight::enter(flying);
+                let _one_at_a_time = lock.lock().await;
+                forward(client, counter, upstream, req).await
+            }
+        }));
         TlsProxy {
             url,
             ca_pem,

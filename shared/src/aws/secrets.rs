@@ -6,6 +6,8 @@
 //! re-connect right after a permanent delete never meets a name still being deleted.
 
 use async_trait::async_trait;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::types::Tag;
 use aws_sdk_secretsmanager::Client;
 
@@ -112,36 +114,23 @@ impl Vault for SecretsManagerVault {
             .recovery_window_in_days(recovery_days)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Absent, or already scheduled for deletion: the desired state holds.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(Dependency::SecretsManager, "DeleteSecret", &e)),
-        }
+        // Absent, or already scheduled for deletion: the desired state holds.
+        done_or_already(result, "DeleteSecret", |e| {
+            e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+        })
     }
 
     async fn restore(&self, secret: &SecretRef) -> Result<(), DependencyError> {
-        match self
+        let result = self
             .client
             .restore_secret()
             .secret_id(self.secret_name(secret))
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(Dependency::SecretsManager, "RestoreSecret", &e)),
-        }
+            .await;
+        // Absent, or not scheduled for deletion (so live already).
+        done_or_already(result, "RestoreSecret", |e| {
+            e.is_resource_not_found_exception() || e.is_invalid_request_exception()
+        })
     }
 
     async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError> {
@@ -152,15 +141,20 @@ impl Vault for SecretsManagerVault {
             .force_delete_without_recovery(true)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify(Dependency::SecretsManager, "DeleteSecret", &e)),
-        }
+        done_or_already(result, "DeleteSecret", |e| e.is_resource_not_found_exception())
+    }
+}
+
+/// `Ok` when the call succeeded, or failed only because what it was to bring about already
+/// holds (`already` says which service errors mean that); any other failure classified.
+fn done_or_already<O, E: ProvideErrorMetadata>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+    operation: &'static str,
+    already: impl Fn(&E) -> bool,
+) -> Result<(), DependencyError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(already) => Ok(()),
+        Err(e) => Err(classify(Dependency::SecretsManager, operation, &e)),
     }
 }
