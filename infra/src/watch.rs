@@ -8,50 +8,8 @@ use shared::config::Settings;
 
 pub async fn watch(sdk: &SdkConfig, settings: &Settings, limit: Option<usize>) -> Result<(), String> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let events = aws_sdk_eventbridge::Client::new(sdk);
     let name = format!("{}-watch", settings.event_bus);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .send()
-        .await
-        .map_err(|_| "cannot create the watch queue (is the emulator running?)")?
-        .queue_url
-        .unwrap_or_default();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|_| "cannot read the watch queue")?;
-    let queue_arn = attributes
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .unwrap_or_default();
-    let pattern = serde_json::json!({ "source": [settings.event_source] }).to_string();
-    events
-        .put_rule()
-        .name(&name)
-        .event_bus_name(&settings.event_bus)
-        .event_pattern(pattern)
-        .send()
-        .await
-        .map_err(|_| "cannot create the watch rule (run `connectors-admin bootstrap` first)")?;
-    let target = Target::builder()
-        .id("watch")
-        .arn(queue_arn)
-        .build()
-        .map_err(|_| "bad target")?;
-    events
-        .put_targets()
-        .rule(&name)
-        .event_bus_name(&settings.event_bus)
-        .targets(target)
-        .send()
-        .await
-        .map_err(|_| "cannot attach the watch queue")?;
+    let queue_url = route_to_queue(sdk, &settings.event_bus, &settings.event_source, &name).await?;
     eprintln!("watching bus `{}` (Ctrl-C to stop)", settings.event_bus);
     let mut seen = 0;
     loop {
@@ -79,4 +37,54 @@ pub async fn watch(sdk: &SdkConfig, settings: &Settings, limit: Option<usize>) -
             }
         }
     }
+}
+
+/// Creates the queue `name` and a rule of the same name that sends every event of `source`
+/// on `bus` to it; returns the queue's URL. The integration tests read events this way too.
+pub async fn route_to_queue(sdk: &SdkConfig, bus: &str, source: &str, name: &str) -> Result<String, &'static str> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|_| "cannot create the watch queue (is the emulator running?)")?
+        .queue_url
+        .unwrap_or_default();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|_| "cannot read the watch queue")?;
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    let pattern = serde_json::json!({ "source": [source] }).to_string();
+    events
+        .put_rule()
+        .name(name)
+        .event_bus_name(bus)
+        .event_pattern(pattern)
+        .send()
+        .await
+        .map_err(|_| "cannot create the watch rule (run `connectors-admin bootstrap` first)")?;
+    let target = Target::builder()
+        .id("watch")
+        .arn(queue_arn)
+        .build()
+        .map_err(|_| "bad target")?;
+    events
+        .put_targets()
+        .rule(name)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|_| "cannot attach the watch queue")?;
+    Ok(queue_url)
 }
