@@ -1,7 +1,13 @@
 //! Secret canaries: connect with unique credential values, drive every route (and its
 //! error paths), then scan every response body and header, every delivered event and
 //! every captured log line for any canary or secret ARN.
+//!
+//! The log capture is the process's global subscriber (the SDK and the runtime log from
+//! wherever they run), so this test is a binary of its own, apart from `integration`.
 
+// The harness the integration binary uses whole; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "integration/support/mod.rs"]
 mod support;
 
 use std::io::Write;

@@ -11,6 +11,9 @@
 //! The subscriber is global (the runtime and the SDK log from wherever they run), so this
 //! binary holds this one test.
 
+// The harness the integration binary uses whole; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "integration/support/mod.rs"]
 mod support;
 
 use std::io::Write;

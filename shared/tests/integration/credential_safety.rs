@@ -14,7 +14,7 @@
 //! 11. connecting again right after a permanent delete collided with the secret name AWS
 //!     was still deleting (a 500).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! What API Gateway really sends: HTTP API (v2) and REST API (v1) proxy events, parsed by
 //! lambda_http exactly as in Lambda and served by `handle_operation`, the function entry.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use shared::http::router::Operation;

@@ -1,7 +1,7 @@
 //! The core routes end to end: HTTP layer → service → DynamoDB, Secrets Manager and
 //! EventBridge on the emulator, with state checked in each service directly.
 
-mod support;
+use crate::support;
 
 use futures::future::join_all;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! Dependencies failing: callers get 503 + Retry-After (never AWS text), state stays
 //! consistent, and an event the bus refused waits in the outbox instead of being lost.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

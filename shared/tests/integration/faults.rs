@@ -8,7 +8,7 @@
 //! connection) taking turns; `FAULTS=all` (used by `make reliability`) injects every kind
 //! at every step.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

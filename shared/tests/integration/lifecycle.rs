@@ -1,7 +1,7 @@
 //! The lifecycle (docs/DECISIONS.md, "Lifecycle") on the emulator: every transition of the lifecycle diagram, with the row,
 //! the secret and the delivered events checked after each.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use shared::domain::api_key::Scope;

@@ -2,7 +2,7 @@
 //! junk in paths, fields, content types, `Authorization` and query strings. Every answer
 //! must be the documented envelope (never a 5xx), and nothing may be stored.
 
-mod support;
+use crate::support;
 
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on the emulator: replay without re-execution, mismatch, and
 //! concurrent duplicates executing once.
 
-mod support;
+use crate::support;
 
 use futures::future::join_all;
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! sample events, and least-privilege IAM proven by recording what each function's code
 //! really calls on the emulator.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

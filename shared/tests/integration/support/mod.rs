@@ -3,7 +3,6 @@
 //! the same HTTP layer the Lambda handlers use. The emulator enforces IAM: the service's
 //! code signs every call as the function it runs in (see `iam`), the harness's own setup
 //! and inspection calls as an admin.
-#![allow(dead_code)]
 
 pub mod contract;
 pub mod faults;

@@ -6,7 +6,7 @@
 //! `PROPTEST_CASES` sets the number of sequences (default 16 here; `make reliability`
 //! runs more).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

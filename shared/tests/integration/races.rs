@@ -2,7 +2,7 @@
 //! credentials — and afterwards the row, the secret and the event stream must agree:
 //! every stored change announced exactly once, in an order the lifecycle allows.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};

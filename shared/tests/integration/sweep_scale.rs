@@ -1,7 +1,7 @@
 //! The sweep reads only what is due: with thousands of unrelated rows in the table (and
 //! disconnected rows not yet due in the index), finalising 10 due rows reads ~10 items.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 
@@ -42,10 +42,13 @@ async fn batch_write(h: &Harness, items: Vec<HashMap<String, AttributeValue>>) {
 
 #[tokio::test]
 async fn sweep_cost_follows_due_items_not_table_size() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_test_writer()
-        .try_init();
+    // This test's own logs only (the subscriber is this thread's, not the binary's).
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .finish(),
+    );
     let h = Harness::new().await;
     let now = h.now();
     let types: Vec<ConnectorType> = ConnectorType::all().collect();
