@@ -62,22 +62,13 @@ async fn sweep_cost_follows_due_items_not_table_size() {
     // Ten real connectors of one tenant, disconnected through the API.
     let (entity, key) = h.tenant(true).await;
     for t in types.iter().take(DUE) {
-        h.call("POST", &format!("/v1/integrations/{t}"), Some(&key), None).await;
+        h.as_key(&key).post(t, None).await;
         let cred_keys: serde_json::Map<String, serde_json::Value> =
             t.entry().required.iter().map(|k| (k.to_string(), json!("v"))).collect();
-        h.call(
-            "PUT",
-            &format!("/v1/integrations/{t}/credentials"),
-            Some(&key),
-            Some(json!({ "credentials": cred_keys })),
-        )
-        .await;
-        assert_eq!(
-            h.call("DELETE", &format!("/v1/integrations/{t}"), Some(&key), None)
-                .await
-                .status,
-            200
-        );
+        h.as_key(&key)
+            .put_credentials(t, json!({ "credentials": cred_keys }))
+            .await;
+        assert_eq!(h.as_key(&key).delete(t).await.status, 200);
     }
     h.events(DUE * 3).await;
     // Then the unrelated rows (seeded after, so that the setup's own writes stay fast).
