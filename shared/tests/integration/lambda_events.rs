@@ -4,51 +4,16 @@
 use crate::support;
 
 use serde_json::{json, Value};
+use shared::api_gateway::ApiEvent;
 use shared::http::router::Operation;
 use support::{Harness, Reply};
 
-fn http_api_v2(method: &str, path: &str, query: &str, key: &str, body: Option<&Value>) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": {"authorization": format!("Bearer {key}"), "content-type": "application/json", "host": "abc.execute-api.us-east-1.amazonaws.com"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc", "domainName": "abc.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "curl/8"},
-            "requestId": "Abc123=", "routeKey": format!("{method} {path}"), "stage": "$default",
-            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
+fn http_api_v2(method: &str, path: &str, key: &str, body: Option<&Value>) -> Value {
+    ApiEvent::new(method, path).key(key).body(body).http_api()
 }
 
-fn rest_api_v1(method: &str, path: &str, query: Option<Value>, key: &str, body: Option<&Value>) -> Value {
-    json!({
-        "resource": "/v1/integrations/{connector}",
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Authorization": format!("Bearer {key}"), "Content-Type": "application/json", "Host": "abc.execute-api.us-east-1.amazonaws.com"},
-        "multiValueHeaders": {"Authorization": [format!("Bearer {key}")], "Content-Type": ["application/json"], "Host": ["abc.execute-api.us-east-1.amazonaws.com"]},
-        "queryStringParameters": query.clone(),
-        "multiValueQueryStringParameters": query.map(|q| {
-            let m: serde_json::Map<String, Value> = q.as_object().unwrap().iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
-            Value::Object(m)
-        }),
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc", "resourceId": "r1", "stage": "prod",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "httpMethod": method,
-            "path": format!("/prod{path}"), "resourcePath": "/v1/integrations/{connector}",
-            "identity": {"sourceIp": "192.0.2.1", "userAgent": "curl/8"}, "protocol": "HTTP/1.1"
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
+fn rest_api_v1(method: &str, path: &str, key: &str, body: Option<&Value>) -> Value {
+    ApiEvent::new(method, path).key(key).body(body).rest_api()
 }
 
 async fn invoke(h: &Harness, operation: Operation, event: Value) -> Reply {
@@ -66,7 +31,6 @@ async fn http_api_v2_events_reach_each_operation() {
         http_api_v2(
             "POST",
             "/v1/integrations/usps",
-            "",
             &key,
             Some(&json!({"display_name": "Post"})),
         ),
@@ -77,7 +41,7 @@ async fn http_api_v2_events_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::Credentials,
-        http_api_v2("PUT", "/v1/integrations/usps/credentials", "", &key, Some(&creds)),
+        http_api_v2("PUT", "/v1/integrations/usps/credentials", &key, Some(&creds)),
     )
     .await;
     assert_eq!(
@@ -87,21 +51,21 @@ async fn http_api_v2_events_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::Get,
-        http_api_v2("GET", "/v1/integrations/usps", "", &key, None),
+        http_api_v2("GET", "/v1/integrations/usps", &key, None),
     )
     .await;
     assert_eq!(r.body["data"]["display_name"], "Post");
     let r = invoke(
         &h,
         Operation::List,
-        http_api_v2("GET", "/v1/integrations", "limit=1&is_active=true", &key, None),
+        http_api_v2("GET", "/v1/integrations?limit=1&is_active=true", &key, None),
     )
     .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
     let r = invoke(
         &h,
         Operation::List,
-        http_api_v2("GET", "/v1/integrations", "limit=500", &key, None),
+        http_api_v2("GET", "/v1/integrations?limit=500", &key, None),
     )
     .await;
     assert_eq!(
@@ -112,7 +76,7 @@ async fn http_api_v2_events_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::Disconnect,
-        http_api_v2("DELETE", "/v1/integrations/usps", "", &key, None),
+        http_api_v2("DELETE", "/v1/integrations/usps", &key, None),
     )
     .await;
     assert_eq!(r.body["data"]["is_active"], false);
@@ -125,28 +89,28 @@ async fn rest_api_v1_events_with_a_stage_reach_each_operation() {
     let r = invoke(
         &h,
         Operation::Connect,
-        rest_api_v1("POST", "/v1/integrations/google", None, &key, None),
+        rest_api_v1("POST", "/v1/integrations/google", &key, None),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let r = invoke(
         &h,
         Operation::Get,
-        rest_api_v1("GET", "/v1/integrations/google", None, &key, None),
+        rest_api_v1("GET", "/v1/integrations/google", &key, None),
     )
     .await;
     assert_eq!(r.body["data"]["connector_type"], "google");
     let r = invoke(
         &h,
         Operation::List,
-        rest_api_v1("GET", "/v1/integrations", Some(json!({"mode": "sandbox"})), &key, None),
+        rest_api_v1("GET", "/v1/integrations?mode=sandbox", &key, None),
     )
     .await;
     assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
     let r = invoke(
         &h,
         Operation::Disconnect,
-        rest_api_v1("DELETE", "/v1/integrations/google", None, &key, None),
+        rest_api_v1("DELETE", "/v1/integrations/google", &key, None),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -159,21 +123,21 @@ async fn a_function_serves_only_its_own_operation() {
     invoke(
         &h,
         Operation::Connect,
-        http_api_v2("POST", "/v1/integrations/wwex", "", &key, None),
+        http_api_v2("POST", "/v1/integrations/wwex", &key, None),
     )
     .await;
     // A DELETE wired to the `get` function must not disconnect anything.
     let r = invoke(
         &h,
         Operation::Get,
-        http_api_v2("DELETE", "/v1/integrations/wwex", "", &key, None),
+        http_api_v2("DELETE", "/v1/integrations/wwex", &key, None),
     )
     .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
     let still = invoke(
         &h,
         Operation::Get,
-        http_api_v2("GET", "/v1/integrations/wwex", "", &key, None),
+        http_api_v2("GET", "/v1/integrations/wwex", &key, None),
     )
     .await;
     assert_eq!(still.body["data"]["is_active"], true);

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
+use shared::api_gateway::ApiEvent;
 use shared::aws::table::TABLE;
 use shared::config::ENV_VARS;
 use shared::domain::api_key::Scope;
@@ -300,6 +301,7 @@ async fn drive_every_path_and_compare_grants() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
     let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
+    let put_stripe_creds = || h.as_key(&key).put_credentials("stripe", stripe_creds.clone());
 
     h.as_key(&key).list("").await;
     assert_eq!(
@@ -318,13 +320,7 @@ async fn drive_every_path_and_compare_grants() {
             .status,
         200
     );
-    assert_eq!(
-        h.as_key(&key)
-            .put_credentials("stripe", stripe_creds.clone())
-            .await
-            .status,
-        200
-    );
+    assert_eq!(put_stripe_creds().await.status, 200);
     let id = h.as_key(&key).get("stripe").await.body["data"]["id"]
         .as_str()
         .unwrap()
@@ -355,13 +351,7 @@ async fn drive_every_path_and_compare_grants() {
         "re-connect restores the secret"
     );
     h.as_key(&key).delete("stripe").await;
-    assert_eq!(
-        h.as_key(&key)
-            .put_credentials("stripe", stripe_creds.clone())
-            .await
-            .status,
-        200
-    );
+    assert_eq!(put_stripe_creds().await.status, 200);
     assert_eq!(h.as_key(&key).purge("stripe").await.status, 204);
     // Expiry, through connect and through the sweeper.
     for t in ["ups", "fedex"] {
@@ -606,6 +596,64 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
     }
 }
 
+/// The key in the sample events, for a real test key to replace.
+const SAMPLE_KEY: &str = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN";
+
+/// Every file in events/ but the sweeper's schedule: its name and the event it holds.
+fn sample_events() -> Vec<(String, Value)> {
+    let stripe = "/v1/integrations/stripe";
+    let connect = json!({"display_name": "Payments", "config": {"statement_descriptor": "ACME"}});
+    let credentials = json!({
+        "credentials": {"secret_key": "sk_test_example", "publishable_key": "pk_test_example"},
+        "webhook_secret": "whsec_example"
+    });
+    let update = json!({"display_name": "Payments EU"});
+    let samples = [
+        ("connect", ApiEvent::new("POST", stripe).body(Some(&connect))),
+        (
+            "credentials",
+            ApiEvent::new("PUT", "/v1/integrations/stripe/credentials").body(Some(&credentials)),
+        ),
+        ("get", ApiEvent::new("GET", stripe)),
+        ("list", ApiEvent::new("GET", "/v1/integrations?limit=10&is_active=true")),
+        ("update", ApiEvent::new("PATCH", stripe).body(Some(&update))),
+        ("disconnect", ApiEvent::new("DELETE", stripe)),
+        ("restore", ApiEvent::new("POST", "/v1/integrations/stripe/restore")),
+        (
+            "purge",
+            ApiEvent::new("DELETE", "/v1/integrations/stripe?permanent=true"),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, event) in samples {
+        let event = event.key(SAMPLE_KEY);
+        files.push((format!("{name}-http-api.json"), event.http_api()));
+        files.push((format!("{name}-rest-api.json"), event.rest_api()));
+    }
+    // A GET of the PUT-only credentials path matches no route: the fallback's.
+    let unrouted = ApiEvent::new("GET", "/v1/integrations/stripe/credentials").key(SAMPLE_KEY);
+    files.push(("fallback-http-api.json".to_string(), unrouted.http_api()));
+    files
+}
+
+/// The files in events/ are exactly what `shared::api_gateway` writes, so that they, the
+/// tests and the bench cannot drift apart. `UPDATE_EVENTS=1` rewrites them.
+#[test]
+fn the_sample_events_are_what_the_builder_writes() {
+    for (file, event) in sample_events() {
+        let path = format!("{ROOT}/events/{file}");
+        let written = serde_json::to_string_pretty(&event).unwrap() + "\n";
+        if std::env::var_os("UPDATE_EVENTS").is_some() {
+            std::fs::write(&path, &written).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("events/{file}: {e}"));
+        assert_eq!(
+            text, written,
+            "events/{file} is not what shared::api_gateway writes (UPDATE_EVENTS=1 rewrites it)"
+        );
+    }
+}
+
 /// Every file in events/ through the function it is for, in lifecycle order.
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
@@ -630,11 +678,8 @@ async fn every_sample_event_gets_its_documented_answer() {
             let file = format!("{name}-{flavour}.json");
             assert!(files.remove(&file), "events/{file} exists");
             let text = std::fs::read_to_string(format!("{ROOT}/events/{file}")).unwrap();
-            assert!(
-                text.contains("ark_test_ent_placeholder0_"),
-                "{file} carries the placeholder key"
-            );
-            let text = text.replace("ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN", &key);
+            assert!(text.contains(SAMPLE_KEY), "{file} carries the placeholder key");
+            let text = text.replace(SAMPLE_KEY, &key);
             let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
             let reply = h.invoke(operation, req).await;
             assert_eq!(reply.status, status, "{file}: {}", reply.raw);
@@ -706,8 +751,14 @@ async fn the_emulator_refuses_what_a_function_is_not_granted() {
         dynamo
             .put_item()
             .table_name(&h.settings.table)
-            .item(TABLE.partition_key, aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
-            .item(TABLE.sort_key, aws_sdk_dynamodb::types::AttributeValue::S("probe".into()))
+            .item(
+                TABLE.partition_key,
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
+            )
+            .item(
+                TABLE.sort_key,
+                aws_sdk_dynamodb::types::AttributeValue::S("probe".into()),
+            )
             .send()
     };
     let refused = support::as_function("list", item("probe")).await.unwrap_err();
