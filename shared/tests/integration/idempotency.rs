@@ -98,24 +98,16 @@ async fn the_same_key_with_a_different_request_is_409_mismatch() {
 async fn failed_requests_are_not_stored_so_a_corrected_retry_can_run() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    let missing = h
-        .as_key(&key)
-        .idempotency_key("creds-1")
-        .put_credentials(
-            "amazon",
-            (json!({"credentials": {"client_id": "a", "client_secret": "b", "refresh_token": "c"}})).clone(),
-        )
-        .await;
+    let credentials = json!({"credentials": {"client_id": "a", "client_secret": "b", "refresh_token": "c"}});
+    let put = || {
+        h.as_key(&key)
+            .idempotency_key("creds-1")
+            .put_credentials("amazon", credentials.clone())
+    };
+    let missing = put().await;
     assert_eq!(missing.status, 404);
     h.as_key(&key).post("amazon", None).await;
-    let retry = h
-        .as_key(&key)
-        .idempotency_key("creds-1")
-        .put_credentials(
-            "amazon",
-            (json!({"credentials": {"client_id": "a", "client_secret": "b", "refresh_token": "c"}})).clone(),
-        )
-        .await;
+    let retry = put().await;
     assert_eq!(retry.status, 200, "{}", retry.raw);
 }
 
