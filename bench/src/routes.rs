@@ -171,7 +171,16 @@ impl Route {
             "list" => "/v1/integrations".to_string(),
             _ => format!("/v1/integrations/{}{}", self.connector(call), self.suffix),
         };
-        http_event(self.method, &path, self.query, key, (self.body)(call))
+        let path = if self.query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", self.query)
+        };
+        let body = (self.body)(call);
+        shared::api_gateway::ApiEvent::new(self.method, &path)
+            .key(key)
+            .body(body.as_ref())
+            .http_api()
     }
 
     /// A fresh entity whose rows are ready for calls `0..calls`, and its key (all scopes).
@@ -250,15 +259,4 @@ pub async fn seed(
         return Err(format!("{method} {path}: {got}"));
     }
     Ok(())
-}
-
-pub fn http_event(method: &str, path: &str, query: &str, key: &str, body: Option<Value>) -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": {"authorization": format!("Bearer {key}"), "content-type": "application/json"},
-        "requestContext": {"accountId": "123456789012", "apiId": "bench", "domainName": "bench.local", "domainPrefix": "bench",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": "bench", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
-        "body": body.map(|b| b.to_string()), "isBase64Encoded": false
-    })
 }

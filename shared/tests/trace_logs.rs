@@ -11,6 +11,9 @@
 //! The subscriber is global (the runtime and the SDK log from wherever they run), so this
 //! binary holds this one test.
 
+// The harness the integration binary uses whole; this binary uses part of it.
+#[allow(dead_code)]
+#[path = "integration/support/mod.rs"]
 mod support;
 
 use std::io::Write;
@@ -24,6 +27,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use shared::api_gateway::ApiEvent;
 use shared::http::router::route;
 use support::Harness;
 use tokio::sync::mpsc;
@@ -138,25 +142,6 @@ impl RuntimeApi {
     }
 }
 
-/// An HTTP API (v2) proxy event, as API Gateway hands it to the function.
-fn http_api_event(method: &str, path: &str, key: &str, body: Option<&Value>) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"authorization": format!("Bearer {key}"), "content-type": "application/json"},
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "api", "domainName": "api.test", "domainPrefix": "api",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "test"},
-            "requestId": "req", "routeKey": "$default", "stage": "$default",
-            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 1795428000000u64
-        },
-        "body": body.map(|b| b.to_string()),
-        "isBase64Encoded": false
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_logging_writes_no_credential_and_no_bearer_key() {
     let (capped, raw) = (Capture::default(), Capture::default());
@@ -207,7 +192,9 @@ async fn trace_logging_writes_no_credential_and_no_bearer_key() {
             ("DELETE", base.to_string(), None),
             ("POST", format!("{base}/restore"), None),
         ] {
-            let answer = api.invoke(&http_api_event(method, &path, &key, body.as_ref())).await;
+            let answer = api
+                .invoke(&ApiEvent::new(method, &path).key(&key).body(body.as_ref()).http_api())
+                .await;
             statuses.push(answer["statusCode"].as_u64().unwrap_or_default());
         }
         statuses

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
+use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS};
 
@@ -32,11 +33,16 @@ impl DynamoIdempotencyStore {
     }
 }
 
+/// What the partition key of every idempotency record of `entity` starts with.
+pub fn entity_prefix(entity: EntityId) -> String {
+    format!("IDEM#{entity}#")
+}
+
 /// The caller's key is hashed: it may hold anything printable, and it is theirs, not ours.
 fn pk(scope: IdempotencyScope, key: &str) -> AttributeValue {
     let mode = if scope.livemode { "live" } else { "test" };
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
-    s(format!("IDEM#{}#{mode}#{hash}", scope.entity_id))
+    s(format!("{}{mode}#{hash}", entity_prefix(scope.entity_id)))
 }
 
 /// The claim's key attributes.

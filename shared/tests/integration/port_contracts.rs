@@ -6,7 +6,7 @@
 //! in-memory ports: TTL deleting items up to ~48 h late, a force-deleted secret's name
 //! being refused for a while, and `ClientRequestToken` replay of a transaction.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! `PROPTEST_CASES` sets the number of sequences (default 16 here; `make reliability`
 //! runs more).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
@@ -126,20 +126,16 @@ async fn run_sequence(h: &Harness, steps: Vec<Step>) {
                 .cloned()
                 .unwrap_or_else(|| "3c90c3cc-0d44-4b50-8888-8dd25736052a".into())
         };
-        let base = format!("/v1/integrations/{t}");
         let k = Some(caller.key.as_str());
         let reply = match &s.action {
             Action::Connect { live_mode } => {
                 let mode = if *live_mode { "live" } else { "sandbox" };
-                h.call("POST", &base, k, Some(json!({ "mode": mode }))).await
+                h.caller(k).post(t, Some(json!({ "mode": mode }))).await
             }
-            Action::Get => h.call("GET", &base, k, None).await,
-            Action::GetById { of_row } => {
-                h.call("GET", &format!("/v1/integrations/{}", pick(*of_row)), k, None)
-                    .await
-            }
-            Action::List => h.call("GET", "/v1/integrations?limit=100", k, None).await,
-            Action::Patch => h.call("PATCH", &base, k, Some(json!({"display_name": "edited"}))).await,
+            Action::Get => h.caller(k).get(t).await,
+            Action::GetById { of_row } => h.caller(k).get(pick(*of_row)).await,
+            Action::List => h.caller(k).list("?limit=100").await,
+            Action::Patch => h.caller(k).patch(t, json!({"display_name": "edited"})).await,
             Action::Credentials => {
                 let creds: serde_json::Map<String, Value> = ConnectorType::parse(t)
                     .unwrap()
@@ -148,21 +144,12 @@ async fn run_sequence(h: &Harness, steps: Vec<Step>) {
                     .iter()
                     .map(|k| (k.to_string(), json!("v")))
                     .collect();
-                h.call(
-                    "PUT",
-                    &format!("{base}/credentials"),
-                    k,
-                    Some(json!({ "credentials": creds })),
-                )
-                .await
+                h.caller(k).put_credentials(t, json!({ "credentials": creds })).await
             }
-            Action::Disconnect => h.call("DELETE", &base, k, None).await,
-            Action::DisconnectById { of_row } => {
-                h.call("DELETE", &format!("/v1/integrations/{}", pick(*of_row)), k, None)
-                    .await
-            }
-            Action::Restore => h.call("POST", &format!("{base}/restore"), k, None).await,
-            Action::Purge => h.call("DELETE", &format!("{base}?permanent=true"), k, None).await,
+            Action::Disconnect => h.caller(k).delete(t).await,
+            Action::DisconnectById { of_row } => h.caller(k).delete(pick(*of_row)).await,
+            Action::Restore => h.caller(k).restore(t).await,
+            Action::Purge => h.caller(k).purge(t).await,
         };
         assert!(reply.status < 500, "{s:?}: {}", reply.raw);
         assert_shows_only_own(&reply, caller);

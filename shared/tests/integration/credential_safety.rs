@@ -14,7 +14,7 @@
 //! 11. connecting again right after a permanent delete collided with the secret name AWS
 //!     was still deleting (a 500).
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -23,14 +23,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::aws::table::{due_partition, DueKind};
+use shared::aws::table::{due_partition, DueKind, TABLE};
 use shared::config::Settings;
 use shared::domain::api_key::Scope;
 use shared::domain::ids::EntityId;
 use shared::ports::{GUARD_GRACE_SECONDS, IDEMPOTENCY_LEASE_SECONDS, OUTBOX_GRACE_SECONDS};
 use shared::App;
 use support::faults::{Fault, FaultProxy};
-use support::{request, Harness, Reply};
+use support::Harness;
 
 const DAY: i64 = 86_400;
 const WINDOW: i64 = 7 * DAY;
@@ -62,28 +62,6 @@ fn types(events: &[Value]) -> Vec<String> {
         .iter()
         .map(|e| e["detail-type"].as_str().unwrap().to_string())
         .collect()
-}
-
-async fn send(h: &Harness, app: &App, method: &str, path: &str, key: &str, body: Option<Value>) -> Reply {
-    h.send_via(app, request(method, path, Some(key), &[], body)).await
-}
-
-async fn send_with_key(
-    h: &Harness,
-    method: &str,
-    path: &str,
-    key: &str,
-    idempotency_key: &str,
-    body: Option<Value>,
-) -> Reply {
-    h.send(request(
-        method,
-        path,
-        Some(key),
-        &[("idempotency-key", idempotency_key)],
-        body,
-    ))
-    .await
 }
 
 fn credentials(secret_key: &str) -> Value {
@@ -118,16 +96,11 @@ async fn the_live_secret(h: &Harness, entity: EntityId, context: &str) -> (Strin
 }
 
 async fn connect_with_credentials(h: &Harness, key: &str, connector_type: &str, secret_key: &str) -> Value {
-    let base = format!("/v1/integrations/{connector_type}");
-    let created = h.call("POST", &base, Some(key), None).await;
+    let created = h.as_key(key).post(connector_type, None).await;
     assert_eq!(created.status, 201, "{}", created.raw);
     let put = h
-        .call(
-            "PUT",
-            &format!("{base}/credentials"),
-            Some(key),
-            Some(credentials(secret_key)),
-        )
+        .as_key(key)
+        .put_credentials(connector_type, credentials(secret_key))
         .await;
     assert_eq!(put.status, 200, "{}", put.raw);
     put.body["data"].clone()
@@ -140,7 +113,7 @@ async fn idempotency_records(h: &Harness, entity: EntityId) -> Vec<HashMap<Strin
         .scan()
         .table_name(&h.settings.table)
         .filter_expression("begins_with(pk, :p)")
-        .expression_attribute_values(":p", AttributeValue::S(format!("IDEM#{entity}#")))
+        .expression_attribute_values(":p", AttributeValue::S(shared::aws::idempotency::entity_prefix(entity)))
         .send()
         .await
         .expect("scan")
@@ -166,15 +139,7 @@ async fn a_late_purge_retry_never_touches_the_new_connectors_secret() {
     // Permanent delete while the bus refuses events: the row and the secret are gone, the
     // `integration.deleted` record (carrying the secret's force-delete) stays behind.
     let bus_down = app_with_the_bus_down(&h);
-    let purge = send(
-        &h,
-        &bus_down,
-        "DELETE",
-        "/v1/integrations/stripe?permanent=true",
-        &key,
-        None,
-    )
-    .await;
+    let purge = h.as_key(&key).via(&bus_down).purge("stripe").await;
     assert_eq!(purge.status, 204, "{}", purge.raw);
     assert_eq!(h.outbox().await.len(), 1, "the deleted event waits in the outbox");
 
@@ -200,7 +165,7 @@ async fn a_late_purge_retry_never_touches_the_new_connectors_secret() {
         value["credentials"]["secret_key"], "sk_new",
         "the new connector's credentials survive the old connector's late delete"
     );
-    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let row = h.as_key(&key).get("stripe").await;
     assert_eq!(row.body["data"]["id"], new["id"]);
     assert_eq!(row.body["data"]["has_credentials_secret_arn"], true);
     assert!(h.outbox().await.is_empty());
@@ -213,7 +178,7 @@ async fn a_late_expiry_retry_never_touches_the_new_connectors_secret() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let old = connect_with_credentials(&h, &key, "stripe", "sk_old").await;
-    let off = h.call("DELETE", "/v1/integrations/stripe", Some(&key), None).await;
+    let off = h.as_key(&key).delete("stripe").await;
     assert_eq!(off.status, 200, "{}", off.raw);
     h.events(3).await;
 
@@ -243,7 +208,7 @@ async fn a_late_expiry_retry_never_touches_the_new_connectors_secret() {
         value["credentials"]["secret_key"], "sk_new",
         "the new connector's credentials survive the old connector's late expiry"
     );
-    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let row = h.as_key(&key).get("stripe").await;
     assert_eq!(
         (row.body["data"]["id"].clone(), row.body["data"]["is_active"].clone()),
         (new["id"].clone(), json!(true))
@@ -258,15 +223,14 @@ async fn a_claim_left_by_a_killed_request_is_taken_over_once_its_lease_runs_out(
     let (_, key) = h.tenant(false).await;
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let app = app_via(&h, &proxy.url);
-    let path = "/v1/integrations/shippo";
     let body = json!({"display_name": "Warehouse"});
-    let idem = [("idempotency-key", "order-7")];
+    let caller = || h.as_key(&key).idempotency_key("order-7");
 
     // The request claims its key, then is killed (Lambda timeout, crash) while its
     // transaction is on the wire: the claim stays `in_progress`, nothing was written.
     let mut hold = proxy.hold("TransactWriteItems");
     tokio::select! {
-        r = h.send_via(&app, request("POST", path, Some(&key), &idem, Some(body.clone()))) => {
+        r = caller().via(&app).post("shippo", Some(body.clone())) => {
             panic!("the request was to be killed mid-way, yet answered {}", r.status)
         }
         _ = hold.reached() => {}
@@ -274,9 +238,7 @@ async fn a_claim_left_by_a_killed_request_is_taken_over_once_its_lease_runs_out(
     drop(hold); // the held transaction never reaches the table
 
     // While the lease runs, a retry is told the first request is still in progress.
-    let early = h
-        .send(request("POST", path, Some(&key), &idem, Some(body.clone())))
-        .await;
+    let early = caller().post("shippo", Some(body.clone())).await;
     assert_eq!(
         (early.status, early.error_code().as_str()),
         (409, "conflict"),
@@ -284,22 +246,12 @@ async fn a_claim_left_by_a_killed_request_is_taken_over_once_its_lease_runs_out(
         early.raw
     );
     h.clock.advance_seconds(IDEMPOTENCY_LEASE_SECONDS - 1);
-    let still = h
-        .send(request("POST", path, Some(&key), &idem, Some(body.clone())))
-        .await;
+    let still = caller().post("shippo", Some(body.clone())).await;
     assert_eq!(still.status, 409, "the lease still runs: {}", still.raw);
 
     // Once it ran out: a different request with the key is still a mismatch…
     h.clock.advance_seconds(1);
-    let other = h
-        .send(request(
-            "POST",
-            path,
-            Some(&key),
-            &idem,
-            Some(json!({"display_name": "Other"})),
-        ))
-        .await;
+    let other = caller().post("shippo", Some(json!({"display_name": "Other"}))).await;
     assert_eq!(
         (other.status, other.error_code().as_str()),
         (409, "idempotency_key_mismatch"),
@@ -307,16 +259,14 @@ async fn a_claim_left_by_a_killed_request_is_taken_over_once_its_lease_runs_out(
         other.raw
     );
     // …and the same request takes the claim over and executes.
-    let retry = h
-        .send(request("POST", path, Some(&key), &idem, Some(body.clone())))
-        .await;
+    let retry = caller().post("shippo", Some(body.clone())).await;
     assert_eq!(
         retry.status, 201,
         "a retry after the lease takes over the killed request's claim: {}",
         retry.raw
     );
     assert_eq!(retry.body["data"]["display_name"], "Warehouse");
-    let replay = h.send(request("POST", path, Some(&key), &idem, Some(body))).await;
+    let replay = caller().post("shippo", Some(body)).await;
     assert_eq!(replay.status, 201);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.body["data"]["id"], retry.body["data"]["id"]);
@@ -331,8 +281,7 @@ async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelop
     let (_, key) = h.tenant(false).await;
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let app = app_via(&h, &proxy.url);
-    let path = "/v1/integrations/printnode";
-    let idem = [("idempotency-key", "deadline-1")];
+    let caller = || h.as_key(&key).idempotency_key("deadline-1");
 
     // Every attempt of the connect's transaction stalls (1.5 s each, three attempts); the
     // invocation has 3 s left.
@@ -342,8 +291,8 @@ async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelop
     context.request_id = "lambda-request-1".into();
     context.deadline = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap() + left.as_millis() as u64;
     let started = Instant::now();
-    let req = request("POST", path, Some(&key), &idem, None).with_lambda_context(context);
-    let reply = h.send_via(&app, req).await;
+    let req = caller().request("POST", "/v1/integrations/printnode", None);
+    let reply = h.send_via(&app, req.with_lambda_context(context)).await;
     let took = started.elapsed();
     assert!(
         took < left,
@@ -355,7 +304,7 @@ async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelop
     proxy.disarm();
 
     // The claim was released: the retry with the same key executes.
-    let retry = h.send(request("POST", path, Some(&key), &idem, None)).await;
+    let retry = caller().post("printnode", None).await;
     assert_eq!(retry.status, 201, "{}", retry.raw);
 }
 
@@ -369,7 +318,7 @@ async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_dead
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let app = app_via(&h, &proxy.url);
     let path = "/v1/integrations/mapquest";
-    let idem = [("idempotency-key", "deadline-2")];
+    let caller = || h.as_key(&key).idempotency_key("deadline-2");
 
     // The key is read and the claim written; from then on every DynamoDB call stalls.
     proxy.arm_from(2, Fault::Timeout);
@@ -377,7 +326,7 @@ async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_dead
     let mut context = lambda_http::Context::default();
     context.deadline = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap() + left.as_millis() as u64;
     let started = Instant::now();
-    let req = request("POST", path, Some(&key), &idem, None).with_lambda_context(context);
+    let req = caller().request("POST", path, None).with_lambda_context(context);
     let response = support::handle_as_function(&app, req).await;
     let took = started.elapsed();
     let (calls, _) = proxy.calls();
@@ -399,7 +348,7 @@ async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_dead
 
     // The claim could not be released; its lease frees the key.
     h.clock.advance_seconds(IDEMPOTENCY_LEASE_SECONDS);
-    let retry = h.send(request("POST", path, Some(&key), &idem, None)).await;
+    let retry = caller().post("mapquest", None).await;
     assert_eq!(retry.status, 201, "{}", retry.raw);
 }
 
@@ -410,26 +359,12 @@ async fn an_undecodable_item_in_the_due_index_is_skipped_and_counted_not_fatal()
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     // A disconnected row that will be due, and an outbox record left behind.
-    assert_eq!(
-        h.call("POST", "/v1/integrations/ups", Some(&key), None).await.status,
-        201
-    );
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await.status,
-        200
-    );
-    assert_eq!(
-        h.call("POST", "/v1/integrations/fedex", Some(&key), None).await.status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("ups", None).await.status, 201);
+    assert_eq!(h.as_key(&key).delete("ups").await.status, 200);
+    assert_eq!(h.as_key(&key).post("fedex", None).await.status, 201);
     let bus_down = app_with_the_bus_down(&h);
-    let edit = Some(json!({"display_name": "Freight"}));
-    assert_eq!(
-        send(&h, &bus_down, "PATCH", "/v1/integrations/fedex", &key, edit)
-            .await
-            .status,
-        200
-    );
+    let edit = json!({"display_name": "Freight"});
+    assert_eq!(h.as_key(&key).via(&bus_down).patch("fedex", edit).await.status, 200);
     h.events(3).await;
     let expiry_partition = h.raw_row(entity, "ups").await.unwrap()["due_pk"].clone();
     let outbox = h.outbox().await;
@@ -441,8 +376,8 @@ async fn an_undecodable_item_in_the_due_index_is_skipped_and_counted_not_fatal()
         h.dynamo
             .put_item()
             .table_name(&h.settings.table)
-            .item("pk", AttributeValue::S(format!("JUNK#{n}")))
-            .item("sk", AttributeValue::S("JUNK".into()))
+            .item(TABLE.partition_key, AttributeValue::S(format!("JUNK#{n}")))
+            .item(TABLE.sort_key, AttributeValue::S("JUNK".into()))
             .item("due_pk", partition)
             .item("due_at", AttributeValue::S("1970-01-01T00:00:00Z#junk".into()))
             .item("entity_id", AttributeValue::S("not-an-entity".into()))
@@ -475,15 +410,10 @@ async fn an_undecodable_item_in_the_due_index_is_skipped_and_counted_not_fatal()
 async fn an_outbox_record_that_keeps_failing_backs_off_and_is_reported_undelivered() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/shopify", Some(&key), None)
-            .await
-            .status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("shopify", None).await.status, 201);
     h.events(1).await;
     let bus_down = app_with_the_bus_down(&h);
-    let off = send(&h, &bus_down, "DELETE", "/v1/integrations/shopify", &key, None).await;
+    let off = h.as_key(&key).via(&bus_down).delete("shopify").await;
     assert_eq!(off.status, 200, "{}", off.raw);
 
     // The bus stays down: each failed attempt pushes the next one further out.
@@ -544,12 +474,9 @@ async fn due_items_spread_over_every_shard_and_the_sweep_reads_them_all() {
     let bus_down = app_with_the_bus_down(&h);
     for entity in &entities {
         let key = h.key(*entity, &Scope::ALL, false).await;
-        assert_eq!(
-            h.call("POST", "/v1/integrations/ups", Some(&key), None).await.status,
-            201
-        );
+        assert_eq!(h.as_key(&key).post("ups", None).await.status, 201);
         // Disconnected with the bus down: an outbox record each too.
-        let off = send(&h, &bus_down, "DELETE", "/v1/integrations/ups", &key, None).await;
+        let off = h.as_key(&key).via(&bus_down).delete("ups").await;
         assert_eq!(off.status, 200, "{}", off.raw);
     }
     h.events(entities.len()).await;
@@ -600,29 +527,20 @@ async fn due_items_spread_over_every_shard_and_the_sweep_reads_them_all() {
 async fn credentials_racing_a_permanent_delete_leave_no_secret_once_the_sweeper_ran() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let app = app_via(&h, &proxy.url);
 
     // The PUT has read the row; its secret is about to be created when the permanent
     // delete runs to completion; then the secret is created, for a row that is gone.
     let mut hold = proxy.hold("CreateSecret");
-    let put = send(
-        &h,
-        &app,
-        "PUT",
-        "/v1/integrations/stripe/credentials",
-        &key,
-        Some(credentials("sk_raced")),
-    );
+    let put = h
+        .as_key(&key)
+        .via(&app)
+        .put_credentials("stripe", credentials("sk_raced"));
     let purge = async {
         hold.reached().await;
-        let gone = h
-            .call("DELETE", "/v1/integrations/stripe?permanent=true", Some(&key), None)
-            .await;
+        let gone = h.as_key(&key).purge("stripe").await;
         hold.release();
         gone
     };
@@ -650,10 +568,7 @@ async fn credentials_racing_a_permanent_delete_leave_no_secret_once_the_sweeper_
         "no secret is left without its connector row"
     );
     // The tenant's next connect starts clean.
-    assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     assert_eq!(h.sweep().await.orphans_deleted, 0);
 }
 
@@ -664,7 +579,7 @@ async fn a_disconnected_rows_ttl_lies_a_margin_after_its_window_so_the_sweeper_e
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let row = connect_with_credentials(&h, &key, "stripe", "sk_1").await;
-    let off = h.call("DELETE", "/v1/integrations/stripe", Some(&key), None).await;
+    let off = h.as_key(&key).delete("stripe").await;
     assert_eq!(off.status, 200, "{}", off.raw);
     h.events(3).await;
 
@@ -703,9 +618,9 @@ async fn test_and_live_keys_of_one_entity_never_see_each_others_idempotent_answe
     let test = h.key(entity, &Scope::ALL, false).await;
 
     // A test key uses a key first; the live key's own request with it is not pre-empted.
-    let sandbox = send_with_key(&h, "POST", "/v1/integrations/shippo", &test, "order-1", None).await;
+    let sandbox = h.as_key(&test).idempotency_key("order-1").post("shippo", None).await;
     assert_eq!(sandbox.status, 201, "{}", sandbox.raw);
-    let live_ups = send_with_key(&h, "POST", "/v1/integrations/ups", &live, "order-1", None).await;
+    let live_ups = h.as_key(&live).idempotency_key("order-1").post("ups", None).await;
     assert_eq!(
         live_ups.status, 201,
         "the live key's request is not blocked by the test key's use of the same key: {}",
@@ -715,18 +630,18 @@ async fn test_and_live_keys_of_one_entity_never_see_each_others_idempotent_answe
 
     // The live key's answer is never replayed to the test key.
     let body = json!({"display_name": "Payments"});
-    let live_stripe = send_with_key(
-        &h,
-        "POST",
-        "/v1/integrations/stripe",
-        &live,
-        "order-2",
-        Some(body.clone()),
-    )
-    .await;
+    let live_stripe = h
+        .as_key(&live)
+        .idempotency_key("order-2")
+        .post("stripe", Some(body.clone()))
+        .await;
     assert_eq!(live_stripe.status, 201, "{}", live_stripe.raw);
     let live_id = live_stripe.body["data"]["id"].as_str().unwrap().to_string();
-    let probe = send_with_key(&h, "POST", "/v1/integrations/stripe", &test, "order-2", Some(body)).await;
+    let probe = h
+        .as_key(&test)
+        .idempotency_key("order-2")
+        .post("stripe", Some(body))
+        .await;
     assert_eq!(
         probe.header("idempotent-replayed"),
         None,
@@ -740,10 +655,10 @@ async fn test_and_live_keys_of_one_entity_never_see_each_others_idempotent_answe
     );
 
     // Each key still replays its own answers.
-    let again = send_with_key(&h, "POST", "/v1/integrations/ups", &live, "order-1", None).await;
+    let again = h.as_key(&live).idempotency_key("order-1").post("ups", None).await;
     assert_eq!((again.status, again.header("idempotent-replayed")), (201, Some("true")));
     assert_eq!(again.body["data"]["id"], live_ups.body["data"]["id"]);
-    let again = send_with_key(&h, "POST", "/v1/integrations/shippo", &test, "order-1", None).await;
+    let again = h.as_key(&test).idempotency_key("order-1").post("shippo", None).await;
     assert_eq!((again.status, again.header("idempotent-replayed")), (201, Some("true")));
     assert_eq!(again.body["data"]["id"], sandbox.body["data"]["id"]);
 }
@@ -754,13 +669,14 @@ async fn test_and_live_keys_of_one_entity_never_see_each_others_idempotent_answe
 async fn the_stored_fingerprint_of_a_credentials_put_is_no_plain_sha256_of_its_body() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     let path = "/v1/integrations/stripe/credentials";
     let body = credentials("sk_live_CANARY4242");
-    let put = send_with_key(&h, "PUT", path, &key, "creds-1", Some(body.clone())).await;
+    let put = h
+        .as_key(&key)
+        .idempotency_key("creds-1")
+        .put_credentials("stripe", body.clone())
+        .await;
     assert_eq!(put.status, 200, "{}", put.raw);
 
     let records = idempotency_records(&h, entity).await;
@@ -785,7 +701,11 @@ async fn the_stored_fingerprint_of_a_credentials_put_is_no_plain_sha256_of_its_b
         );
     }
     // Still the same request for idempotency: the retry replays.
-    let retry = send_with_key(&h, "PUT", path, &key, "creds-1", Some(body)).await;
+    let retry = h
+        .as_key(&key)
+        .idempotency_key("creds-1")
+        .put_credentials("stripe", body)
+        .await;
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
 }
 
@@ -799,23 +719,18 @@ async fn connecting_again_right_after_a_permanent_delete_gets_a_fresh_readable_s
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     proxy.emulate_async_secret_deletion();
     let aws = app_via(&h, &proxy.url);
-    let base = "/v1/integrations/stripe";
 
-    assert_eq!(send(&h, &aws, "POST", base, &key, None).await.status, 201);
-    let first = send(
-        &h,
-        &aws,
-        "PUT",
-        &format!("{base}/credentials"),
-        &key,
-        Some(credentials("sk_old")),
-    )
-    .await;
+    assert_eq!(h.as_key(&key).via(&aws).post("stripe", None).await.status, 201);
+    let first = h
+        .as_key(&key)
+        .via(&aws)
+        .put_credentials("stripe", credentials("sk_old"))
+        .await;
     assert_eq!(first.status, 200, "{}", first.raw);
     let old_id = first.body["data"]["id"].as_str().unwrap().to_string();
     let (old_secret, _) = the_live_secret(&h, entity, "before the delete").await;
 
-    let gone = send(&h, &aws, "DELETE", &format!("{base}?permanent=true"), &key, None).await;
+    let gone = h.as_key(&key).via(&aws).purge("stripe").await;
     assert_eq!(gone.status, 204, "{}", gone.raw);
     // The old name is still being deleted (the emulation is in force).
     let through_proxy = aws_sdk_secretsmanager::config::Builder::from(&support::admin_sdk().await)
@@ -831,18 +746,14 @@ async fn connecting_again_right_after_a_permanent_delete_gets_a_fresh_readable_s
         matches!(&refused, Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception())),
         "the old name is refused while AWS deletes it"
     );
-    let again = send(&h, &aws, "POST", base, &key, None).await;
+    let again = h.as_key(&key).via(&aws).post("stripe", None).await;
     assert_eq!(again.status, 201, "{}", again.raw);
     assert_ne!(again.body["data"]["id"], old_id);
-    let put = send(
-        &h,
-        &aws,
-        "PUT",
-        &format!("{base}/credentials"),
-        &key,
-        Some(credentials("sk_new")),
-    )
-    .await;
+    let put = h
+        .as_key(&key)
+        .via(&aws)
+        .put_credentials("stripe", credentials("sk_new"))
+        .await;
     assert_eq!(
         put.status, 200,
         "new credentials right after a permanent delete: {}",
@@ -857,6 +768,6 @@ async fn connecting_again_right_after_a_permanent_delete_gets_a_fresh_readable_s
         secret_json(&h, &old_secret).await.is_none(),
         "the old connector's secret is gone"
     );
-    let old = send(&h, &aws, "GET", &format!("/v1/integrations/{old_id}"), &key, None).await;
+    let old = h.as_key(&key).via(&aws).get(old_id).await;
     assert_eq!(old.status, 404);
 }

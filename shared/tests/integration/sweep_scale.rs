@@ -1,7 +1,7 @@
 //! The sweep reads only what is due: with thousands of unrelated rows in the table (and
 //! disconnected rows not yet due in the index), finalising 10 due rows reads ~10 items.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 
@@ -42,10 +42,13 @@ async fn batch_write(h: &Harness, items: Vec<HashMap<String, AttributeValue>>) {
 
 #[tokio::test]
 async fn sweep_cost_follows_due_items_not_table_size() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_test_writer()
-        .try_init();
+    // This test's own logs only (the subscriber is this thread's, not the binary's).
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .finish(),
+    );
     let h = Harness::new().await;
     let now = h.now();
     let types: Vec<ConnectorType> = ConnectorType::all().collect();
@@ -59,22 +62,13 @@ async fn sweep_cost_follows_due_items_not_table_size() {
     // Ten real connectors of one tenant, disconnected through the API.
     let (entity, key) = h.tenant(true).await;
     for t in types.iter().take(DUE) {
-        h.call("POST", &format!("/v1/integrations/{t}"), Some(&key), None).await;
+        h.as_key(&key).post(t, None).await;
         let cred_keys: serde_json::Map<String, serde_json::Value> =
             t.entry().required.iter().map(|k| (k.to_string(), json!("v"))).collect();
-        h.call(
-            "PUT",
-            &format!("/v1/integrations/{t}/credentials"),
-            Some(&key),
-            Some(json!({ "credentials": cred_keys })),
-        )
-        .await;
-        assert_eq!(
-            h.call("DELETE", &format!("/v1/integrations/{t}"), Some(&key), None)
-                .await
-                .status,
-            200
-        );
+        h.as_key(&key)
+            .put_credentials(t, json!({ "credentials": cred_keys }))
+            .await;
+        assert_eq!(h.as_key(&key).delete(t).await.status, 200);
     }
     h.events(DUE * 3).await;
     // Then the unrelated rows (seeded after, so that the setup's own writes stay fast).

@@ -20,7 +20,6 @@ use super::recorder::{self, OPERATOR};
 
 #[derive(Debug, Deserialize)]
 pub struct Key {
-    pub user: String,
     pub access_key_id: String,
     pub secret_access_key: String,
 }

@@ -2,7 +2,7 @@
 //! junk in paths, fields, content types, `Authorization` and query strings. Every answer
 //! must be the documented envelope (never a 5xx), and nothing may be stored.
 
-mod support;
+use crate::support;
 
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
@@ -59,9 +59,9 @@ fn assert_no_server_errors(h: &Harness) {
 /// The entity has no connector at all: not by GET, not in the list, not in the table,
 /// and no event was announced.
 async fn assert_nothing_stored(h: &Harness, entity: EntityId, key: &str) {
-    let r = h.call("GET", STRIPE, Some(key), None).await;
+    let r = h.as_key(key).get("stripe").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
-    let list = h.call("GET", "/v1/integrations", Some(key), None).await;
+    let list = h.as_key(key).list("").await;
     assert_eq!(list.status, 200);
     assert_eq!(list.body["data"], json!([]), "nothing listed");
     assert!(h.raw_row(entity, "stripe").await.is_none(), "no row in DynamoDB");
@@ -72,30 +72,25 @@ async fn assert_nothing_stored(h: &Harness, entity: EntityId, key: &str) {
 /// A connected stripe row (with credentials) for `key`, returned as GET shows it.
 async fn connected_stripe(h: &Harness, key: &str) -> Value {
     let r = h
-        .call(
-            "POST",
-            STRIPE,
-            Some(key),
+        .as_key(key)
+        .post(
+            "stripe",
             Some(json!({"display_name": "Payments", "config": {"statement_descriptor": "ACME"}})),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.raw);
     let r = h
-        .call(
-            "PUT",
-            &format!("{STRIPE}/credentials"),
-            Some(key),
-            Some(json!({"credentials": {"secret_key": "sk_test_original"}})),
-        )
+        .as_key(key)
+        .put_credentials("stripe", json!({"credentials": {"secret_key": "sk_test_original"}}))
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    let r = h.call("GET", STRIPE, Some(key), None).await;
+    let r = h.as_key(key).get("stripe").await;
     assert_eq!(r.status, 200);
     r.body
 }
 
 async fn assert_unchanged(h: &Harness, key: &str, before: &Value, case: &str) {
-    let r = h.call("GET", STRIPE, Some(key), None).await;
+    let r = h.as_key(key).get("stripe").await;
     assert_eq!(r.status, 200, "{case}");
     assert_eq!(&r.body, before, "{case}: the row is unchanged");
 }
@@ -166,7 +161,7 @@ async fn a_body_of_exactly_64_kib_is_accepted() {
     assert_eq!(body.len(), MAX_BODY_BYTES);
     let r = send_json(&h, "POST", STRIPE, &key, body).await;
     assert_eq!(r.status, 201, "{}", r.raw.chars().take(400).collect::<String>());
-    let r = h.call("GET", STRIPE, Some(&key), None).await;
+    let r = h.as_key(&key).get("stripe").await;
     assert_eq!(r.body["data"]["config"]["note"].as_str(), Some(note.as_str()));
     // And a PATCH at the limit.
     let note = "y".repeat(MAX_BODY_BYTES - 24);
@@ -375,7 +370,7 @@ async fn deep_nesting_is_400_without_a_crash() {
     assert_eq!(r.status, 201, "{}", r.raw);
     let sent: Value = serde_json::from_str(&config).unwrap();
     assert_eq!(r.body["data"]["config"], sent["config"]);
-    let r = h.call("GET", STRIPE, Some(&key), None).await;
+    let r = h.as_key(&key).get("stripe").await;
     assert_eq!(r.body["data"]["config"], sent["config"]);
     assert_no_server_errors(&h);
 }
@@ -416,7 +411,7 @@ async fn hostile_path_segments_are_400_or_404_never_5xx() {
         for (method, suffix) in routes {
             let path = format!("/v1/integrations/{segment}{suffix}");
             let body = (method == "PUT").then(|| json!({"credentials": {"secret_key": "sk_test_x"}}));
-            let r = h.call(method, &path, Some(&key), body).await;
+            let r = h.as_key(&key).send(method, &path, body).await;
             let label = format!("{method} …/{case}{suffix}");
             assert!(r.status == 400 || r.status == 404, "{label}: {} {}", r.status, r.raw);
             let code = r.error_code();
@@ -438,7 +433,7 @@ async fn hostile_path_segments_are_400_or_404_never_5xx() {
         "/v1/integrations//stripe",
         "/v1/integrations/stripe/credentials/extra",
     ] {
-        let r = h.call("GET", path, Some(&key), None).await;
+        let r = h.as_key(&key).send("GET", path, None).await;
         assert_error(&r, 404, "not_found", None, path);
     }
     assert_nothing_stored(&h, entity, &key).await;
@@ -476,12 +471,12 @@ async fn control_characters_in_text_fields_are_400_and_other_unicode_is_kept() {
     ];
     let mut current = before;
     for (field, value, accepted) in cases {
-        let r = h.call("PATCH", STRIPE, Some(&key), Some(json!({ field: value }))).await;
+        let r = h.as_key(&key).patch("stripe", json!({ field: value })).await;
         let case = format!("{field} = {value:?}");
         if accepted {
             assert_eq!(r.status, 200, "{case}: {}", r.raw);
             assert_eq!(r.body["data"][field].as_str(), Some(value), "{case}");
-            current = h.call("GET", STRIPE, Some(&key), None).await.body;
+            current = h.as_key(&key).get("stripe").await.body;
             assert_eq!(current["data"][field].as_str(), Some(value), "{case}: stored as sent");
         } else {
             assert_error(&r, 400, "validation_error", Some(field), &case);
@@ -491,25 +486,14 @@ async fn control_characters_in_text_fields_are_400_and_other_unicode_is_kept() {
     }
     // The same rules on connect.
     let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"display_name": "U\u{0}PS"})),
-        )
+        .as_key(&key)
+        .post("ups", Some(json!({"display_name": "U\u{0}PS"})))
         .await;
     assert_error(&r, 400, "validation_error", Some("display_name"), "connect with NUL");
-    assert_eq!(
-        h.call("GET", "/v1/integrations/ups", Some(&key), None).await.status,
-        404
-    );
+    assert_eq!(h.as_key(&key).get("ups").await.status, 404);
     let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"display_name": "📦 UPS"})),
-        )
+        .as_key(&key)
+        .post("ups", Some(json!({"display_name": "📦 UPS"})))
         .await;
     assert_eq!(
         (r.status, r.body["data"]["display_name"].as_str()),
@@ -708,7 +692,7 @@ async fn junk_authorization_headers_are_401_and_store_nothing() {
     ))
     .await
     .unwrap();
-    let r = h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None).await;
+    let r = h.as_key(&expiring.plaintext).list("").await;
     assert_eq!(r.status, 200, "valid before it expires");
     h.clock.advance_seconds(86_400);
     for (case, k, code) in [
@@ -724,7 +708,7 @@ async fn junk_authorization_headers_are_401_and_store_nothing() {
                 Some(json!({"credentials": {"secret_key": "sk_test_x"}})),
             ),
         ] {
-            let r = h.call(method, &path, Some(k), body).await;
+            let r = h.as_key(k).send(method, &path, body).await;
             assert_error(&r, 401, code, None, &format!("{case}: {method} {path}"));
         }
     }
@@ -796,7 +780,7 @@ async fn junk_query_strings_are_400_and_change_nothing() {
     ];
     for (query, param) in &cases {
         let path = format!("/v1/integrations?{query}");
-        let r = h.call("GET", &path, Some(&key), None).await;
+        let r = h.as_key(&key).send("GET", &path, None).await;
         let case: String = query.chars().take(80).collect();
         assert_error(&r, 400, "validation_error", *param, &case);
         assert!(r.raw.len() < 1024, "{case}: the query is not echoed");
@@ -812,7 +796,7 @@ async fn junk_query_strings_are_400_and_change_nothing() {
     ] {
         let path = format!("{STRIPE}?{query}");
         let body = (method == "PATCH").then(|| json!({"display_name": "changed"}));
-        let r = h.call(method, &path, Some(&key), body).await;
+        let r = h.as_key(&key).send(method, &path, body).await;
         let case: String = format!("{method} {}", query.chars().take(80).collect::<String>());
         assert_error(&r, 400, "validation_error", None, &case);
         assert_unchanged(&h, &key, &before, &case).await;
@@ -834,7 +818,7 @@ async fn an_empty_config_key_is_refused_and_cannot_poison_the_entity() {
         ("GET", "/v1/integrations".to_string()),
         ("DELETE", format!("{STRIPE}?permanent=true")),
     ] {
-        let r = h.call(method, &path, Some(&key), None).await;
+        let r = h.as_key(&key).send(method, &path, None).await;
         assert!(r.status < 500, "{method} {path} after it: {}", r.raw);
     }
 }

@@ -1,7 +1,7 @@
 //! The lifecycle (docs/DECISIONS.md, "Lifecycle") on the emulator: every transition of the lifecycle diagram, with the row,
 //! the secret and the delivered events checked after each.
 
-mod support;
+use crate::support;
 
 use serde_json::{json, Value};
 use shared::domain::api_key::Scope;
@@ -15,19 +15,10 @@ fn types(events: &[Value]) -> Vec<String> {
 }
 
 async fn connected_with_credentials(h: &Harness, key: &str, t: &str, credentials: Value) -> Value {
-    assert_eq!(
-        h.call("POST", &format!("/v1/integrations/{t}"), Some(key), None)
-            .await
-            .status,
-        201
-    );
+    assert_eq!(h.as_key(key).post(t, None).await.status, 201);
     let r = h
-        .call(
-            "PUT",
-            &format!("/v1/integrations/{t}/credentials"),
-            Some(key),
-            Some(json!({ "credentials": credentials })),
-        )
+        .as_key(key)
+        .put_credentials(t, json!({ "credentials": credentials }))
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     h.events(2).await;
@@ -40,17 +31,10 @@ async fn disconnect_restore_disconnect_keeps_one_row_and_one_secret() {
     let (entity, key) = h.tenant(false).await;
     let row = connected_with_credentials(&h, &key, "stripe", json!({"secret_key": "sk_1"})).await;
 
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/stripe", Some(&key), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&key).delete("stripe").await.status, 200);
     assert!(h.secret_value(entity, "stripe").await.is_none());
     h.clock.advance_seconds(3600);
-    let restored = h
-        .call("POST", "/v1/integrations/stripe/restore", Some(&key), None)
-        .await;
+    let restored = h.as_key(&key).restore("stripe").await;
     assert_eq!(restored.status, 200, "{}", restored.raw);
     let data = &restored.body["data"];
     assert_eq!(
@@ -79,12 +63,7 @@ async fn disconnect_restore_disconnect_keeps_one_row_and_one_secret() {
         "sk_1"
     );
 
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/stripe", Some(&key), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&key).delete("stripe").await.status, 200);
     assert!(h
         .describe_secret(entity, "stripe")
         .await
@@ -105,24 +84,19 @@ async fn disconnect_restore_disconnect_keeps_one_row_and_one_secret() {
 async fn restore_is_a_noop_when_active_404_when_unknown_410_when_too_late() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/ups/restore", Some(&key), None)
-            .await
-            .status,
-        404
-    );
-    h.call("POST", "/v1/integrations/ups", Some(&key), None).await;
+    assert_eq!(h.as_key(&key).restore("ups").await.status, 404);
+    h.as_key(&key).post("ups", None).await;
     h.events(1).await;
-    let noop = h.call("POST", "/v1/integrations/ups/restore", Some(&key), None).await;
+    let noop = h.as_key(&key).restore("ups").await;
     assert_eq!(
         (noop.status, noop.body["data"]["is_active"].clone()),
         (200, json!(true))
     );
     assert!(h.events(0).await.is_empty(), "no event for a no-op");
 
-    h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await;
+    h.as_key(&key).delete("ups").await;
     h.clock.advance_seconds(7 * 86_400);
-    let late = h.call("POST", "/v1/integrations/ups/restore", Some(&key), None).await;
+    let late = h.as_key(&key).restore("ups").await;
     assert_eq!(
         (late.status, late.error_code().as_str()),
         (410, "recovery_window_expired")
@@ -131,14 +105,7 @@ async fn restore_is_a_noop_when_active_404_when_unknown_410_when_too_late() {
         h.raw_row(entity, "ups").await.is_some(),
         "the row still exists until swept"
     );
-    let patch = h
-        .call(
-            "PATCH",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"is_active": true})),
-        )
-        .await;
+    let patch = h.as_key(&key).patch("ups", json!({"is_active": true})).await;
     assert_eq!(patch.status, 410);
 }
 
@@ -147,14 +114,10 @@ async fn posting_a_disconnected_connector_reconnects_it_with_its_credentials() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let row = connected_with_credentials(&h, &key, "shippo", json!({"api_token": "tok_1"})).await;
-    h.call("DELETE", "/v1/integrations/shippo", Some(&key), None).await;
+    h.as_key(&key).delete("shippo").await;
     let again = h
-        .call(
-            "POST",
-            "/v1/integrations/shippo",
-            Some(&key),
-            Some(json!({"display_name": "Back"})),
-        )
+        .as_key(&key)
+        .post("shippo", Some(json!({"display_name": "Back"})))
         .await;
     assert_eq!(again.status, 200, "re-connect is 200, not 201: {}", again.raw);
     let data = &again.body["data"];
@@ -183,13 +146,12 @@ async fn new_credentials_on_a_disconnected_connector_restore_and_replace() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     connected_with_credentials(&h, &key, "openai", json!({"api_key": "sk-old"})).await;
-    h.call("DELETE", "/v1/integrations/openai", Some(&key), None).await;
+    h.as_key(&key).delete("openai").await;
     let r = h
-        .call(
-            "PUT",
-            "/v1/integrations/openai/credentials",
-            Some(&key),
-            Some(json!({"credentials": {"api_key": "sk-new", "project_id": "p"}})),
+        .as_key(&key)
+        .put_credentials(
+            "openai",
+            json!({"credentials": {"api_key": "sk-new", "project_id": "p"}}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
@@ -221,9 +183,7 @@ async fn patch_edits_fields_and_moves_the_lifecycle_announcing_only_changes() {
     let (entity, key) = h.tenant(false).await;
     let row = connected_with_credentials(&h, &key, "avatax", json!({"account_id": "a", "license_key": "l"})).await;
     let edit = json!({"display_name": "Tax", "config": {"company": "ACME"}, "ship_from_zip": "10001", "bank_account_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a"});
-    let r = h
-        .call("PATCH", "/v1/integrations/avatax", Some(&key), Some(edit.clone()))
-        .await;
+    let r = h.as_key(&key).patch("avatax", edit.clone()).await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let d = &r.body["data"];
     assert_eq!(
@@ -237,32 +197,18 @@ async fn patch_edits_fields_and_moves_the_lifecycle_announcing_only_changes() {
     assert_eq!(d["id"], row["id"]);
     assert_eq!(types(&h.events(1).await), ["integration.updated"]);
 
-    let same = h.call("PATCH", "/v1/integrations/avatax", Some(&key), Some(edit)).await;
+    let same = h.as_key(&key).patch("avatax", edit).await;
     assert_eq!(
         (same.status, same.body["data"]["updated_at"].clone()),
         (200, d["updated_at"].clone())
     );
     assert!(h.events(0).await.is_empty(), "nothing changed, nothing announced");
 
-    let cleared = h
-        .call(
-            "PATCH",
-            "/v1/integrations/avatax",
-            Some(&key),
-            Some(json!({"ship_from_zip": null})),
-        )
-        .await;
+    let cleared = h.as_key(&key).patch("avatax", json!({"ship_from_zip": null})).await;
     assert_eq!(cleared.body["data"]["ship_from_zip"], Value::Null);
     h.events(1).await;
 
-    let off = h
-        .call(
-            "PATCH",
-            "/v1/integrations/avatax",
-            Some(&key),
-            Some(json!({"is_active": false})),
-        )
-        .await;
+    let off = h.as_key(&key).patch("avatax", json!({"is_active": false})).await;
     assert_eq!((off.status, off.body["data"]["is_active"].clone()), (200, json!(false)));
     assert!(off.body["data"]["recoverable_until"].is_string());
     assert!(
@@ -273,14 +219,7 @@ async fn patch_edits_fields_and_moves_the_lifecycle_announcing_only_changes() {
             .is_some(),
         "PATCH false disconnects"
     );
-    let on = h
-        .call(
-            "PATCH",
-            "/v1/integrations/avatax",
-            Some(&key),
-            Some(json!({"is_active": true})),
-        )
-        .await;
+    let on = h.as_key(&key).patch("avatax", json!({"is_active": true})).await;
     assert_eq!(on.body["data"]["is_active"], true);
     assert!(
         h.describe_secret(entity, "avatax")
@@ -302,20 +241,11 @@ async fn patch_edits_fields_and_moves_the_lifecycle_announcing_only_changes() {
         (json!({"is_active": "yes"}), 400, "is_active"),
         (json!({"id": "x"}), 400, "id"),
     ] {
-        let r = h
-            .call("PATCH", "/v1/integrations/avatax", Some(&key), Some(body.clone()))
-            .await;
+        let r = h.as_key(&key).patch("avatax", body.clone()).await;
         assert_eq!((r.status, r.body["param"].as_str()), (status, Some(param)), "{body}");
     }
     assert_eq!(
-        h.call(
-            "PATCH",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"display_name": "x"}))
-        )
-        .await
-        .status,
+        h.as_key(&key).patch("ups", json!({"display_name": "x"})).await.status,
         404
     );
 }
@@ -335,21 +265,18 @@ async fn permanent_delete_by_type_and_by_id_is_204_and_leaves_nothing() {
     )
     .await;
 
-    let denied = h
-        .call("DELETE", "/v1/integrations/plaid?permanent=true", Some(&writer), None)
-        .await;
+    let denied = h.as_key(&writer).purge("plaid").await;
     assert_eq!(
         (denied.status, denied.body["required"].as_str()),
         (403, Some("integrations:purge"))
     );
     let bad = h
-        .call("DELETE", "/v1/integrations/plaid?permanent=yes", Some(&key), None)
+        .as_key(&key)
+        .send("DELETE", "/v1/integrations/plaid?permanent=yes", None)
         .await;
     assert_eq!((bad.status, bad.body["param"].as_str()), (400, Some("permanent")));
 
-    let gone = h
-        .call("DELETE", "/v1/integrations/plaid?permanent=true", Some(&key), None)
-        .await;
+    let gone = h.as_key(&key).purge("plaid").await;
     assert_eq!((gone.status, gone.raw.as_str()), (204, ""), "204 with an empty body");
     assert!(gone.header("content-type").is_none());
     assert!(h.raw_row(entity, "plaid").await.is_none(), "row deleted");
@@ -361,31 +288,19 @@ async fn permanent_delete_by_type_and_by_id_is_204_and_leaves_nothing() {
     assert_eq!(types(&events), ["integration.deleted"]);
     assert_eq!(events[0]["detail"]["data"]["object"]["id"], row["id"]);
 
-    let id = h.call("GET", "/v1/integrations/ebay", Some(&key), None).await.body["data"]["id"]
+    let id = h.as_key(&key).get("ebay").await.body["data"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    h.call("DELETE", "/v1/integrations/ebay", Some(&key), None).await; // disconnected rows can be purged too
-    let by_id = h
-        .call(
-            "DELETE",
-            &format!("/v1/integrations/{id}?permanent=true"),
-            Some(&key),
-            None,
-        )
-        .await;
+    h.as_key(&key).delete("ebay").await; // disconnected rows can be purged too
+    let by_id = h.as_key(&key).purge(id).await;
     assert_eq!(by_id.status, 204);
     assert!(h.describe_secret(entity, "ebay").await.is_none());
     assert_eq!(
         types(&h.events(2).await),
         ["integration.disconnected", "integration.deleted"]
     );
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/ebay?permanent=true", Some(&key), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(h.as_key(&key).purge("ebay").await.status, 404);
     assert!(h.outbox().await.is_empty());
 }
 
@@ -394,7 +309,7 @@ async fn the_sweeper_finalises_a_disconnect_once_its_window_has_passed() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let row = connected_with_credentials(&h, &key, "printnode", json!({"api_key": "k"})).await;
-    h.call("DELETE", "/v1/integrations/printnode", Some(&key), None).await;
+    h.as_key(&key).delete("printnode").await;
     h.events(1).await;
 
     h.clock.advance_seconds(7 * 86_400 - 60);
@@ -425,9 +340,9 @@ async fn connecting_over_an_expired_row_announces_its_expiry_first() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let old = connected_with_credentials(&h, &key, "mapquest", json!({"api_key": "k"})).await;
-    h.call("DELETE", "/v1/integrations/mapquest", Some(&key), None).await;
+    h.as_key(&key).delete("mapquest").await;
     h.clock.advance_seconds(8 * 86_400);
-    let new = h.call("POST", "/v1/integrations/mapquest", Some(&key), None).await;
+    let new = h.as_key(&key).post("mapquest", None).await;
     assert_eq!(new.status, 201);
     assert_ne!(new.body["data"]["id"], old["id"]);
     assert_eq!(new.body["data"]["credentials_masked"], json!([]));
@@ -449,7 +364,7 @@ async fn connecting_over_an_expired_row_announces_its_expiry_first() {
 async fn an_event_the_bus_refused_is_delivered_exactly_once_by_the_next_sweep() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/postmark", Some(&key), None).await;
+    h.as_key(&key).post("postmark", None).await;
     h.events(1).await;
     // Publish fails (the bus does not exist), the API answers normally.
     let broken = shared::App::new(
@@ -460,17 +375,7 @@ async fn an_event_the_bus_refused_is_delivered_exactly_once_by_the_next_sweep() 
         },
         h.clock.clone(),
     );
-    let req = lambda_http::http::Request::builder()
-        .method("DELETE")
-        .uri("https://api.test/v1/integrations/postmark")
-        .header("authorization", format!("Bearer {key}"))
-        .body(lambda_http::Body::Empty)
-        .unwrap();
-    let r = h.record(
-        "DELETE",
-        "/v1/integrations/postmark",
-        support::handle_as_function(&broken, req).await,
-    );
+    let r = h.as_key(&key).via(&broken).delete("postmark").await;
     assert_eq!((r.status, r.body["data"]["is_active"].clone()), (200, json!(false)));
     assert!(h.events(0).await.is_empty());
     assert_eq!(h.outbox().await.len(), 1, "kept in the outbox");

@@ -2,7 +2,7 @@
 //! credentials — and afterwards the row, the secret and the event stream must agree:
 //! every stored change announced exactly once, in an order the lifecycle allows.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -50,14 +50,9 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
     .await;
     let (entity, key) = h.tenant(false).await;
     let base = "/v1/integrations/stripe";
-    assert_eq!(h.call("POST", base, Some(&key), None).await.status, 201);
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     let creds = |n: usize| json!({"credentials": {"secret_key": format!("sk_{n}")}});
-    assert_eq!(
-        h.call("PUT", &format!("{base}/credentials"), Some(&key), Some(creds(0)))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&key).put_credentials("stripe", creds(0)).await.status, 200);
     let stripe = ConnectorType::parse("stripe").unwrap();
     let first_version = support::as_operator(h.app.service.store.get(entity, stripe))
         .await
@@ -85,7 +80,7 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
             };
             let key = key.clone();
             let h = &h;
-            async move { h.call(method, &path, Some(&key), body).await }
+            async move { h.as_key(&key).send(method, &path, body).await }
         });
         for r in join_all(calls).await {
             assert!(matches!(r.status, 200 | 409), "{}", r.raw);
@@ -195,14 +190,9 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
 async fn overtaking_setup() -> (Harness, shared::domain::ids::EntityId, String, FaultProxy, shared::App) {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
-        201
-    );
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     let creds = json!({"credentials": {"secret_key": "sk_overtaken"}});
-    let stored = h
-        .call("PUT", "/v1/integrations/stripe/credentials", Some(&key), Some(creds))
-        .await;
+    let stored = h.as_key(&key).put_credentials("stripe", creds).await;
     assert_eq!(stored.status, 200);
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let faulty = shared::App::from_clients(
@@ -230,7 +220,7 @@ async fn a_disconnect_overtaken_by_a_restore_puts_the_secret_back() {
         "the disconnect put the secret back: {calls:?}"
     );
 
-    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let row = h.as_key(&key).get("stripe").await;
     assert_eq!(row.body["data"]["is_active"], true, "the restore came last");
     let secret = h.describe_secret(entity, "stripe").await.expect("secret kept");
     assert!(secret.deleted_date().is_none(), "not scheduled for deletion");
@@ -251,7 +241,7 @@ async fn the_sweeper_restores_a_secret_an_overtaken_disconnect_left_scheduled() 
     let (disconnect, restore) =
         support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "stripe", true).await;
     assert_eq!((disconnect.status, restore.status), (200, 200));
-    let row = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let row = h.as_key(&key).get("stripe").await;
     assert_eq!(row.body["data"]["is_active"], true);
     assert!(
         h.secret_value(entity, "stripe").await.is_none(),

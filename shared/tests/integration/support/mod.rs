@@ -3,8 +3,8 @@
 //! the same HTTP layer the Lambda handlers use. The emulator enforces IAM: the service's
 //! code signs every call as the function it runs in (see `iam`), the harness's own setup
 //! and inspection calls as an admin.
-#![allow(dead_code)]
 
+pub mod caller;
 pub mod contract;
 pub mod faults;
 pub mod iam;
@@ -25,6 +25,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request};
 use serde_json::Value;
+use shared::aws::items::{connector_sk, entity_pk};
+use shared::aws::table::TABLE;
 use shared::config::Settings;
 use shared::domain::api_key::Scope;
 use shared::domain::catalog::ConnectorType;
@@ -224,10 +226,6 @@ impl Harness {
         (entity, self.key(entity, &Scope::ALL, live).await)
     }
 
-    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
-        self.send(request(method, path, key, &[], body)).await
-    }
-
     /// Serves a request as the function its route belongs to would (recording that
     /// function's AWS actions), and checks the answer against openapi.yaml.
     pub async fn send(&self, req: Request) -> Reply {
@@ -421,10 +419,10 @@ impl Harness {
         self.dynamo
             .get_item()
             .table_name(&self.settings.table)
-            .key("pk", AttributeValue::S(format!("ENT#{entity}")))
+            .key(TABLE.partition_key, AttributeValue::S(entity_pk(entity)))
             .key(
-                "sk",
-                AttributeValue::S(format!("CONN#{}", ConnectorType::parse(connector_type).unwrap())),
+                TABLE.sort_key,
+                AttributeValue::S(connector_sk(ConnectorType::parse(connector_type).unwrap())),
             )
             .consistent_read(true)
             .send()

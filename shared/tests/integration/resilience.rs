@@ -1,7 +1,7 @@
 //! Dependencies failing: callers get 503 + Retry-After (never AWS text), state stays
 //! consistent, and an event the bus refused waits in the outbox instead of being lost.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
@@ -113,7 +113,7 @@ async fn dynamodb_down_is_a_clean_503_with_retry_after() {
 async fn secrets_manager_down_during_credentials_changes_nothing() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/openai", Some(&key), None).await;
+    h.as_key(&key).post("openai", None).await;
     let down = app_with_outage(&h, false, true, false);
     let (status, retry, _, raw) = call(
         &down,
@@ -126,7 +126,7 @@ async fn secrets_manager_down_during_credentials_changes_nothing() {
     assert_eq!((status, retry.as_deref()), (503, Some("5")), "{raw}");
     assert_no_internals(&raw);
     assert!(!raw.contains("CANARY"));
-    let row = h.call("GET", "/v1/integrations/openai", Some(&key), None).await;
+    let row = h.as_key(&key).get("openai").await;
     assert_eq!(row.body["data"]["credentials_masked"], json!([]), "row unchanged");
     assert_eq!(row.body["data"]["has_credentials_secret_arn"], false);
     assert!(h.describe_secret(entity, "openai").await.is_none());
@@ -136,14 +136,10 @@ async fn secrets_manager_down_during_credentials_changes_nothing() {
 async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&key), None).await;
-    h.call(
-        "PUT",
-        "/v1/integrations/stripe/credentials",
-        Some(&key),
-        Some(json!({"credentials": {"secret_key": "sk"}})),
-    )
-    .await;
+    h.as_key(&key).post("stripe", None).await;
+    h.as_key(&key)
+        .put_credentials("stripe", json!({"credentials": {"secret_key": "sk"}}))
+        .await;
     assert_eq!(h.events(2).await.len(), 2);
     assert!(h.outbox().await.is_empty());
 
@@ -171,14 +167,10 @@ async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
 async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_job() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/shippo", Some(&key), None).await;
-    h.call(
-        "PUT",
-        "/v1/integrations/shippo/credentials",
-        Some(&key),
-        Some(json!({"credentials": {"api_token": "t"}})),
-    )
-    .await;
+    h.as_key(&key).post("shippo", None).await;
+    h.as_key(&key)
+        .put_credentials("shippo", json!({"credentials": {"api_token": "t"}}))
+        .await;
     h.events(2).await;
     let down = app_with_outage(&h, false, true, false);
     let (status, retry, _, _) = call(&down, "DELETE", "/v1/integrations/shippo", &key, None).await;
@@ -192,7 +184,7 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
         "secret not yet scheduled"
     );
     // The retry (dependencies back) is a no-op on the row but schedules the secret.
-    let again = h.call("DELETE", "/v1/integrations/shippo", Some(&key), None).await;
+    let again = h.as_key(&key).delete("shippo").await;
     assert_eq!(again.status, 200);
     assert!(h
         .describe_secret(entity, "shippo")

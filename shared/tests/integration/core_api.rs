@@ -1,7 +1,7 @@
 //! The core routes end to end: HTTP layer → service → DynamoDB, Secrets Manager and
 //! EventBridge on the emulator, with state checked in each service directly.
 
-mod support;
+use crate::support;
 
 use futures::future::join_all;
 use serde_json::{json, Value};
@@ -22,10 +22,9 @@ async fn connect_returns_201_with_exactly_the_design_fields() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let r = h
-        .call(
-            "POST",
-            "/v1/integrations/shippo",
-            Some(&key),
+        .as_key(&key)
+        .post(
+            "shippo",
             Some(json!({"display_name": "Shipping", "config": {"carrier": "usps"}, "ship_from_city": "Austin"})),
         )
         .await;
@@ -53,7 +52,7 @@ async fn connect_returns_201_with_exactly_the_design_fields() {
 async fn get_by_type_and_by_id_name_the_same_row() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(true).await;
-    let created = h.call("POST", "/v1/integrations/avatax", Some(&key), None).await;
+    let created = h.as_key(&key).post("avatax", None).await;
     assert_eq!(created.status, 201);
     assert_eq!(created.body["data"]["mode"], "live", "a live key's default mode");
     assert_eq!(
@@ -61,21 +60,14 @@ async fn get_by_type_and_by_id_name_the_same_row() {
         "catalog default name"
     );
     let id = created.body["data"]["id"].as_str().unwrap();
-    let by_type = h.call("GET", "/v1/integrations/avatax", Some(&key), None).await;
-    let by_id = h.call("GET", &format!("/v1/integrations/{id}"), Some(&key), None).await;
+    let by_type = h.as_key(&key).get("avatax").await;
+    let by_id = h.as_key(&key).get(id).await;
     assert_eq!(by_type.status, 200);
     assert_eq!(by_type.body, created.body);
     assert_eq!(by_id.body, created.body);
-    let missing = h.call("GET", "/v1/integrations/ups", Some(&key), None).await;
+    let missing = h.as_key(&key).get("ups").await;
     assert_eq!((missing.status, missing.error_code().as_str()), (404, "not_found"));
-    let unknown_id = h
-        .call(
-            "GET",
-            "/v1/integrations/3c90c3cc-0d44-4b50-8888-8dd25736052a",
-            Some(&key),
-            None,
-        )
-        .await;
+    let unknown_id = h.as_key(&key).get("3c90c3cc-0d44-4b50-8888-8dd25736052a").await;
     assert_eq!(unknown_id.status, 404);
 }
 
@@ -83,21 +75,11 @@ async fn get_by_type_and_by_id_name_the_same_row() {
 async fn connecting_twice_is_409_already_connected() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    assert_eq!(
-        h.call("POST", "/v1/integrations/stripe", Some(&key), None).await.status,
-        201
-    );
-    let again = h
-        .call(
-            "POST",
-            "/v1/integrations/stripe",
-            Some(&key),
-            Some(json!({"display_name": "x"})),
-        )
-        .await;
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
+    let again = h.as_key(&key).post("stripe", Some(json!({"display_name": "x"}))).await;
     assert_eq!((again.status, again.error_code().as_str()), (409, "already_connected"));
     assert_eq!(again.body["type"], "conflict");
-    let got = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let got = h.as_key(&key).get("stripe").await;
     assert_eq!(
         got.body["data"]["display_name"], "Stripe",
         "the failed connect changed nothing"
@@ -110,12 +92,8 @@ async fn secrets_and_entity_id_in_a_connect_body_are_422_and_nothing_is_stored()
     let (entity, key) = h.tenant(false).await;
     for field in shared::domain::edits::FORBIDDEN_FIELDS {
         let r = h
-            .call(
-                "POST",
-                "/v1/integrations/openai",
-                Some(&key),
-                Some(json!({ field: "CANARY-VALUE" })),
-            )
+            .as_key(&key)
+            .post("openai", Some(json!({ field: "CANARY-VALUE" })))
             .await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
@@ -126,54 +104,33 @@ async fn secrets_and_entity_id_in_a_connect_body_are_422_and_nothing_is_stored()
         assert!(!r.raw.contains("CANARY-VALUE"));
     }
     let hidden = h
-        .call(
-            "POST",
-            "/v1/integrations/openai",
-            Some(&key),
-            Some(json!({"config": {"auth": {"api_key": "sk-x"}}})),
-        )
+        .as_key(&key)
+        .post("openai", Some(json!({"config": {"auth": {"api_key": "sk-x"}}})))
         .await;
     assert_eq!(
         (hidden.status, hidden.body["param"].as_str()),
         (422, Some("config.auth.api_key"))
     );
     assert!(h.raw_row(entity, "openai").await.is_none(), "nothing stored");
-    assert_eq!(
-        h.call("GET", "/v1/integrations/openai", Some(&key), None).await.status,
-        404
-    );
+    assert_eq!(h.as_key(&key).get("openai").await.status, 404);
 }
 
 #[tokio::test]
 async fn unknown_types_and_bad_parameters_are_400_naming_the_valid_values() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    let r = h.call("POST", "/v1/integrations/paypal", Some(&key), None).await;
+    let r = h.as_key(&key).post("paypal", None).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "validation_error"));
     assert!(
         r.body["hint"].as_str().unwrap().contains("stripe, avatax, shippo"),
         "{}",
         r.raw
     );
-    let r = h.call("GET", "/v1/integrations/paypal", Some(&key), None).await;
+    let r = h.as_key(&key).get("paypal").await;
     assert_eq!(r.status, 400);
-    let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"mode": "production"})),
-        )
-        .await;
+    let r = h.as_key(&key).post("ups", Some(json!({"mode": "production"}))).await;
     assert_eq!((r.status, r.body["param"].as_str()), (400, Some("mode")));
-    let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ups",
-            Some(&key),
-            Some(json!({"colour": "brown"})),
-        )
-        .await;
+    let r = h.as_key(&key).post("ups", Some(json!({"colour": "brown"}))).await;
     assert_eq!((r.status, r.body["param"].as_str()), (400, Some("colour")));
 }
 
@@ -181,14 +138,9 @@ async fn unknown_types_and_bad_parameters_are_400_naming_the_valid_values() {
 async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&key), None).await;
+    h.as_key(&key).post("stripe", None).await;
     let r = h
-        .call(
-            "PUT",
-            "/v1/integrations/stripe/credentials",
-            Some(&key),
-            Some(json!({"credentials": {"secret_key": "sk_test_c1", "publishable_key": "pk_test_c1"}, "webhook_secret": "whsec_c1"})),
-        )
+        .as_key(&key).put_credentials("stripe", json!({"credentials": {"secret_key": "sk_test_c1", "publishable_key": "pk_test_c1"}, "webhook_secret": "whsec_c1"}))
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let row = &r.body["data"];
@@ -212,12 +164,8 @@ async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
 
     // Replacing: new value, new key set, no webhook secret.
     let r = h
-        .call(
-            "PUT",
-            "/v1/integrations/stripe/credentials",
-            Some(&key),
-            Some(json!({"credentials": {"secret_key": "sk_test_c2"}})),
-        )
+        .as_key(&key)
+        .put_credentials("stripe", json!({"credentials": {"secret_key": "sk_test_c2"}}))
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["credentials_masked"], json!(["secret_key"]));
@@ -226,7 +174,7 @@ async fn credentials_are_write_only_stored_in_secrets_manager_with_tags() {
         h.secret_value(entity, "stripe").await.unwrap()["credentials"]["secret_key"],
         "sk_test_c2"
     );
-    let got = h.call("GET", "/v1/integrations/stripe", Some(&key), None).await;
+    let got = h.as_key(&key).get("stripe").await;
     assert_eq!(got.body["data"]["credentials_masked"], json!(["secret_key"]));
     let types: Vec<Value> = h.events(3).await.iter().map(|e| e["detail-type"].clone()).collect();
     assert_eq!(
@@ -244,12 +192,8 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     let none = h
-        .call(
-            "PUT",
-            "/v1/integrations/plaid/credentials",
-            Some(&key),
-            Some(json!({"credentials": {"client_id": "a", "secret": "b"}})),
-        )
+        .as_key(&key)
+        .put_credentials("plaid", json!({"credentials": {"client_id": "a", "secret": "b"}}))
         .await;
     assert_eq!(none.status, 404, "not connected yet");
     assert!(
@@ -257,7 +201,7 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
         "no secret for an unknown connector"
     );
 
-    h.call("POST", "/v1/integrations/plaid", Some(&key), None).await;
+    h.as_key(&key).post("plaid", None).await;
     for (body, param) in [
         (json!({"credentials": {"client_id": "a"}}), "credentials.secret"),
         (
@@ -275,24 +219,13 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
             "entity_id",
         ),
     ] {
-        let r = h
-            .call(
-                "PUT",
-                "/v1/integrations/plaid/credentials",
-                Some(&key),
-                Some(body.clone()),
-            )
-            .await;
+        let r = h.as_key(&key).put_credentials("plaid", body.clone()).await;
         assert_eq!((r.status, r.error_code().as_str()), (422, "validation_error"), "{body}");
         assert_eq!(r.body["param"], param, "{body}");
     }
     let missing = h
-        .call(
-            "PUT",
-            "/v1/integrations/plaid/credentials",
-            Some(&key),
-            Some(json!({"credentials": {}})),
-        )
+        .as_key(&key)
+        .put_credentials("plaid", json!({"credentials": {}}))
         .await;
     assert!(missing.body["hint"].as_str().unwrap().contains("client_id, secret"));
     assert!(
@@ -300,12 +233,8 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
         "nothing stored by refused bodies"
     );
     let unknown = h
-        .call(
-            "PUT",
-            "/v1/integrations/plaid/credentials",
-            Some(&key),
-            Some(json!({"credentials": {}, "extra": 1})),
-        )
+        .as_key(&key)
+        .put_credentials("plaid", json!({"credentials": {}, "extra": 1}))
         .await;
     assert_eq!(unknown.status, 400);
 }
@@ -314,19 +243,18 @@ async fn credentials_are_validated_against_the_catalog_and_need_a_connector() {
 async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    h.call("POST", "/v1/integrations/ups", Some(&key), None).await;
-    h.call(
-        "PUT",
-        "/v1/integrations/ups/credentials",
-        Some(&key),
-        Some(json!({"credentials": {"client_id": "id", "client_secret": "cs"}})),
-    )
-    .await;
+    h.as_key(&key).post("ups", None).await;
+    h.as_key(&key)
+        .put_credentials(
+            "ups",
+            json!({"credentials": {"client_id": "id", "client_secret": "cs"}}),
+        )
+        .await;
     h.events(2).await;
     h.clock.advance_seconds(60);
     let disconnected_at = h.now();
 
-    let r = h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await;
+    let r = h.as_key(&key).delete("ups").await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let row = &r.body["data"];
     assert_eq!(row["is_active"], false);
@@ -374,7 +302,7 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
 
     // A repeat is a 200 no-op: same row, no second event.
     h.clock.advance_seconds(60);
-    let again = h.call("DELETE", "/v1/integrations/ups", Some(&key), None).await;
+    let again = h.as_key(&key).delete("ups").await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, r.body);
     assert!(h.events(0).await.is_empty(), "no second event");
@@ -384,16 +312,14 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
 async fn disconnect_by_id_and_rows_without_credentials() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    let created = h.call("POST", "/v1/integrations/postmark", Some(&key), None).await;
+    let created = h.as_key(&key).post("postmark", None).await;
     let id = created.body["data"]["id"].as_str().unwrap();
-    let r = h
-        .call("DELETE", &format!("/v1/integrations/{id}"), Some(&key), None)
-        .await;
+    let r = h.as_key(&key).delete(id).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["id"], id);
     assert_eq!(r.body["data"]["is_active"], false);
     assert!(h.describe_secret(entity, "postmark").await.is_none());
-    let listed = h.call("GET", "/v1/integrations", Some(&key), None).await;
+    let listed = h.as_key(&key).list("").await;
     assert_eq!(
         listed.body["data"][0]["id"], id,
         "disconnected rows inside their window are listed"
@@ -404,27 +330,20 @@ async fn disconnect_by_id_and_rows_without_credentials() {
 async fn a_row_past_its_window_is_gone_for_every_reader() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    let created = h.call("POST", "/v1/integrations/fedex", Some(&key), None).await;
+    let created = h.as_key(&key).post("fedex", None).await;
     let id = created.body["data"]["id"].as_str().unwrap().to_string();
-    h.call("DELETE", "/v1/integrations/fedex", Some(&key), None).await;
+    h.as_key(&key).delete("fedex").await;
     h.clock.advance_seconds(7 * 86_400 - 1);
-    assert_eq!(
-        h.call("GET", "/v1/integrations/fedex", Some(&key), None).await.status,
-        200,
-        "one second left"
-    );
+    assert_eq!(h.as_key(&key).get("fedex").await.status, 200, "one second left");
     h.clock.advance_seconds(1);
     assert!(h.raw_row(entity, "fedex").await.is_some(), "still stored (TTL is lazy)");
-    for path in ["/v1/integrations/fedex".to_string(), format!("/v1/integrations/{id}")] {
-        assert_eq!(h.call("GET", &path, Some(&key), None).await.status, 404);
-        assert_eq!(h.call("DELETE", &path, Some(&key), None).await.status, 404);
+    for connector in ["fedex", id.as_str()] {
+        assert_eq!(h.as_key(&key).get(connector).await.status, 404);
+        assert_eq!(h.as_key(&key).delete(connector).await.status, 404);
     }
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&key), None).await.body["data"],
-        json!([])
-    );
+    assert_eq!(h.as_key(&key).list("").await.body["data"], json!([]));
     // Connecting again makes a new row in its place.
-    let again = h.call("POST", "/v1/integrations/fedex", Some(&key), None).await;
+    let again = h.as_key(&key).post("fedex", None).await;
     assert_eq!(again.status, 201, "{}", again.raw);
     assert_ne!(again.body["data"]["id"], id.as_str());
     assert_eq!(again.body["data"]["is_active"], true);
@@ -442,21 +361,14 @@ async fn list_is_newest_first_with_cursors_and_filters() {
     let mut ids = Vec::new();
     for t in types {
         let mode = if t == "shippo" { "sandbox" } else { "live" };
-        let r = h
-            .call(
-                "POST",
-                &format!("/v1/integrations/{t}"),
-                Some(&key),
-                Some(json!({ "mode": mode })),
-            )
-            .await;
+        let r = h.as_key(&key).post(t, Some(json!({ "mode": mode }))).await;
         ids.push(r.body["data"]["id"].as_str().unwrap().to_string());
         h.clock.advance_seconds(1);
     }
-    h.call("DELETE", "/v1/integrations/printnode", Some(&key), None).await;
+    h.as_key(&key).delete("printnode").await;
     ids.reverse(); // newest first
 
-    let all = h.call("GET", "/v1/integrations", Some(&key), None).await;
+    let all = h.as_key(&key).list("").await;
     assert_eq!(all.status, 200);
     let b = &all.body;
     assert_eq!(
@@ -474,18 +386,11 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         assert_eq!(field_names(row), ROW_FIELDS);
     }
 
-    let page1 = h.call("GET", "/v1/integrations?limit=2", Some(&key), None).await;
+    let page1 = h.as_key(&key).list("?limit=2").await;
     assert_eq!(page1.body["has_more"], true);
     let last = page1.body["data"][1]["id"].as_str().unwrap();
     assert_eq!(last, ids[1]);
-    let page2 = h
-        .call(
-            "GET",
-            &format!("/v1/integrations?limit=2&starting_after={last}"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let page2 = h.as_key(&key).list(&format!("?limit=2&starting_after={last}")).await;
     let p2: Vec<&str> = page2.body["data"]
         .as_array()
         .unwrap()
@@ -495,23 +400,12 @@ async fn list_is_newest_first_with_cursors_and_filters() {
     assert_eq!(p2, &ids[2..4]);
     assert_eq!(page2.body["has_more"], true);
     let page3 = h
-        .call(
-            "GET",
-            &format!("/v1/integrations?limit=2&starting_after={}", ids[3]),
-            Some(&key),
-            None,
-        )
+        .as_key(&key)
+        .list(&format!("?limit=2&starting_after={}", ids[3]))
         .await;
     assert_eq!(page3.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(page3.body["has_more"], false);
-    let back = h
-        .call(
-            "GET",
-            &format!("/v1/integrations?limit=2&ending_before={}", ids[4]),
-            Some(&key),
-            None,
-        )
-        .await;
+    let back = h.as_key(&key).list(&format!("?limit=2&ending_before={}", ids[4])).await;
     let bk: Vec<&str> = back.body["data"]
         .as_array()
         .unwrap()
@@ -521,12 +415,10 @@ async fn list_is_newest_first_with_cursors_and_filters() {
     assert_eq!(bk, &ids[2..4]);
     assert_eq!(back.body["has_more"], true);
 
-    let inactive = h
-        .call("GET", "/v1/integrations?is_active=false", Some(&key), None)
-        .await;
+    let inactive = h.as_key(&key).list("?is_active=false").await;
     assert_eq!(inactive.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(inactive.body["data"][0]["connector_type"], "printnode");
-    let sandbox = h.call("GET", "/v1/integrations?mode=sandbox", Some(&key), None).await;
+    let sandbox = h.as_key(&key).list("?mode=sandbox").await;
     assert_eq!(sandbox.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(sandbox.body["data"][0]["connector_type"], "shippo");
 
@@ -539,20 +431,11 @@ async fn list_is_newest_first_with_cursors_and_filters() {
         "foo=bar",
         "limit=1&limit=2",
     ] {
-        let r = h
-            .call("GET", &format!("/v1/integrations?{bad}"), Some(&key), None)
-            .await;
+        let r = h.as_key(&key).list(&format!("?{bad}")).await;
         assert_eq!((r.status, r.error_code().as_str()), (400, "validation_error"), "{bad}");
     }
     let stranger = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-    let r = h
-        .call(
-            "GET",
-            &format!("/v1/integrations?starting_after={stranger}"),
-            Some(&key),
-            None,
-        )
-        .await;
+    let r = h.as_key(&key).list(&format!("?starting_after={stranger}")).await;
     assert_eq!((r.status, r.body["param"].as_str()), (400, Some("starting_after")));
 }
 
@@ -560,7 +443,7 @@ async fn list_is_newest_first_with_cursors_and_filters() {
 async fn authentication_failures_are_401_with_the_right_code() {
     let h = Harness::new().await;
     let (entity, _) = h.tenant(false).await;
-    let r = h.call("GET", "/v1/integrations", None, None).await;
+    let r = h.anonymous().list("").await;
     assert_eq!((r.status, r.error_code().as_str()), (401, "missing_api_key"));
     assert_eq!(r.body["type"], "permission_error");
     for bad in [
@@ -568,17 +451,13 @@ async fn authentication_failures_are_401_with_the_right_code() {
         "ark_test_ent_abc",
         "ark_test_ent_abcdefghij12_0123456789abcdefghijABCDEFGHIJ01",
     ] {
-        let r = h.call("GET", "/v1/integrations", Some(bad), None).await;
+        let r = h.as_key(bad).list("").await;
         assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"), "{bad}");
     }
     let r = h
-        .send(
-            lambda_http::http::Request::builder()
-                .uri("https://api.test/v1/integrations")
-                .header("authorization", "Basic dXNlcjpwYXNz")
-                .body(lambda_http::Body::Empty)
-                .unwrap(),
-        )
+        .anonymous()
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .list("")
         .await;
     assert_eq!(r.error_code(), "invalid_api_key");
 
@@ -592,16 +471,11 @@ async fn authentication_failures_are_401_with_the_right_code() {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&issued.plaintext), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&issued.plaintext).list("").await.status, 200);
     assert!(as_operator(shared::admin::revoke_key(&h.app, &issued.record.key_id))
         .await
         .unwrap());
-    let r = h.call("GET", "/v1/integrations", Some(&issued.plaintext), None).await;
+    let r = h.as_key(&issued.plaintext).list("").await;
     assert_eq!((r.status, r.error_code().as_str()), (401, "invalid_api_key"));
     let listed = as_operator(h.app.service.keys.list(entity)).await.unwrap();
     assert!(listed
@@ -621,7 +495,7 @@ async fn authentication_failures_are_401_with_the_right_code() {
     .await
     .unwrap();
     let h = &h;
-    let list = |key: String| async move { h.call("GET", "/v1/integrations", Some(&key), None).await };
+    let list = |key: String| async move { h.as_key(&key).list("").await };
     assert_eq!(list(cached.plaintext.clone()).await.status, 200);
     assert!(
         as_operator(shared::admin::revoke_key(&elsewhere, &cached.record.key_id))
@@ -645,14 +519,9 @@ async fn authentication_failures_are_401_with_the_right_code() {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&expiring.plaintext).list("").await.status, 200);
     h.clock.advance_seconds(86_400);
-    let r = h.call("GET", "/v1/integrations", Some(&expiring.plaintext), None).await;
+    let r = h.as_key(&expiring.plaintext).list("").await;
     assert_eq!((r.status, r.error_code().as_str()), (401, "expired_api_key"));
 }
 
@@ -661,7 +530,7 @@ async fn each_route_needs_its_scope() {
     let h = Harness::new().await;
     let entity = shared::domain::ids::EntityId::new_random();
     let all = h.key(entity, &Scope::ALL, false).await;
-    h.call("POST", "/v1/integrations/stripe", Some(&all), None).await;
+    h.as_key(&all).post("stripe", None).await;
     let cases: [(&str, &str, Option<Value>, Scope); 8] = [
         ("GET", "/v1/integrations", None, Scope::Read),
         ("GET", "/v1/integrations/stripe", None, Scope::Read),
@@ -686,7 +555,7 @@ async fn each_route_needs_its_scope() {
     for (method, path, body, needed) in cases {
         let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != needed).collect();
         let key = h.key(entity, &others, false).await;
-        let r = h.call(method, path, Some(&key), body.clone()).await;
+        let r = h.as_key(&key).send(method, path, body.clone()).await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
             (403, "insufficient_scope"),
@@ -694,7 +563,7 @@ async fn each_route_needs_its_scope() {
         );
         assert_eq!(r.body["required"], needed.as_str());
         let key = h.key(entity, &[needed], false).await;
-        let ok = h.call(method, path, Some(&key), body).await;
+        let ok = h.as_key(&key).send(method, path, body).await;
         assert!(ok.status < 300, "{method} {path} with {needed}: {}", ok.raw);
     }
 }
@@ -704,7 +573,7 @@ async fn another_entitys_rows_do_not_exist_for_you() {
     let h = Harness::new().await;
     let (owner, owner_key) = h.tenant(true).await;
     let (_, other_key) = h.tenant(true).await;
-    let created = h.call("POST", "/v1/integrations/shopify", Some(&owner_key), None).await;
+    let created = h.as_key(&owner_key).post("shopify", None).await;
     let id = created.body["data"]["id"].as_str().unwrap();
     for (method, path, body) in [
         ("GET", "/v1/integrations/shopify".to_string(), None),
@@ -717,27 +586,19 @@ async fn another_entitys_rows_do_not_exist_for_you() {
             Some(json!({"credentials": {"access_token": "t"}})),
         ),
     ] {
-        let r = h.call(method, &path, Some(&other_key), body).await;
+        let r = h.as_key(&other_key).send(method, &path, body).await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
             (404, "not_found"),
             "{method} {path}"
         );
     }
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&other_key), None).await.body["data"],
-        json!([])
-    );
-    let still = h.call("GET", "/v1/integrations/shopify", Some(&owner_key), None).await;
+    assert_eq!(h.as_key(&other_key).list("").await.body["data"], json!([]));
+    let still = h.as_key(&owner_key).get("shopify").await;
     assert_eq!(still.body["data"]["is_active"], true, "untouched");
     assert!(h.describe_secret(owner, "shopify").await.is_none());
     // The other entity can have its own shopify row.
-    assert_eq!(
-        h.call("POST", "/v1/integrations/shopify", Some(&other_key), None)
-            .await
-            .status,
-        201
-    );
+    assert_eq!(h.as_key(&other_key).post("shopify", None).await.status, 201);
 }
 
 #[tokio::test]
@@ -746,87 +607,43 @@ async fn test_keys_see_and_change_only_sandbox_rows() {
     let entity = shared::domain::ids::EntityId::new_random();
     let live = h.key(entity, &Scope::ALL, true).await;
     let test = h.key(entity, &Scope::ALL, false).await;
-    let row = h.call("POST", "/v1/integrations/amazon", Some(&live), None).await;
+    let row = h.as_key(&live).post("amazon", None).await;
     assert_eq!(row.body["data"]["mode"], "live");
     let id = row.body["data"]["id"].as_str().unwrap();
-    assert_eq!(
-        h.call("GET", "/v1/integrations/amazon", Some(&test), None).await.status,
-        404
-    );
-    assert_eq!(
-        h.call("GET", &format!("/v1/integrations/{id}"), Some(&test), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/amazon", Some(&test), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&test), None).await.body["data"],
-        json!([])
-    );
-    let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ebay",
-            Some(&test),
-            Some(json!({"mode": "live"})),
-        )
-        .await;
+    assert_eq!(h.as_key(&test).get("amazon").await.status, 404);
+    assert_eq!(h.as_key(&test).get(id).await.status, 404);
+    assert_eq!(h.as_key(&test).delete("amazon").await.status, 404);
+    assert_eq!(h.as_key(&test).list("").await.body["data"], json!([]));
+    let r = h.as_key(&test).post("ebay", Some(json!({"mode": "live"}))).await;
     assert_eq!((r.status, r.body["param"].as_str()), (422, Some("mode")));
     // A sandbox row is visible to both.
-    let sandbox = h.call("POST", "/v1/integrations/ebay", Some(&test), None).await;
+    let sandbox = h.as_key(&test).post("ebay", None).await;
     assert_eq!(sandbox.body["data"]["mode"], "sandbox");
     // Re-connecting a disconnected sandbox row cannot turn it live with a test key.
-    assert_eq!(
-        h.call("DELETE", "/v1/integrations/ebay", Some(&test), None)
-            .await
-            .status,
-        200
-    );
-    let r = h
-        .call(
-            "POST",
-            "/v1/integrations/ebay",
-            Some(&test),
-            Some(json!({"mode": "live"})),
-        )
-        .await;
+    assert_eq!(h.as_key(&test).delete("ebay").await.status, 200);
+    let r = h.as_key(&test).post("ebay", Some(json!({"mode": "live"}))).await;
     assert_eq!((r.status, r.body["param"].as_str()), (422, Some("mode")));
-    let back = h.call("POST", "/v1/integrations/ebay", Some(&test), None).await;
+    let back = h.as_key(&test).post("ebay", None).await;
     assert_eq!(
         (back.status, back.body["data"]["mode"].as_str()),
         (200, Some("sandbox"))
     );
-    assert_eq!(
-        h.call("GET", "/v1/integrations/ebay", Some(&live), None).await.status,
-        200
-    );
-    assert_eq!(
-        h.call("GET", "/v1/integrations", Some(&live), None).await.body["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(h.as_key(&live).get("ebay").await.status, 200);
+    assert_eq!(h.as_key(&live).list("").await.body["data"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    let r = h.call("GET", "/v1/nothing", Some(&key), None).await;
+    let r = h.as_key(&key).send("GET", "/v1/nothing", None).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "not_found"));
-    let r = h.call("POST", "/v1/integrations", Some(&key), None).await;
+    let r = h.as_key(&key).send("POST", "/v1/integrations", None).await;
     assert_eq!((r.status, r.error_code().as_str()), (405, "method_not_allowed"));
     assert_eq!(r.header("allow"), Some("GET"));
 
     let big = json!({"config": {"blob": "x".repeat(70 * 1024)}});
-    let r = h.call("POST", "/v1/integrations/stripe", Some(&key), Some(big)).await;
+    let r = h.as_key(&key).post("stripe", Some(big)).await;
     assert_eq!((r.status, r.error_code().as_str()), (413, "payload_too_large"));
 
     let form = lambda_http::http::Request::builder()
@@ -858,24 +675,20 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_get_the_envelope() {
         .body(lambda_http::Body::Binary(vec![0xff, 0xfe, b'{']))
         .unwrap();
     assert_eq!(h.send(binary).await.status, 400, "invalid UTF-8");
-    assert_eq!(
-        h.call("GET", "/v1/integrations/stripe", Some(&key), None).await.status,
-        404,
-        "nothing stored"
-    );
+    assert_eq!(h.as_key(&key).get("stripe").await.status, 404, "nothing stored");
 }
 
 #[tokio::test]
 async fn concurrent_connects_create_one_row_and_concurrent_disconnects_one_event() {
     let h = Harness::isolated().await;
     let (_, key) = h.tenant(false).await;
-    let calls = (0..6).map(|_| h.call("POST", "/v1/integrations/mapquest", Some(&key), None));
+    let calls = (0..6).map(|_| h.as_key(&key).post("mapquest", None));
     let statuses: Vec<u16> = join_all(calls).await.iter().map(|r| r.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 5, "{statuses:?}");
     assert_eq!(h.events(1).await.len(), 1);
 
-    let calls = (0..6).map(|_| h.call("DELETE", "/v1/integrations/mapquest", Some(&key), None));
+    let calls = (0..6).map(|_| h.as_key(&key).delete("mapquest"));
     let replies = join_all(calls).await;
     for r in &replies {
         assert!(r.status == 200 || r.status == 409, "{}", r.raw);

@@ -8,7 +8,7 @@
 //! connection) taking turns; `FAULTS=all` (used by `make reliability`) injects every kind
 //! at every step.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -70,21 +70,15 @@ async fn row(h: &Harness, entity: EntityId) -> Option<Connector> {
 /// The state each operation starts from, made through the healthy path.
 async fn setup(h: &Harness, op: Op) -> (EntityId, String) {
     let (entity, key) = h.tenant(true).await;
-    let base = format!("/v1/integrations/{TYPE}");
     let creds = json!({"credentials": {"access_token": "shpat_1"}});
     if op != Op::Connect {
-        assert_eq!(h.call("POST", &base, Some(&key), None).await.status, 201);
+        assert_eq!(h.as_key(&key).post(TYPE, None).await.status, 201);
     }
     if !matches!(op, Op::Connect | Op::Credentials) {
-        assert_eq!(
-            h.call("PUT", &format!("{base}/credentials"), Some(&key), Some(creds))
-                .await
-                .status,
-            200
-        );
+        assert_eq!(h.as_key(&key).put_credentials(TYPE, creds).await.status, 200);
     }
     if matches!(op, Op::Restore | Op::Sweep) {
-        assert_eq!(h.call("DELETE", &base, Some(&key), None).await.status, 200);
+        assert_eq!(h.as_key(&key).delete(TYPE).await.status, 200);
     }
     if op == Op::Sweep {
         h.clock.advance_seconds(7 * 86_400);
@@ -119,8 +113,7 @@ async fn run(h: &Harness, app: &App, op: Op, key: &str) -> u16 {
             }
         }
     };
-    let req = support::request(method, &path, Some(key), &[], body);
-    let reply = h.send_via(app, req).await;
+    let reply = h.as_key(key).via(app).send(method, &path, body).await;
     if matches!(reply.status, 429 | 503) {
         assert!(
             reply.header("retry-after").is_some(),

@@ -2,12 +2,13 @@
 //! sample events, and least-privilege IAM proven by recording what each function's code
 //! really calls on the emulator.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
+use shared::api_gateway::ApiEvent;
 use shared::aws::table::TABLE;
 use shared::config::ENV_VARS;
 use shared::domain::api_key::Scope;
@@ -299,100 +300,68 @@ fn each_function_is_granted_exactly_the_actions_its_code_performs() {
 async fn drive_every_path_and_compare_grants() {
     let h = Harness::new().await;
     let (_, key) = h.tenant(false).await;
-    let k = Some(key.as_str());
-    let call = |m: &'static str, p: &'static str, b: Option<Value>| h.call(m, p, k, b);
-    let idem = |m: &'static str, p: &'static str, ik: &'static str, b: Option<Value>| {
-        h.send(support::request(m, p, k, &[("idempotency-key", ik)], b))
-    };
     let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
+    let put_stripe_creds = || h.as_key(&key).put_credentials("stripe", stripe_creds.clone());
 
-    call("GET", "/v1/integrations", None).await;
-    assert_eq!(idem("POST", "/v1/integrations/stripe", "c1", None).await.status, 201);
-    assert_eq!(idem("POST", "/v1/integrations/stripe", "c2", None).await.status, 409); // releases its key
+    h.as_key(&key).list("").await;
     assert_eq!(
-        idem(
-            "PUT",
-            "/v1/integrations/stripe/credentials",
-            "p1",
-            Some(stripe_creds.clone())
-        )
-        .await
-        .status,
-        200
+        h.as_key(&key).idempotency_key("c1").post("stripe", None).await.status,
+        201
     );
     assert_eq!(
-        call("PUT", "/v1/integrations/stripe/credentials", Some(stripe_creds.clone()))
+        h.as_key(&key).idempotency_key("c2").post("stripe", None).await.status,
+        409
+    ); // releases its key
+    assert_eq!(
+        h.as_key(&key)
+            .idempotency_key("p1")
+            .put_credentials("stripe", stripe_creds.clone())
             .await
             .status,
         200
     );
-    let id = call("GET", "/v1/integrations/stripe", None).await.body["data"]["id"]
+    assert_eq!(put_stripe_creds().await.status, 200);
+    let id = h.as_key(&key).get("stripe").await.body["data"]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    h.call("GET", &format!("/v1/integrations/{id}"), k, None).await;
+    h.as_key(&key).get(&id).await;
     assert_eq!(
-        idem(
-            "PATCH",
-            "/v1/integrations/stripe",
-            "u1",
-            Some(json!({"display_name": "S"}))
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        call("PATCH", "/v1/integrations/stripe", Some(json!({"is_active": false})))
+        h.as_key(&key)
+            .idempotency_key("u1")
+            .patch("stripe", json!({"display_name": "S"}))
             .await
             .status,
         200
     );
     assert_eq!(
-        call("PATCH", "/v1/integrations/stripe", Some(json!({"is_active": true})))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(idem("DELETE", "/v1/integrations/stripe", "d1", None).await.status, 200);
-    assert_eq!(
-        idem("POST", "/v1/integrations/stripe/restore", "r1", None).await.status,
+        h.as_key(&key).patch("stripe", json!({"is_active": false})).await.status,
         200
     );
     assert_eq!(
-        h.call("DELETE", &format!("/v1/integrations/{id}"), k, None)
-            .await
-            .status,
+        h.as_key(&key).patch("stripe", json!({"is_active": true})).await.status,
         200
     );
+    assert_eq!(h.as_key(&key).idempotency_key("d1").delete("stripe").await.status, 200);
+    assert_eq!(h.as_key(&key).idempotency_key("r1").restore("stripe").await.status, 200);
+    assert_eq!(h.as_key(&key).delete(&id).await.status, 200);
     assert_eq!(
-        call("POST", "/v1/integrations/stripe", None).await.status,
+        h.as_key(&key).post("stripe", None).await.status,
         200,
         "re-connect restores the secret"
     );
-    call("DELETE", "/v1/integrations/stripe", None).await;
-    assert_eq!(
-        call("PUT", "/v1/integrations/stripe/credentials", Some(stripe_creds.clone()))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        call("DELETE", "/v1/integrations/stripe?permanent=true", None)
-            .await
-            .status,
-        204
-    );
+    h.as_key(&key).delete("stripe").await;
+    assert_eq!(put_stripe_creds().await.status, 200);
+    assert_eq!(h.as_key(&key).purge("stripe").await.status, 204);
     // Expiry, through connect and through the sweeper.
     for t in ["ups", "fedex"] {
         let body = json!({"credentials": {"client_id": "c", "client_secret": "s"}});
-        h.call("POST", &format!("/v1/integrations/{t}"), k, None).await;
-        h.call("PUT", &format!("/v1/integrations/{t}/credentials"), k, Some(body))
-            .await;
-        h.call("DELETE", &format!("/v1/integrations/{t}"), k, None).await;
+        h.as_key(&key).post(t, None).await;
+        h.as_key(&key).put_credentials(t, body).await;
+        h.as_key(&key).delete(t).await;
     }
     h.clock.advance_seconds(8 * 86_400);
-    assert_eq!(call("POST", "/v1/integrations/ups", None).await.status, 201);
+    assert_eq!(h.as_key(&key).post("ups", None).await.status, 201);
     let report = h.sweep().await;
     assert_eq!(report.expired, 1);
 
@@ -406,14 +375,12 @@ async fn drive_every_path_and_compare_grants() {
         h.clock.clone(),
     );
     let shopify = json!({"credentials": {"access_token": "shpat_1"}});
-    assert_eq!(call("POST", "/v1/integrations/shopify", None).await.status, 201);
+    assert_eq!(h.as_key(&key).post("shopify", None).await.status, 201);
     assert_eq!(
-        call("PUT", "/v1/integrations/shopify/credentials", Some(shopify.clone()))
-            .await
-            .status,
+        h.as_key(&key).put_credentials("shopify", shopify.clone()).await.status,
         200
     );
-    assert_eq!(call("DELETE", "/v1/integrations/shopify", None).await.status, 200);
+    assert_eq!(h.as_key(&key).delete("shopify").await.status, 200);
     for (method, path, body) in [
         ("POST", "/v1/integrations/shopify", None),
         ("POST", "/v1/integrations/shopify/restore", None),
@@ -421,7 +388,7 @@ async fn drive_every_path_and_compare_grants() {
         ("PUT", "/v1/integrations/shopify/credentials", Some(shopify.clone())),
     ] {
         proxy.arm_operation("TransactWriteItems", support::faults::Fault::Throttle);
-        let reply = h.send_via(&faulty, support::request(method, path, k, &[], body)).await;
+        let reply = h.as_key(&key).via(&faulty).send(method, path, body).await;
         assert_eq!(reply.status, 429, "{method} {path}: the commit was throttled");
         let (calls, _) = proxy.calls();
         let failed_at = calls.iter().position(|c| c.ends_with(".TransactWriteItems")).unwrap();
@@ -429,7 +396,7 @@ async fn drive_every_path_and_compare_grants() {
             calls[failed_at..].iter().any(|c| c.ends_with(".DeleteSecret")),
             "{method} {path}: the secret was put back in line after the failed commit: {calls:?}"
         );
-        let row = call("GET", "/v1/integrations/shopify", None).await;
+        let row = h.as_key(&key).get("shopify").await;
         assert_eq!(row.body["data"]["is_active"], false, "{method} {path}");
     }
 
@@ -437,13 +404,8 @@ async fn drive_every_path_and_compare_grants() {
     // disconnect); one that cannot finish leaves that to the sweeper (RestoreSecret from
     // the sweeper, delivering the disconnect's outbox record against the active row).
     let openai = json!({"credentials": {"api_key": "sk-1"}});
-    assert_eq!(call("POST", "/v1/integrations/openai", None).await.status, 201);
-    assert_eq!(
-        call("PUT", "/v1/integrations/openai/credentials", Some(openai))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(h.as_key(&key).post("openai", None).await.status, 201);
+    assert_eq!(h.as_key(&key).put_credentials("openai", openai).await.status, 200);
     for publish_fails in [false, true] {
         let (disconnect, restore) =
             support::interleavings::disconnect_overtaken_by_restore(&h, &faulty, &proxy, &key, "openai", publish_fails)
@@ -634,6 +596,64 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
     }
 }
 
+/// The key in the sample events, for a real test key to replace.
+const SAMPLE_KEY: &str = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN";
+
+/// Every file in events/ but the sweeper's schedule: its name and the event it holds.
+fn sample_events() -> Vec<(String, Value)> {
+    let stripe = "/v1/integrations/stripe";
+    let connect = json!({"display_name": "Payments", "config": {"statement_descriptor": "ACME"}});
+    let credentials = json!({
+        "credentials": {"secret_key": "sk_test_example", "publishable_key": "pk_test_example"},
+        "webhook_secret": "whsec_example"
+    });
+    let update = json!({"display_name": "Payments EU"});
+    let samples = [
+        ("connect", ApiEvent::new("POST", stripe).body(Some(&connect))),
+        (
+            "credentials",
+            ApiEvent::new("PUT", "/v1/integrations/stripe/credentials").body(Some(&credentials)),
+        ),
+        ("get", ApiEvent::new("GET", stripe)),
+        ("list", ApiEvent::new("GET", "/v1/integrations?limit=10&is_active=true")),
+        ("update", ApiEvent::new("PATCH", stripe).body(Some(&update))),
+        ("disconnect", ApiEvent::new("DELETE", stripe)),
+        ("restore", ApiEvent::new("POST", "/v1/integrations/stripe/restore")),
+        (
+            "purge",
+            ApiEvent::new("DELETE", "/v1/integrations/stripe?permanent=true"),
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, event) in samples {
+        let event = event.key(SAMPLE_KEY);
+        files.push((format!("{name}-http-api.json"), event.http_api()));
+        files.push((format!("{name}-rest-api.json"), event.rest_api()));
+    }
+    // A GET of the PUT-only credentials path matches no route: the fallback's.
+    let unrouted = ApiEvent::new("GET", "/v1/integrations/stripe/credentials").key(SAMPLE_KEY);
+    files.push(("fallback-http-api.json".to_string(), unrouted.http_api()));
+    files
+}
+
+/// The files in events/ are exactly what `shared::api_gateway` writes, so that they, the
+/// tests and the bench cannot drift apart. `UPDATE_EVENTS=1` rewrites them.
+#[test]
+fn the_sample_events_are_what_the_builder_writes() {
+    for (file, event) in sample_events() {
+        let path = format!("{ROOT}/events/{file}");
+        let written = serde_json::to_string_pretty(&event).unwrap() + "\n";
+        if std::env::var_os("UPDATE_EVENTS").is_some() {
+            std::fs::write(&path, &written).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("events/{file}: {e}"));
+        assert_eq!(
+            text, written,
+            "events/{file} is not what shared::api_gateway writes (UPDATE_EVENTS=1 rewrites it)"
+        );
+    }
+}
+
 /// Every file in events/ through the function it is for, in lifecycle order.
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
@@ -658,11 +678,8 @@ async fn every_sample_event_gets_its_documented_answer() {
             let file = format!("{name}-{flavour}.json");
             assert!(files.remove(&file), "events/{file} exists");
             let text = std::fs::read_to_string(format!("{ROOT}/events/{file}")).unwrap();
-            assert!(
-                text.contains("ark_test_ent_placeholder0_"),
-                "{file} carries the placeholder key"
-            );
-            let text = text.replace("ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN", &key);
+            assert!(text.contains(SAMPLE_KEY), "{file} carries the placeholder key");
+            let text = text.replace(SAMPLE_KEY, &key);
             let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
             let reply = h.invoke(operation, req).await;
             assert_eq!(reply.status, status, "{file}: {}", reply.raw);
@@ -734,8 +751,14 @@ async fn the_emulator_refuses_what_a_function_is_not_granted() {
         dynamo
             .put_item()
             .table_name(&h.settings.table)
-            .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
-            .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("probe".into()))
+            .item(
+                TABLE.partition_key,
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
+            )
+            .item(
+                TABLE.sort_key,
+                aws_sdk_dynamodb::types::AttributeValue::S("probe".into()),
+            )
             .send()
     };
     let refused = support::as_function("list", item("probe")).await.unwrap_err();

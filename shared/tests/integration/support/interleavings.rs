@@ -4,7 +4,7 @@
 use shared::App;
 
 use super::faults::{Fault, FaultProxy};
-use super::{request, Harness, Reply};
+use super::{Harness, Reply};
 
 /// A disconnect of `connector_type` (an active connector with credentials) served by
 /// `faulty`, whose calls go through `proxy`, is overtaken by a restore: its secret call
@@ -23,12 +23,11 @@ pub async fn disconnect_overtaken_by_restore(
     connector_type: &str,
     publish_fails: bool,
 ) -> (Reply, Reply) {
-    let base = format!("/v1/integrations/{connector_type}");
     let mut hold = proxy.hold("DeleteSecret");
-    let disconnect = h.send_via(faulty, request("DELETE", &base, Some(key), &[], None));
+    let disconnect = h.as_key(key).via(faulty).delete(connector_type);
     let restore = async move {
         hold.reached().await;
-        let restored = h.call("POST", &format!("{base}/restore"), Some(key), None).await;
+        let restored = h.as_key(key).restore(connector_type).await;
         if publish_fails {
             proxy.arm_operation("PutEvents", Fault::Throttle);
         }
