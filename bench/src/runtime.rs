@@ -3,45 +3,11 @@
 //! quota Lambda gives its memory size.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connectors_infra::loopback;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
+use connectors_infra::runtime_api::RuntimeApi;
 use serde_json::Value;
-use tokio::sync::{mpsc, Mutex};
-
-type Body = Full<Bytes>;
-
-fn respond(status: u16, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder().status(status).body(Full::new(body.into())).unwrap()
-}
-
-/// The answer to a function's `GET …/invocation/next`: the event and its headers.
-fn next_invocation(id: &str, payload: String) -> Response<Body> {
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 30_000;
-    let mut r = respond(200, payload);
-    let h = r.headers_mut();
-    h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-    h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-    h.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:bench".parse().unwrap(),
-    );
-    h.insert(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-    );
-    r
-}
 
 /// The CPU Lambda gives a memory size: one vCPU at 1,769 MB, in proportion below
 /// (quota = period × MB / 1,769), as a cgroup v1 `cpu` group. `None` where the controller
@@ -95,83 +61,6 @@ impl CpuShare {
     }
 }
 
-/// What the function posted back for one invocation.
-struct Answer {
-    at: Instant,
-    body: Value,
-}
-
-/// The Runtime API of one execution environment.
-struct RuntimeApi {
-    addr: SocketAddr,
-    events: mpsc::Sender<(String, String)>,
-    answers: Mutex<mpsc::Receiver<Answer>>,
-    first_next: Arc<std::sync::Mutex<Option<Instant>>>,
-    last_answer_at: std::sync::Mutex<Option<Instant>>,
-}
-
-impl RuntimeApi {
-    async fn start() -> RuntimeApi {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (events, inbox) = mpsc::channel::<(String, String)>(1);
-        let (answered, answers) = mpsc::channel::<Answer>(16);
-        let inbox = Arc::new(Mutex::new(inbox));
-        let first_next = Arc::new(std::sync::Mutex::new(None));
-        let seen = first_next.clone();
-        tokio::spawn(loopback::serve(
-            listener,
-            loopback::plain,
-            move |req: Request<Incoming>| {
-                let (inbox, answered, seen) = (inbox.clone(), answered.clone(), seen.clone());
-                async move {
-                    if req.uri().path().ends_with("/invocation/next") {
-                        seen.lock().unwrap().get_or_insert(Instant::now());
-                        let Some((id, payload)) = inbox.lock().await.recv().await else {
-                            return Ok::<_, hyper::Error>(respond(500, "shutting down"));
-                        };
-                        return Ok(next_invocation(&id, payload));
-                    }
-                    let at = Instant::now();
-                    let bytes = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                    let _ = answered.send(Answer { at, body }).await;
-                    Ok(respond(202, "{}"))
-                }
-            },
-        ));
-        RuntimeApi {
-            addr,
-            events,
-            answers: Mutex::new(answers),
-            first_next,
-            last_answer_at: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// One invocation: hands the event over and waits for the answer.
-    async fn invoke(&self, payload: &Value) -> (Duration, Value) {
-        let sent = Instant::now();
-        self.events
-            .send((uuid::Uuid::new_v4().to_string(), payload.to_string()))
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(30), self.answers.lock().await.recv())
-            .await
-            .expect("function answered in time")
-            .expect("function alive");
-        *self.last_answer_at.lock().unwrap() = Some(answer.at);
-        (answer.at - sent, answer.body)
-    }
-}
-
 /// A function process with its own Runtime API: one execution environment.
 pub struct Process {
     child: tokio::process::Child,
@@ -221,7 +110,7 @@ impl Process {
     /// Process start → first `GET /next`: the INIT phase.
     pub async fn init_time(&self) -> Duration {
         loop {
-            if let Some(at) = *self.api.first_next.lock().unwrap() {
+            if let Some(at) = self.api.first_poll() {
                 return at - self.spawned;
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
@@ -230,14 +119,14 @@ impl Process {
 
     /// One invocation: its duration (event handed over → answer posted) and the answer.
     pub async fn invoke(&self, payload: &Value) -> (Duration, Value) {
-        self.api.invoke(payload).await
+        let answer = self.api.invoke(payload).await;
+        (answer.at - answer.sent, answer.body)
     }
 
     /// Process start → the first answer: init, handshakes and the first invocation.
     pub async fn cold_first_answer(&self, payload: &Value) -> (Duration, Duration, Value) {
-        let (_, answer) = self.api.invoke(payload).await;
-        let at = self.api.last_answer_at.lock().unwrap().expect("answered");
-        (at - self.spawned, self.init_time().await, answer)
+        let answer = self.api.invoke(payload).await;
+        (answer.at - self.spawned, self.init_time().await, answer.body)
     }
 
     /// CPU time the process has used so far (`/proc/<pid>/schedstat`, nanoseconds).

@@ -2,4 +2,5 @@
 //! and the integration tests.
 
 pub mod loopback;
+pub mod runtime_api;
 pub mod watch;

@@ -10,41 +10,25 @@
 #[path = "integration/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use serde_json::{json, Value};
 use shared::domain::catalog::ConnectorType;
 use support::Harness;
 
-/// Log lines written by the code under test (the same JSON format as in Lambda).
-static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+#[path = "integration/support/logs.rs"]
+mod logs;
 
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_env_filter("debug")
-            .with_writer(move || Capture(sink.clone()))
-            .init();
-        buffer
-    })
-    .clone()
+/// Log lines written by the code under test (the same JSON format as in Lambda), through
+/// the process's global subscriber.
+fn capture_logs() -> logs::Capture {
+    let logs = logs::Capture::default();
+    let sink = logs.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter("debug")
+        .with_writer(move || sink.clone())
+        .init();
+    logs
 }
 
 fn canary(connector_type: ConnectorType, key: &str) -> String {
@@ -146,7 +130,7 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
     for e in &events {
         channels.push(("event".into(), e.to_string()));
     }
-    let log_text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let log_text = logs.text();
     assert!(log_text.lines().count() > 50, "logs were captured");
     assert!(log_text.contains("request served"));
     for line in log_text.lines() {

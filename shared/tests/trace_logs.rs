@@ -16,131 +16,18 @@
 #[path = "integration/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use connectors_infra::runtime_api::RuntimeApi;
+use logs::Capture;
+use serde_json::json;
 use shared::api_gateway::ApiEvent;
 use shared::http::router::route;
 use support::Harness;
-use tokio::sync::mpsc;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-}
-
-/// The Lambda Runtime API of one execution environment: hands out the queued events on
-/// `GET …/invocation/next` and passes back what the function posts for each.
-struct RuntimeApi {
-    addr: SocketAddr,
-    events: mpsc::Sender<String>,
-    answers: tokio::sync::Mutex<mpsc::Receiver<Value>>,
-}
-
-fn respond(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    Response::builder().status(status).body(Full::new(body.into())).unwrap()
-}
-
-impl RuntimeApi {
-    async fn start() -> RuntimeApi {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (events, inbox) = mpsc::channel::<String>(1);
-        let (answered, answers) = mpsc::channel::<Value>(8);
-        let inbox = Arc::new(tokio::sync::Mutex::new(inbox));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (inbox, answered) = (inbox.clone(), answered.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (inbox, answered) = (inbox.clone(), answered.clone());
-                        async move {
-                            if req.uri().path().ends_with("/invocation/next") {
-                                let Some(payload) = inbox.lock().await.recv().await else {
-                                    return Ok::<_, hyper::Error>(respond(500, "shutting down"));
-                                };
-                                let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-                                let mut r = respond(200, payload);
-                                let h = r.headers_mut();
-                                let id = uuid::Uuid::new_v4().to_string();
-                                h.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-                                h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-                                h.insert(
-                                    "lambda-runtime-invoked-function-arn",
-                                    "arn:aws:lambda:us-east-1:123456789012:function:connectors"
-                                        .parse()
-                                        .unwrap(),
-                                );
-                                h.insert(
-                                    "lambda-runtime-trace-id",
-                                    "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                                );
-                                return Ok(r);
-                            }
-                            let bytes = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let _ = answered
-                                .send(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-                                .await;
-                            Ok(respond(202, "{}"))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        RuntimeApi {
-            addr,
-            events,
-            answers: tokio::sync::Mutex::new(answers),
-        }
-    }
-
-    /// One invocation: the event in, what the function answered out.
-    async fn invoke(&self, event: &Value) -> Value {
-        self.events.send(event.to_string()).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(60), self.answers.lock().await.recv())
-            .await
-            .expect("the function answered in time")
-            .expect("the runtime API is up")
-    }
-}
+#[path = "integration/support/logs.rs"]
+mod logs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_logging_writes_no_credential_and_no_bearer_key() {
@@ -195,7 +82,7 @@ async fn trace_logging_writes_no_credential_and_no_bearer_key() {
             let answer = api
                 .invoke(&ApiEvent::new(method, &path).key(&key).body(body.as_ref()).http_api())
                 .await;
-            statuses.push(answer["statusCode"].as_u64().unwrap_or_default());
+            statuses.push(answer.body["statusCode"].as_u64().unwrap_or_default());
         }
         statuses
     };

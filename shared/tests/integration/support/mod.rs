@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::QueueAttributeName;
+use connectors_infra::watch::route_to_queue;
 use lambda_http::http::HeaderMap;
 use lambda_http::{Body, Request};
 use serde_json::Value;
@@ -181,7 +180,9 @@ impl Harness {
             .await
             .expect("bootstrap on the emulator");
         let sqs = aws_sdk_sqs::Client::new(&admin_sdk);
-        let queue_url = capture_queue(&admin_sdk, &sqs, &settings, &suffix).await;
+        let queue_url = route_to_queue(&admin_sdk, &settings.event_bus, SOURCE, &format!("capture-{suffix}"))
+            .await
+            .expect("the bus routes to a capture queue");
         let actions = recorder::Calls::default();
         let clients = clients(&sdk, endpoint, Some(&actions));
         let app = App::from_clients(clients, settings.clone(), service_clock);
@@ -519,42 +520,4 @@ impl Drop for Harness {
         })
         .join();
     }
-}
-
-async fn capture_queue(sdk: &SdkConfig, sqs: &aws_sdk_sqs::Client, settings: &Settings, suffix: &str) -> String {
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("capture-{suffix}"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let queue_arn = attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
-    let events = aws_sdk_eventbridge::Client::new(sdk);
-    let rule = format!("capture-{suffix}");
-    events
-        .put_rule()
-        .name(&rule)
-        .event_bus_name(&settings.event_bus)
-        .event_pattern(serde_json::json!({ "source": [SOURCE] }).to_string())
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule(&rule)
-        .event_bus_name(&settings.event_bus)
-        .targets(Target::builder().id("capture").arn(queue_arn).build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    queue_url
 }
