@@ -272,6 +272,16 @@ pub struct IdempotencyScope {
     pub livemode: bool,
 }
 
+/// A claim a request took on its key: whose key, the key, and the claim's token. The claim
+/// is still held while the record carries that token (a retry that took it over after the
+/// lease ran out has another).
+#[derive(Debug, Clone, Copy)]
+pub struct HeldClaim<'a> {
+    pub scope: IdempotencyScope,
+    pub key: &'a str,
+    pub token: &'a str,
+}
+
 /// `Idempotency-Key` records, per entity and mode, kept 24 hours.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
@@ -282,18 +292,11 @@ pub trait IdempotencyStore: Send + Sync {
         fingerprint: &str,
         now: Timestamp,
     ) -> Result<IdempotencyClaim, StoreError>;
-    /// Stores the answer, if the claim is still `token`'s.
-    async fn complete(
-        &self,
-        scope: IdempotencyScope,
-        key: &str,
-        token: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError>;
+    /// Stores the answer, if the claim is still held.
+    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError>;
     /// Forgets a claim whose request failed, so that a retry can execute; only while the
-    /// claim is still `token`'s.
-    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError>;
+    /// claim is still held.
+    async fn release(&self, claim: HeldClaim<'_>) -> Result<(), StoreError>;
 }
 
 /// API key records, found by the hash of the presented key.

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
-use crate::ports::{IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS};
+use crate::ports::{
+    HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+};
 
 use super::items::s;
 use super::store::{dynamo, unless_condition_failed};
@@ -131,19 +133,12 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         })
     }
 
-    async fn complete(
-        &self,
-        scope: IdempotencyScope,
-        key: &str,
-        token: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
+    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
         let sent = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(scope, key)))
+            .set_key(Some(key_of(claim.scope, claim.key)))
             .update_expression("SET #state = :done, #status = :status, #body = :body")
             .condition_expression("#token = :token")
             .expression_attribute_names("#state", "state")
@@ -153,22 +148,22 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":done", s("done"))
             .expression_attribute_values(":status", AttributeValue::N(status.to_string()))
             .expression_attribute_values(":body", s(body))
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(claim.token))
             .send()
             .await;
         // Taken over by a retry after our lease ran out: its answer is the one kept.
         unless_condition_failed("UpdateItem", sent)
     }
 
-    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError> {
+    async fn release(&self, claim: HeldClaim<'_>) -> Result<(), StoreError> {
         let sent = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(scope, key)))
+            .set_key(Some(key_of(claim.scope, claim.key)))
             .condition_expression("#token = :token")
             .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":token", s(claim.token))
             .send()
             .await;
         unless_condition_failed("DeleteItem", sent)

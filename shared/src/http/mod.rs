@@ -19,7 +19,7 @@ use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
-use crate::ports::{IdempotencyClaim, IdempotencyScope};
+use crate::ports::{HeldClaim, IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
 use crate::{telemetry, App};
 
@@ -209,13 +209,18 @@ async fn serve(
             // Only successes are kept: an error is safe to re-execute, and a transient one
             // (429/503) must be retryable with the same key.
             let store = &app.service.idempotency;
+            let claim = HeldClaim {
+                scope,
+                key,
+                token: &token,
+            };
             let bookkeeping = async {
                 match &result {
                     Ok((status, body)) => {
                         let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                        store.complete(scope, key, &token, *status, &text).await
+                        store.complete(claim, *status, &text).await
                     }
-                    Err(_) => store.release(scope, key, &token).await,
+                    Err(_) => store.release(claim).await,
                 }
             };
             // Held to the deadline too: a request cut short because DynamoDB stalls would

@@ -13,8 +13,8 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    ConnectorStore, Due, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, OutboxRecord, SecretGuard,
-    StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    ConnectorStore, Due, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, OutboxRecord,
+    SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -310,18 +310,11 @@ impl IdempotencyStore for Memory {
             .await?)
     }
 
-    async fn complete(
-        &self,
-        scope: IdempotencyScope,
-        key: &str,
-        token: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
+    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
         Ok(self
             .call(DynamoDb, "UpdateItem", |s, _| {
-                if let Some(r) = s.idempotency.get_mut(&idempotency_key(scope, key)) {
-                    if r.token == token {
+                if let Some(r) = s.idempotency.get_mut(&idempotency_key(claim.scope, claim.key)) {
+                    if r.token == claim.token {
                         r.answer = Some((status, body.to_string()));
                     }
                 }
@@ -329,11 +322,11 @@ impl IdempotencyStore for Memory {
             .await?)
     }
 
-    async fn release(&self, scope: IdempotencyScope, key: &str, token: &str) -> Result<(), StoreError> {
+    async fn release(&self, claim: HeldClaim<'_>) -> Result<(), StoreError> {
         Ok(self
             .call(DynamoDb, "DeleteItem", |s, _| {
-                let k = idempotency_key(scope, key);
-                if s.idempotency.get(&k).is_some_and(|r| r.token == token) {
+                let k = idempotency_key(claim.scope, claim.key);
+                if s.idempotency.get(&k).is_some_and(|r| r.token == claim.token) {
                     s.idempotency.remove(&k);
                 }
             })

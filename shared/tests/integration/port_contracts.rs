@@ -25,8 +25,8 @@ use shared::domain::lifecycle;
 use shared::domain::time::Timestamp;
 use shared::memory::{Memory, NoFaults};
 use shared::ports::{
-    Clock, ConnectorStore, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, ManualClock, OutboxRecord,
-    SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
+    Clock, ConnectorStore, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, ManualClock,
+    OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
 };
 use support::Harness;
 
@@ -271,13 +271,18 @@ async fn idempotency_claims_hold_for_their_lease_and_their_mode(p: Ports) {
     else {
         panic!("taken over once the lease ran out");
     };
-    p.idempotency.complete(test, "k", &first, 201, "first").await.unwrap();
+    let held = |token| HeldClaim {
+        scope: test,
+        key: "k",
+        token,
+    };
+    p.idempotency.complete(held(&first), 201, "first").await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::InProgress
     );
-    p.idempotency.release(test, "k", &first).await.unwrap();
-    p.idempotency.complete(test, "k", &second, 200, "second").await.unwrap();
+    p.idempotency.release(held(&first)).await.unwrap();
+    p.idempotency.complete(held(&second), 200, "second").await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::Replay {
