@@ -462,15 +462,18 @@ async fn authentication_failures_are_401_with_the_right_code() {
     assert_eq!(r.error_code(), "invalid_api_key");
 
     // Revoked.
-    let issued = as_operator(shared::admin::create_key(
-        &h.app,
-        entity,
-        [Scope::Read].into(),
-        false,
-        None,
-    ))
-    .await
-    .unwrap();
+    let read_key = || async {
+        as_operator(shared::admin::create_key(
+            &h.app,
+            entity,
+            [Scope::Read].into(),
+            false,
+            None,
+        ))
+        .await
+        .unwrap()
+    };
+    let issued = read_key().await;
     assert_eq!(h.as_key(&issued.plaintext).list("").await.status, 200);
     assert!(as_operator(shared::admin::revoke_key(&h.app, &issued.record.key_id))
         .await
@@ -485,15 +488,7 @@ async fn authentication_failures_are_401_with_the_right_code() {
     // Revoked from another container (the admin CLI, say): this container may honour
     // its cached key for at most KEY_CACHE_SECONDS, then refuses it.
     let elsewhere = shared::App::new(&h.sdk, h.settings.clone(), h.clock.clone());
-    let cached = as_operator(shared::admin::create_key(
-        &h.app,
-        entity,
-        [Scope::Read].into(),
-        false,
-        None,
-    ))
-    .await
-    .unwrap();
+    let cached = read_key().await;
     let h = &h;
     let list = |key: String| async move { h.as_key(&key).list("").await };
     assert_eq!(list(cached.plaintext.clone()).await.status, 200);

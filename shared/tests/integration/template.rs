@@ -11,7 +11,6 @@ use serde_yaml_ng::Value as Yaml;
 use shared::api_gateway::ApiEvent;
 use shared::aws::table::TABLE;
 use shared::config::ENV_VARS;
-use shared::domain::api_key::Scope;
 use shared::http::router::{route, Operation, ROUTES};
 use shared::http::UNROUTED_FUNCTION;
 use support::Harness;
@@ -713,7 +712,6 @@ async fn every_sample_event_gets_its_documented_answer() {
         .unwrap();
     assert_eq!(report.failed, 0);
     assert!(files.is_empty(), "unexpected files in events/: {files:?}");
-    let _ = Scope::ALL;
 }
 
 /// The emulator really enforces each function's grants: what a function is not granted is
