@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use connectors_infra::loopback;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,30 +150,10 @@ impl FaultProxy {
         let client: Upstream = Client::builder(TokioExecutor::new()).build_http();
         let upstream = upstream.trim_end_matches('/').to_string();
         let (shared, shared_hooks) = (state.clone(), hooks.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-                let (serializer, hooks) = (serializer.clone(), shared_hooks.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        forward(
-                            state.clone(),
-                            hooks.clone(),
-                            client.clone(),
-                            upstream.clone(),
-                            serializer.clone(),
-                            req,
-                        )
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        tokio::spawn(loopback::serve(listener, loopback::plain, move |req| {
+            let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+            forward(state, shared_hooks.clone(), client, upstream, serializer.clone(), req)
+        }));
         FaultProxy { url, state, hooks }
     }
 
