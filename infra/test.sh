@@ -14,5 +14,5 @@ log="$STATE/test-output.log"
 cargo test --workspace --no-fail-fast --color never 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 echo
-python3 infra/test_total.py "$log"
+python3 infra/totals.py "$log"
 exit "$status"

@@ -6,7 +6,7 @@ import unittest
 
 from reliability.helpers import clip, curl, decode, failure_signature, padded, template_of
 from reliability.keys import key_id, key_plan
-from test_total import total
+from totals import total
 
 
 class TemplateOf(unittest.TestCase):

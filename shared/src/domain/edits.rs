@@ -68,40 +68,65 @@ fn bad(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(param, message)
 }
 
-/// Checks everything inside `config`: no secret-looking key or value (the global list, a
-/// credential key name of this connector type — a `secret_key` in a Stripe config is a
-/// secret in disguise — or the rule of [`secret_names`]: 422), keys that are non-empty
-/// printable ASCII, and numbers DynamoDB can store (magnitude 1e-130 to 1e126; 400).
-fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), ApiError> {
-    let looks_like_a_credential = |param: String| {
-        let hint = format!(
-            "`{param}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"
-        );
-        ApiError::unprocessable(param, hint)
-    };
+/// A config key this service stores: non-empty printable ASCII, so that invisible
+/// characters and look-alike letters cannot hide a secret's name.
+fn is_storable_key(key: &str) -> bool {
+    secret_names::is_plain_key(key) && !key.trim().is_empty() && key.len() <= MAX_TEXT_LEN
+}
+
+/// The first pass over `config`: no secret-looking key or value anywhere in it (422) —
+/// a key that is a forbidden field, a credential key name of this connector type (a
+/// `secret_key` in a Stripe config is a secret in disguise) or a secret name by the rule
+/// of [`secret_names`], or a value in a well-known secret format. Keys that are not
+/// storable are left to [`check_storable`], which refuses them.
+fn find_secrets(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), ApiError> {
     match value {
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+        Value::Object(map) => map.iter().filter(|(k, _)| is_storable_key(k)).try_for_each(|(k, v)| {
             let here = format!("{path}.{}", printable(k));
-            if !secret_names::is_plain_key(k) || k.trim().is_empty() || k.len() > MAX_TEXT_LEN {
-                return Err(bad(
-                    path,
-                    format!("keys in `{path}` must be 1 to {MAX_TEXT_LEN} printable ASCII characters"),
-                ));
-            }
             let lower = k.to_ascii_lowercase();
             if FORBIDDEN_FIELDS.contains(&lower.as_str())
                 || connector_type.entry().accepts(&lower)
                 || secret_names::is_secret_name(k)
             {
-                return Err(looks_like_a_credential(here));
+                return Err(looks_like_a_credential(connector_type, here));
             }
-            check_config(connector_type, v, &here)
+            find_secrets(connector_type, v, &here)
         }),
-        Value::String(text) if secret_names::is_secret_value(text) => Err(looks_like_a_credential(path.to_string())),
+        Value::String(text) if secret_names::is_secret_value(text) => {
+            Err(looks_like_a_credential(connector_type, path.to_string()))
+        }
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(i, v)| check_config(connector_type, v, &format!("{path}[{i}]"))),
+            .try_for_each(|(i, v)| find_secrets(connector_type, v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+fn looks_like_a_credential(connector_type: ConnectorType, param: String) -> ApiError {
+    let hint = format!(
+        "`{param}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"
+    );
+    ApiError::unprocessable(param, hint)
+}
+
+/// The last pass over `config`: what DynamoDB can store back (400) — storable keys, and
+/// numbers of magnitude 0 or 1e-130 to 1e126.
+fn check_storable(value: &Value, path: &str) -> Result<(), ApiError> {
+    match value {
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if !is_storable_key(k) {
+                return Err(bad(
+                    path,
+                    format!("keys in `{path}` must be 1 to {MAX_TEXT_LEN} printable ASCII characters"),
+                ));
+            }
+            check_storable(v, &format!("{path}.{}", printable(k)))
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_storable(v, &format!("{path}[{i}]"))),
         Value::Number(n) => {
             let magnitude = n.as_f64().map(f64::abs).unwrap_or(f64::INFINITY);
             if magnitude == 0.0 || (1e-130..1e126).contains(&magnitude) {
@@ -118,7 +143,8 @@ fn check_config(connector_type: ConnectorType, value: &Value, path: &str) -> Res
 }
 
 /// Parses a connect or patch body (already known to be JSON). The scan for secrets comes
-/// first (422 wherever they hide, whatever else is wrong), then the typed fields (400).
+/// first (422 wherever they hide in storable keys, whatever else is wrong), then the typed
+/// fields and what `config` holds (400).
 pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) -> Result<Edits, ApiError> {
     let Value::Object(map) = body else {
         return Err(bad("body", "the request body must be a JSON object"));
@@ -131,11 +157,15 @@ pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) 
         };
         return Err(ApiError::unprocessable(field.clone(), message));
     }
-    if let Some(config @ Value::Object(_)) = map.get("config") {
-        check_config(connector_type, config, "config")?;
+    if let Some(config) = map.get("config") {
+        find_secrets(connector_type, config, "config")?;
     }
     let patch_only: &[&str] = if kind == BodyKind::Patch { &[] } else { &["is_active"] };
-    parse_fields(map.clone(), patch_only)
+    let edits: Edits = parse_fields(map.clone(), patch_only)?;
+    if edits.config.is_some() {
+        check_storable(&map["config"], "config")?;
+    }
+    Ok(edits)
 }
 
 #[cfg(test)]
@@ -203,6 +233,7 @@ mod tests {
             json!({"mode": "prod", "config": {"api_key": "k"}}),
             json!({"colour": 1, "config": {"api_key": "k"}}),
             json!({"config": {"api_key": "k"}, "display_name": ""}),
+            json!({"config": {"n": 1e300, "list": [{"": 1}], "api_key": "k"}}),
         ] {
             let e = parse_edits(stripe(), &body, BodyKind::Patch).unwrap_err();
             assert_eq!((e.status(), e.param()), (422, Some("config.api_key")), "{body}");

@@ -642,7 +642,7 @@ fn the_sample_events_are_what_the_builder_writes() {
     for (file, event) in sample_events() {
         let path = format!("{ROOT}/events/{file}");
         let written = serde_json::to_string_pretty(&event).unwrap() + "\n";
-        if std::env::var_os("UPDATE_EVENTS").is_some() {
+        if std::env::var("UPDATE_EVENTS").as_deref() == Ok("1") {
             std::fs::write(&path, &written).unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("events/{file}: {e}"));

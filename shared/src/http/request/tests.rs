@@ -264,3 +264,30 @@ fn json_content_types() {
     assert!(!is_json_content_type("text/plain"));
     assert!(!is_json_content_type("application/x-www-form-urlencoded"));
 }
+
+#[test]
+fn the_credentials_body_takes_credentials_and_a_webhook_secret_only() {
+    use serde_json::json;
+    let (credentials, webhook) =
+        credentials_body(json!({"credentials": {"secret_key": "sk"}, "webhook_secret": "wh"})).unwrap();
+    assert_eq!((credentials, webhook), (json!({"secret_key": "sk"}), Some(json!("wh"))));
+    for (body, status, param) in [
+        (json!([1]), 400, "body"),
+        (json!({}), 422, "credentials"),
+        (json!({"credentials": {}, "colour": 1}), 400, "colour"),
+        // `entity_id` is a 422 wherever it stands among the keys.
+        (
+            json!({"colour": 1, "entity_id": "x", "credentials": {}}),
+            422,
+            "entity_id",
+        ),
+    ] {
+        let e = credentials_body(body.clone()).unwrap_err();
+        assert_eq!((e.status(), e.param()), (status, Some(param)), "{body}");
+    }
+    let e = credentials_body(json!({"credentials": {}, "colour": 1})).unwrap_err();
+    assert_eq!(
+        e.hint(),
+        "Unknown parameter `colour`; accepted: credentials, webhook_secret."
+    );
+}

@@ -21,6 +21,6 @@ impl Write for Capture {
 
 impl Capture {
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+        String::from_utf8(self.0.lock().unwrap().clone()).expect("log output is UTF-8")
     }
 }

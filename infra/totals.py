@@ -1,7 +1,7 @@
 """The total of `cargo test`'s output (infra/test.sh): every `test result:` line summed
 into `total: N passed, F failed, S skipped`.
 
-Usage: python3 infra/test_total.py LOG"""
+Usage: python3 infra/totals.py LOG"""
 
 import re
 import sys
