@@ -4,7 +4,7 @@ over a real socket and checked like schemathesis' cases (wire.py).
 What is here: what only a real HTTP server sees (raw and odd paths, an 8 kB request line,
 non-UTF-8 header bytes, HEAD and extension methods, bodies cut off by the dev server's
 read limit, concurrent bursts on separate connections), plus the cases no Rust test
-sends. Cases that shared/tests/hostile_input.rs or shared/tests/core_api.rs send with
+sends. Cases that shared/tests/integration/hostile_input.rs or core_api.rs send with
 the same status and error envelope are not repeated here; each group's comment names
 the test that covers what was dropped (docs/RELIABILITY.md, "Hostile input").
 
