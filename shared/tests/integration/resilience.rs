@@ -58,17 +58,19 @@ fn app_with_outage(h: &Harness, dynamo_down: bool, secrets_down: bool, bus_down:
     }
 }
 
+/// One request served by `app` (an app with an outage), recorded and checked against the
+/// contract like every other reply: status, `Retry-After`, body, raw body.
 async fn call(
+    h: &Harness,
     app: &App,
     method: &str,
     path: &str,
     key: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, Option<String>, serde_json::Value, String) {
-    let r = support::handle_as_function(app, support::request(method, path, Some(key), &[], body)).await;
-    let raw = String::from_utf8_lossy(r.body().as_ref()).to_string();
-    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
-    (r.status().as_u16(), retry, serde_json::from_str(&raw).unwrap(), raw)
+    let r = h.as_key(key).via(app).send(method, path, body).await;
+    let retry = r.header("retry-after").map(str::to_string);
+    (r.status, retry, r.body, r.raw)
 }
 
 fn assert_no_internals(raw: &str) {
@@ -100,7 +102,7 @@ async fn dynamodb_down_is_a_clean_503_with_retry_after() {
         ("POST", "/v1/integrations/stripe"),
         ("DELETE", "/v1/integrations/stripe"),
     ] {
-        let (status, retry, body, raw) = call(&down, method, path, &key, None).await;
+        let (status, retry, body, raw) = call(&h, &down, method, path, &key, None).await;
         assert_eq!(status, 503, "{method} {path}: {raw}");
         assert_eq!(retry.as_deref(), Some("5"));
         assert_eq!(body["code"], "service_unavailable");
@@ -116,6 +118,7 @@ async fn secrets_manager_down_during_credentials_changes_nothing() {
     h.as_key(&key).post("openai", None).await;
     let down = app_with_outage(&h, false, true, false);
     let (status, retry, _, raw) = call(
+        &h,
         &down,
         "PUT",
         "/v1/integrations/openai/credentials",
@@ -144,7 +147,7 @@ async fn a_refused_event_stays_in_the_outbox_and_the_caller_still_gets_200() {
     assert!(h.outbox().await.is_empty());
 
     let bus_down = app_with_outage(&h, false, false, true);
-    let (status, _, body, raw) = call(&bus_down, "DELETE", "/v1/integrations/stripe", &key, None).await;
+    let (status, _, body, raw) = call(&h, &bus_down, "DELETE", "/v1/integrations/stripe", &key, None).await;
     assert_eq!(status, 200, "{raw}");
     assert_eq!(body["data"]["is_active"], false);
     assert!(
@@ -173,7 +176,7 @@ async fn secrets_manager_down_during_disconnect_is_503_and_a_retry_finishes_the_
         .await;
     h.events(2).await;
     let down = app_with_outage(&h, false, true, false);
-    let (status, retry, _, _) = call(&down, "DELETE", "/v1/integrations/shippo", &key, None).await;
+    let (status, retry, _, _) = call(&h, &down, "DELETE", "/v1/integrations/shippo", &key, None).await;
     assert_eq!((status, retry.as_deref()), (503, Some("5")));
     assert!(
         h.describe_secret(entity, "shippo")
