@@ -147,10 +147,10 @@ impl World {
         let (floor_entity, _) = ROUTES[0].prepare(&app, 1).await;
         let mut floor_env = env.clone();
         floor_env.insert("FLOOR_TABLE".into(), config.table.clone());
-        floor_env.insert("FLOOR_PK".into(), shared::aws::store::entity_pk(floor_entity));
+        floor_env.insert("FLOOR_PK".into(), shared::aws::items::entity_pk(floor_entity));
         floor_env.insert(
             "FLOOR_SK".into(),
-            shared::aws::store::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
+            shared::aws::items::connector_sk(shared::domain::catalog::ConnectorType::parse("stripe").unwrap()),
         );
         World {
             app,

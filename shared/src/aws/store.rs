@@ -15,7 +15,7 @@ use crate::domain::time::Timestamp;
 use crate::ports::{ConnectorStore, DependencyError, Due, OutboxRecord, SecretGuard, StoreError};
 
 use super::errors::{classify, is_throttle_code};
-pub use super::items::{connector_item, connector_sk, entity_pk, TTL_MARGIN_DAYS};
+use super::items::{connector_item, connector_sk, entity_pk};
 use super::items::{guard_item, guard_key, outbox_item, outbox_key, outbox_put, s, Item};
 use super::table::{DueKind, TABLE};
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use crate::aws::idempotency::IDEMPOTENCY_WINDOW_SECONDS;
-use crate::aws::store::TTL_MARGIN_DAYS;
+use crate::aws::items::TTL_MARGIN_DAYS;
 use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;

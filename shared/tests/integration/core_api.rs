@@ -270,7 +270,7 @@ async fn disconnect_keeps_credentials_seven_days_and_announces_it_once() {
     // row; TTL only cleans up if the sweeper is down for days.
     let item = h.raw_row(entity, "ups").await.unwrap();
     let ttl = item["ttl"].as_n().unwrap().parse::<i64>().unwrap();
-    let margin = shared::aws::store::TTL_MARGIN_DAYS;
+    let margin = shared::aws::items::TTL_MARGIN_DAYS;
     assert_eq!(ttl, disconnected_at.plus_days(7 + margin).unix());
 
     // Secrets Manager: scheduled for deletion ~7 days out, unreadable now.

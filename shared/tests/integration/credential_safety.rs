@@ -590,7 +590,7 @@ async fn a_disconnected_rows_ttl_lies_a_margin_after_its_window_so_the_sweeper_e
         ttl > until,
         "TTL ({ttl}) must lie after the window ({until}), or DynamoDB may delete the row before the sweeper expires it"
     );
-    assert_eq!(ttl - until, shared::aws::store::TTL_MARGIN_DAYS * DAY, "by the margin");
+    assert_eq!(ttl - until, shared::aws::items::TTL_MARGIN_DAYS * DAY, "by the margin");
 
     // The window passes (TTL has not): the sweeper expires the row in full.
     h.clock.advance_seconds(WINDOW);

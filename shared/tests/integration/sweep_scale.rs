@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use serde_json::json;
-use shared::aws::store::connector_item;
+use shared::aws::items::connector_item;
 use shared::domain::api_key::{KeyId, Principal, Scope};
 use shared::domain::catalog::ConnectorType;
 use shared::domain::edits::Edits;
