@@ -177,7 +177,7 @@ impl Route {
             format!("{path}?{}", self.query)
         };
         let body = (self.body)(call);
-        shared::api_gateway::ApiEvent::new(self.method, &path)
+        connectors_infra::api_gateway::ApiEvent::new(self.method, &path)
             .key(key)
             .body(body.as_ref())
             .http_api()

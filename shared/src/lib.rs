@@ -2,7 +2,6 @@
 //! Lambda function (and the local dev server) shares.
 
 pub mod admin;
-pub mod api_gateway;
 pub mod aws;
 pub mod config;
 pub mod domain;

@@ -16,10 +16,10 @@
 #[path = "integration/support/mod.rs"]
 mod support;
 
+use connectors_infra::api_gateway::ApiEvent;
 use connectors_infra::runtime_api::RuntimeApi;
 use logs::Capture;
 use serde_json::json;
-use shared::api_gateway::ApiEvent;
 use shared::http::router::route;
 use support::Harness;
 use tracing_subscriber::layer::{Layer, SubscriberExt};

@@ -3,8 +3,8 @@
 
 use crate::support;
 
+use connectors_infra::api_gateway::ApiEvent;
 use serde_json::{json, Value};
-use shared::api_gateway::ApiEvent;
 use shared::http::router::Operation;
 use support::{Harness, Reply};
 

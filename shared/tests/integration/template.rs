@@ -6,9 +6,9 @@ use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use connectors_infra::api_gateway::ApiEvent;
 use serde_json::{json, Value};
 use serde_yaml_ng::Value as Yaml;
-use shared::api_gateway::ApiEvent;
 use shared::aws::table::TABLE;
 use shared::config::ENV_VARS;
 use shared::http::router::{route, Operation, ROUTES};
@@ -635,7 +635,7 @@ fn sample_events() -> Vec<(String, Value)> {
     files
 }
 
-/// The files in events/ are exactly what `shared::api_gateway` writes, so that they, the
+/// The files in events/ are exactly what `connectors_infra::api_gateway` writes, so that they, the
 /// tests and the bench cannot drift apart. `UPDATE_EVENTS=1` rewrites them.
 #[test]
 fn the_sample_events_are_what_the_builder_writes() {
@@ -648,7 +648,7 @@ fn the_sample_events_are_what_the_builder_writes() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("events/{file}: {e}"));
         assert_eq!(
             text, written,
-            "events/{file} is not what shared::api_gateway writes (UPDATE_EVENTS=1 rewrites it)"
+            "events/{file} is not what connectors_infra::api_gateway writes (UPDATE_EVENTS=1 rewrites it)"
         );
     }
 }

@@ -4,7 +4,7 @@
 //! what this module writes, byte for byte.
 //!
 //! ```
-//! let event = shared::api_gateway::ApiEvent::new("GET", "/v1/integrations?limit=10")
+//! let event = connectors_infra::api_gateway::ApiEvent::new("GET", "/v1/integrations?limit=10")
 //!     .key("ark_test_…")
 //!     .http_api();
 //! assert_eq!(event["rawQueryString"], "limit=10");
@@ -59,7 +59,7 @@ impl<'a> ApiEvent<'a> {
     /// and its `{connector}` segment, or `None` where no route matches (HTTP API's
     /// `$default` route: the fallback function).
     fn resource(&self) -> Option<(String, Option<&'a str>)> {
-        crate::http::router::route(self.method, self.path).ok()?;
+        shared::http::router::route(self.method, self.path).ok()?;
         let rest = self.path.strip_prefix("/v1/integrations")?;
         Some(match rest.strip_prefix('/') {
             None => ("/v1/integrations".to_string(), None),
