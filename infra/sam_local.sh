@@ -81,7 +81,7 @@ invoke_image() {
 build_functions() {
   say "sam build ($ARCH, debug) into ${BUILD_DIR#"$ROOT"/}"
   CARGO_LAMBDA_COMPILER=cargo SAM_BUILD_MODE=debug sam build --no-cached \
-    --parameter-overrides "Architecture=$ARCH" --build-dir "$BUILD_DIR" >"$STATE/sam-build.log" 2>&1 ||
+    --parameter-overrides "Stage=dev Architecture=$ARCH" --build-dir "$BUILD_DIR" >"$STATE/sam-build.log" 2>&1 ||
     { tail -n 40 "$STATE/sam-build.log" >&2; exit 1; }
 }
 
@@ -140,7 +140,7 @@ env_file
 source "$ROOT/infra/demo.sh"
 demo_banner "http://127.0.0.1:$SAM_PORT" "$started"
 
-SAM_ARGS=(--parameter-overrides "Architecture=$ARCH LocalEndpointUrl=$FUNCTION_ENDPOINT"
+SAM_ARGS=(--parameter-overrides "Stage=dev Architecture=$ARCH LocalEndpointUrl=$FUNCTION_ENDPOINT"
   --env-vars "$STATE/sam-env.json" --invoke-image "$IMAGE" --skip-pull-image)
 export SAM_ARGS_FILE="$STATE/sam-args"
 printf '%s\n' "${SAM_ARGS[@]}" >"$SAM_ARGS_FILE"

@@ -237,31 +237,46 @@ fn routes_in_the_template_are_exactly_the_router_s() {
             .join("/")
     };
     let mut in_template = BTreeSet::new();
-    let mut unrouted = 0;
+    let mut routed_paths = BTreeSet::new();
+    let mut unrouted_paths = BTreeSet::new();
     for (binary, f) in functions(&t) {
         for event in f["Properties"]["Events"].as_mapping().unwrap().values() {
-            if event["Type"] == "HttpApi" {
-                let method = event["Properties"]["Method"].as_str().unwrap().to_string();
-                let path = event["Properties"]["Path"].as_str().unwrap();
-                if path == "$default" {
-                    // What matches no route: the function that answers with the envelope.
-                    assert_eq!((binary.as_str(), method.as_str()), (UNROUTED_FUNCTION, "ANY"));
-                    unrouted += 1;
-                    continue;
-                }
-                let concrete = path.replace("{connector}", "stripe");
-                let served = route(&method, &concrete).unwrap().operation.function_name();
-                assert_eq!(
-                    served, binary,
-                    "{method} {path} is wired to the function that serves it"
-                );
-                in_template.insert((method, shape(path)));
+            if event["Type"] == "Schedule" {
+                continue;
             }
+            assert_eq!(event["Type"], "Api", "{binary}: every route is on the REST API");
+            assert_eq!(written(&event["Properties"]["RestApiId"]), "!Ref Api");
+            let method = event["Properties"]["Method"].as_str().unwrap().to_string();
+            let path = event["Properties"]["Path"].as_str().unwrap().to_string();
+            if binary == UNROUTED_FUNCTION {
+                // What matches no route: the function that answers with the envelope.
+                assert_eq!(method, "ANY");
+                unrouted_paths.insert(path);
+                continue;
+            }
+            let concrete = path.replace("{connector}", "stripe");
+            let served = route(&method, &concrete).unwrap().operation.function_name();
+            assert_eq!(
+                served, binary,
+                "{method} {path} is wired to the function that serves it"
+            );
+            in_template.insert((method, shape(&path)));
+            routed_paths.insert(path);
         }
     }
     let in_router: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p, _)| (m.to_string(), shape(p))).collect();
     assert_eq!(in_template, in_router);
-    assert_eq!(unrouted, 1, "one $default route");
+    // A REST API answers a method its resource lacks with its own 403 unless the resource
+    // has ANY: every routed path (and each parent) sends other methods to the fallback
+    // (405 with Allow), and /{proxy+} takes paths no resource matches (404).
+    let mut wanted: BTreeSet<String> = ["/", "/{proxy+}"].map(String::from).into();
+    for path in &routed_paths {
+        let parts: Vec<&str> = path.split('/').collect();
+        for n in 2..=parts.len() {
+            wanted.insert(parts[..n].join("/"));
+        }
+    }
+    assert_eq!(unrouted_paths, wanted, "the fallback's ANY routes");
     let sweeper = &functions(&t)["sweeper"];
     assert_eq!(sweeper["Properties"]["Events"]["Sweep"]["Type"], "Schedule");
     assert_eq!(
@@ -526,17 +541,31 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
     }
 }
 
-/// API Gateway throttles every route before a function runs (each request costs at
-/// least a strongly consistent read of its key, even an unknown one).
+/// API Gateway throttles the whole stage before a function runs (each request costs at
+/// least a strongly consistent read of its key, even an unknown one), and the routes that
+/// write to Secrets Manager lower still.
 #[test]
 fn the_api_is_throttled() {
     let t = template();
-    let settings = &resources(&t)["HttpApi"]["Properties"]["DefaultRouteSettings"];
-    for (setting, parameter) in [
-        ("ThrottlingRateLimit", "ApiThrottlingRateLimit"),
-        ("ThrottlingBurstLimit", "ApiThrottlingBurstLimit"),
+    let settings = resources(&t)["Api"]["Properties"]["MethodSettings"].as_sequence().unwrap();
+    let limits = |path: &str, method: &str| {
+        let s = settings
+            .iter()
+            .find(|s| s["ResourcePath"] == path && s["HttpMethod"] == method)
+            .unwrap_or_else(|| panic!("method settings for {method} {path}"));
+        (written(&s["ThrottlingRateLimit"]), written(&s["ThrottlingBurstLimit"]))
+    };
+    let pair = |rate: &str, burst: &str| (format!("!Ref {rate}"), format!("!Ref {burst}"));
+    assert_eq!(limits("/*", "*"), pair("ApiRateLimit", "ApiBurstLimit"));
+    for (path, method) in [
+        ("/~1v1~1integrations~1{connector}~1credentials", "PUT"),
+        ("/~1v1~1integrations~1{connector}~1restore", "POST"),
+        ("/~1v1~1integrations~1{connector}", "DELETE"),
     ] {
-        assert_eq!(written(&settings[setting]), format!("!Ref {parameter}"));
+        assert_eq!(limits(path, method), pair("SecretWriteRateLimit", "SecretWriteBurstLimit"));
+    }
+    assert_eq!(settings.len(), 4, "no other method overrides the stage's limits");
+    for parameter in ["ApiRateLimit", "ApiBurstLimit", "SecretWriteRateLimit", "SecretWriteBurstLimit"] {
         let p = &t["Parameters"][parameter];
         assert_eq!(p["Type"], "Number");
         assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
@@ -585,7 +614,7 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
             .find(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
             .unwrap_or_else(|| panic!("an alarm on {metric}"));
         let p = &alarm["Properties"];
-        assert_eq!(p["Namespace"], shared::telemetry::METRIC_NAMESPACE);
+        assert_eq!(written(&p["Namespace"]), "!Sub Connectors/${Stage}", "one namespace per stage");
         assert_eq!(p["Dimensions"][0]["Name"], "function");
         assert_eq!(p["Dimensions"][0]["Value"], "sweeper");
         assert_eq!(p["Dimensions"].as_sequence().unwrap().len(), 1);
