@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, an IAM-enforcing emulator of its own (installed and started if
+# `make test`: lint, the deployed stack's checks (infra/stack: the template translated per
+# stage as SAM deploys it, offline), an IAM-enforcing emulator of its own (installed and started if
 # needed, at TEST_AWS_ENDPOINT_URL, default http://127.0.0.1:4567; `make dev`'s open one
 # is never used), the whole workspace's tests against it (cargo prints a `test result:`
 # line per test binary), then their total. Stops only what it started.
@@ -11,8 +12,14 @@ bash infra/lint.sh || exit 1
 started=$(bash infra/emulator.sh start-iam) || exit 1
 [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
 log="$STATE/test-output.log"
-cargo test --workspace --no-fail-fast --color never 2>&1 | tee "$log"
+echo "== the deployed stack, per stage (infra/stack)"
+# The translator's own log lines (feature toggles, metrics) are not ours to show.
+.venv-sam/bin/python -m unittest discover -s infra/stack -p 'test_*.py' 2>&1 |
+  grep -v -e "not available in Feature Toggle Config" -e "unpublished metrics" | tee "$log"
+stack_status=${PIPESTATUS[0]}
+cargo test --workspace --no-fail-fast --color never 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
+[ "$stack_status" -eq 0 ] || status=$stack_status
 echo
 python3 infra/totals.py "$log"
 exit "$status"
