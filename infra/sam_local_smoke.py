@@ -121,11 +121,16 @@ def expect(what, status, headers, body, want_status, schema=None):
 def walk_the_api(api):
     key = new_key()
     # (The fallback's container is already warm: the readiness probe above went to it.)
-    expect("unknown path (fallback, $default route)", *api.call("GET", "/v1/nothing"), 404)
+    expect("unknown path (fallback, /{proxy+})", *api.call("GET", "/v1/nothing"), 404)
+    expect("unknown path below a route (fallback, /{proxy+})", *api.call("GET", "/v1/integrations/stripe/x"), 404)
+    # ANY on the same resource as GET, POST, PATCH and DELETE: the wrong method goes to
+    # the fallback, the right ones (the walk below) to their functions.
     status, headers, body = api.call("PUT", "/v1/integrations/stripe", key)
-    expect("wrong method (fallback)", status, headers, body, 405)
+    expect("wrong method (fallback, ANY on the route's resource)", status, headers, body, 405)
     if headers.get("Allow") != "GET, POST, PATCH, DELETE":
         sys.exit(f"FAIL 405 without the Allow header: {headers.get('Allow')}")
+    status, headers, body = api.call("GET", "/v1/integrations/stripe/restore", key)
+    expect("wrong method on restore (fallback)", status, headers, body, 405)
     expect("no key", *api.call("GET", "/v1/integrations"), 401)
 
     row = expect(
