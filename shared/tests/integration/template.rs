@@ -547,7 +547,9 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
 #[test]
 fn the_api_is_throttled() {
     let t = template();
-    let settings = resources(&t)["Api"]["Properties"]["MethodSettings"].as_sequence().unwrap();
+    let settings = resources(&t)["Api"]["Properties"]["MethodSettings"]
+        .as_sequence()
+        .unwrap();
     let limits = |path: &str, method: &str| {
         let s = settings
             .iter()
@@ -562,10 +564,18 @@ fn the_api_is_throttled() {
         ("/~1v1~1integrations~1{connector}~1restore", "POST"),
         ("/~1v1~1integrations~1{connector}", "DELETE"),
     ] {
-        assert_eq!(limits(path, method), pair("SecretWriteRateLimit", "SecretWriteBurstLimit"));
+        assert_eq!(
+            limits(path, method),
+            pair("SecretWriteRateLimit", "SecretWriteBurstLimit")
+        );
     }
     assert_eq!(settings.len(), 4, "no other method overrides the stage's limits");
-    for parameter in ["ApiRateLimit", "ApiBurstLimit", "SecretWriteRateLimit", "SecretWriteBurstLimit"] {
+    for parameter in [
+        "ApiRateLimit",
+        "ApiBurstLimit",
+        "SecretWriteRateLimit",
+        "SecretWriteBurstLimit",
+    ] {
         let p = &t["Parameters"][parameter];
         assert_eq!(p["Type"], "Number");
         assert!(p["Default"].as_u64().is_some_and(|d| d >= 1), "{parameter}");
@@ -614,7 +624,11 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
             .find(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
             .unwrap_or_else(|| panic!("an alarm on {metric}"));
         let p = &alarm["Properties"];
-        assert_eq!(written(&p["Namespace"]), "!Sub Connectors/${Stage}", "one namespace per stage");
+        assert_eq!(
+            written(&p["Namespace"]),
+            "!Sub Connectors/${Stage}",
+            "one namespace per stage"
+        );
         assert_eq!(p["Dimensions"][0]["Name"], "function");
         assert_eq!(p["Dimensions"][0]["Value"], "sweeper");
         assert_eq!(p["Dimensions"].as_sequence().unwrap().len(), 1);
@@ -807,4 +821,67 @@ async fn the_emulator_refuses_what_a_function_is_not_granted() {
     );
     let refused = stranger.list_tables().send().await.unwrap_err();
     assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(403));
+}
+
+/// Every alarm on the functions' own metrics (EMF, the stage's namespace) watches a
+/// metric and a dimension set the code writes: a 5xx alarm on `requests` by `function`
+/// and `status_class=5xx` for each HTTP function, the sweeper's on its run line.
+#[test]
+fn the_alarms_on_the_functions_metrics_watch_what_the_code_writes() {
+    let t = template();
+    let request = |function: &str| -> Value {
+        serde_json::from_str(&shared::telemetry::metric_line(
+            function, 503, 1.0, false, "req_x", None, 0,
+        ))
+        .unwrap()
+    };
+    let sweep: Value = serde_json::from_str(&shared::telemetry::sweep_metric_line(&Default::default(), 0)).unwrap();
+    let mut watched = BTreeSet::new();
+    for (id, alarm) in resources(&t) {
+        let p = &alarm["Properties"];
+        if alarm["Type"] != "AWS::CloudWatch::Alarm" || written(&p["Namespace"]) != "!Sub Connectors/${Stage}" {
+            continue;
+        }
+        let dims: BTreeMap<String, String> = p["Dimensions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|d| (d["Name"].as_str().unwrap().into(), d["Value"].as_str().unwrap().into()))
+            .collect();
+        let line = match dims["function"].as_str() {
+            "sweeper" => sweep.clone(),
+            http => request(http),
+        };
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        let metric = p["MetricName"].as_str().unwrap();
+        assert!(
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["Name"] == metric),
+            "{id:?}: {metric} is written"
+        );
+        let names: BTreeSet<&str> = dims.keys().map(String::as_str).collect();
+        assert!(
+            directive["Dimensions"].as_array().unwrap().iter().any(|set| set
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect::<BTreeSet<_>>()
+                == names),
+            "{id:?}: the dimension set {names:?} is written"
+        );
+        for (name, value) in &dims {
+            assert_eq!(line[name.as_str()], value.as_str(), "{id:?}: {name}");
+        }
+        watched.insert(dims["function"].clone());
+    }
+    let mut http: BTreeSet<String> = functions(&t).into_keys().collect();
+    http.remove("sweeper");
+    for binary in &http {
+        assert!(watched.contains(binary), "a 5xx alarm for {binary}");
+    }
+    assert!(watched.contains("sweeper"));
 }
