@@ -123,10 +123,10 @@ def walk_the_api(api):
     # (The fallback's container is already warm: the readiness probe above went to it.)
     expect("unknown path (fallback, /{proxy+})", *api.call("GET", "/v1/nothing"), 404)
     expect("unknown path below a route (fallback, /{proxy+})", *api.call("GET", "/v1/integrations/stripe/x"), 404)
-    # ANY on the same resource as GET, POST, PATCH and DELETE: the wrong method goes to
-    # the fallback, the right ones (the walk below) to their functions.
+    # The fallback has PUT, HEAD and OPTIONS on the resource of GET, POST, PATCH and
+    # DELETE: the wrong method goes to it, the right ones (the walk below) to their functions.
     status, headers, body = api.call("PUT", "/v1/integrations/stripe", key)
-    expect("wrong method (fallback, ANY on the route's resource)", status, headers, body, 405)
+    expect("wrong method (fallback, by name on the route's resource)", status, headers, body, 405)
     if headers.get("Allow") != "GET, POST, PATCH, DELETE":
         sys.exit(f"FAIL 405 without the Allow header: {headers.get('Allow')}")
     status, headers, body = api.call("GET", "/v1/integrations/stripe/restore", key)
