@@ -20,4 +20,5 @@ mod port_contracts;
 mod races;
 mod resilience;
 mod sweep_scale;
+mod sweeper_lease;
 mod template;
