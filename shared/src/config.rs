@@ -54,13 +54,20 @@ impl std::fmt::Debug for FingerprintKey {
 }
 
 /// Why a function refuses to start.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error(
         "IDEMPOTENCY_FINGERPRINT_KEY_SECRET is not set: inside Lambda a write function reads its \
          fingerprint key from Secrets Manager and has no built-in one to fall back on"
     )]
     FingerprintKeySecretMissing,
+}
+
+/// The reason itself: what `main` prints (`Error: {:?}`) when a function refuses to start.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The service's settings, with their defaults (`None`: no default). The template sets

@@ -10,6 +10,7 @@ mod support;
 
 mod core_api;
 mod credential_safety;
+mod deploy_settings;
 mod faults;
 mod hostile_input;
 mod idempotency;
