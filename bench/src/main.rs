@@ -124,7 +124,11 @@ impl World {
             event_bus: format!("bench-{suffix}"),
             event_source: "erp.integrations".into(),
             secret_prefix: format!("bench-{suffix}/"),
-            fingerprint_key: format!("fingerprint-{suffix}"),
+            // As deployed: the write functions refuse to start inside Lambda without the
+            // key's secret (the bench runs them as Lambda runs them); bootstrap makes it.
+            fingerprint_key: shared::config::FingerprintKey::Secret(format!("bench-{suffix}-fingerprint-key")),
+            secrets_kms_key_id: None,
+            metric_namespace: "Connectors/bench".into(),
         };
         shared::admin::bootstrap(sdk, &config).await.expect("bootstrap");
         let app = shared::App::new(sdk, config.clone(), Arc::new(shared::ports::SystemClock));
@@ -138,7 +142,11 @@ impl World {
             ("EVENT_BUS_NAME", config.event_bus.clone()),
             ("EVENT_SOURCE", config.event_source.clone()),
             ("SECRET_PREFIX", config.secret_prefix.clone()),
-            ("IDEMPOTENCY_FINGERPRINT_KEY", config.fingerprint_key.clone()),
+            (
+                "IDEMPOTENCY_FINGERPRINT_KEY_SECRET",
+                format!("bench-{suffix}-fingerprint-key"),
+            ),
+            ("METRIC_NAMESPACE", config.metric_namespace.clone()),
             ("SSL_CERT_FILE", roots.display().to_string()),
         ]
         .into_iter()

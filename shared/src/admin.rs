@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use aws_config::SdkConfig;
 
-use crate::aws::{events, table};
-use crate::config::Settings;
+use crate::aws::{events, secrets, table};
+use crate::config::{FingerprintKey, Settings};
 use crate::domain::api_key::{generate_key, ApiKeyRecord, KeyId, Scope};
 use crate::domain::ids::EntityId;
 use crate::ports::{DependencyError, StoreError};
@@ -47,9 +47,16 @@ pub async fn revoke_key(app: &App, key_id: &KeyId) -> Result<bool, StoreError> {
     app.service.keys.revoke(key_id, app.service.clock.now()).await
 }
 
-/// Creates the table (with TTL and the sweep index) and the event bus if missing.
+/// Creates the table (with TTL and the sweep index) and the event bus if missing, and the
+/// fingerprint key's secret if `IDEMPOTENCY_FINGERPRINT_KEY_SECRET` names one by name
+/// (an ARN names a secret that exists already: the template's).
 pub async fn bootstrap(sdk: &SdkConfig, settings: &Settings) -> Result<(), DependencyError> {
     table::ensure_table(&aws_sdk_dynamodb::Client::new(sdk), &settings.table).await?;
     events::ensure_bus(&aws_sdk_eventbridge::Client::new(sdk), &settings.event_bus).await?;
+    if let FingerprintKey::Secret(name) = &settings.fingerprint_key {
+        if !name.starts_with("arn:") {
+            secrets::ensure_fingerprint_key_secret(&aws_sdk_secretsmanager::Client::new(sdk), name).await?;
+        }
+    }
     Ok(())
 }

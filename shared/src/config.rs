@@ -17,21 +17,73 @@ pub struct Settings {
     pub event_source: String,
     /// `SECRET_PREFIX`
     pub secret_prefix: String,
-    /// `IDEMPOTENCY_FINGERPRINT_KEY`: the HMAC key of stored request fingerprints (one per
-    /// deployment; the template generates it in Secrets Manager). Local runs use a fixed
-    /// development key, which protects nothing and is only there so they need no setup.
-    pub fingerprint_key: String,
+    /// Where the HMAC key of stored request fingerprints comes from.
+    pub fingerprint_key: FingerprintKey,
+    /// `SECRETS_KMS_KEY_ID`: the KMS key (ARN) the connectors' secrets are created with;
+    /// `None` (unset or empty): Secrets Manager's default key, `aws/secretsmanager`.
+    pub secrets_kms_key_id: Option<String>,
+    /// `METRIC_NAMESPACE`: the CloudWatch namespace of the EMF lines (deployed,
+    /// `Connectors/<Stage>`, so that stages never mix their metrics or alarms).
+    pub metric_namespace: String,
 }
 
-/// The service's settings, with their defaults (`None`: the SDK's own lookup); the
-/// template sets each for every function (a test checks). The variables Lambda and SAM
+/// Where the HMAC key of the stored `Idempotency-Key` fingerprints comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum FingerprintKey {
+    /// `IDEMPOTENCY_FINGERPRINT_KEY_SECRET`: the secret (ARN or name) holding the key, read
+    /// with `GetSecretValue` when the first write with an `Idempotency-Key` needs it.
+    Secret(String),
+    /// `IDEMPOTENCY_FINGERPRINT_KEY`, or the development default: outside Lambda only (the
+    /// dev server, tests, the bench). The default protects nothing.
+    Local(String),
+    /// Inside Lambda without `IDEMPOTENCY_FINGERPRINT_KEY_SECRET`: no key at all. A write
+    /// function refuses to start ([`Settings::for_writes`]); a plain-text key in a
+    /// function's environment is never used.
+    Missing,
+}
+
+/// Never prints a key.
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FingerprintKey::Secret(id) => f.debug_tuple("Secret").field(id).finish(),
+            FingerprintKey::Local(_) => f.write_str("Local(..)"),
+            FingerprintKey::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+/// Why a function refuses to start.
+#[derive(thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "IDEMPOTENCY_FINGERPRINT_KEY_SECRET is not set: inside Lambda a write function reads its \
+         fingerprint key from Secrets Manager and has no built-in one to fall back on"
+    )]
+    FingerprintKeySecretMissing,
+}
+
+/// The reason itself: what `main` prints (`Error: {:?}`) when a function refuses to start.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The service's settings, with their defaults (`None`: no default). The template sets
+/// each for every function (a test checks), but for `IDEMPOTENCY_FINGERPRINT_KEY_SECRET`
+/// (the write functions only), `SECRETS_KMS_KEY_ID` (the credentials function only) and
+/// `IDEMPOTENCY_FINGERPRINT_KEY` (never: local runs only). The variables Lambda and SAM
 /// set themselves, and `SSL_CERT_FILE` / `SSL_CERT_DIR`, are read by [`sdk_config`].
-pub const ENV_VARS: [(&str, Option<&str>); 7] = [
+pub const ENV_VARS: [(&str, Option<&str>); 10] = [
     ("CONNECTORS_TABLE", Some("connectors")),
     ("EVENT_BUS_NAME", Some("integrations")),
     ("EVENT_SOURCE", Some("erp.integrations")),
     ("SECRET_PREFIX", Some("connectors/")),
+    ("IDEMPOTENCY_FINGERPRINT_KEY_SECRET", None),
     ("IDEMPOTENCY_FINGERPRINT_KEY", Some("local-development-only")),
+    ("SECRETS_KMS_KEY_ID", None),
+    ("METRIC_NAMESPACE", Some("Connectors")),
     ("AWS_ENDPOINT_URL", None),
     ("AWS_REGION", None),
 ];
@@ -42,8 +94,9 @@ impl Settings {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let get = |name: &str| {
-            lookup(name).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| {
+            set(name).unwrap_or_else(|| {
                 ENV_VARS
                     .iter()
                     .find(|(n, _)| *n == name)
@@ -52,14 +105,38 @@ impl Settings {
                     .to_string()
             })
         };
+        let fingerprint_key = match set("IDEMPOTENCY_FINGERPRINT_KEY_SECRET") {
+            Some(secret) => FingerprintKey::Secret(secret),
+            None if on_lambda(&lookup) => FingerprintKey::Missing,
+            None => FingerprintKey::Local(get("IDEMPOTENCY_FINGERPRINT_KEY")),
+        };
         Settings {
             table: get("CONNECTORS_TABLE"),
             event_bus: get("EVENT_BUS_NAME"),
             event_source: get("EVENT_SOURCE"),
             secret_prefix: get("SECRET_PREFIX"),
-            fingerprint_key: get("IDEMPOTENCY_FINGERPRINT_KEY"),
+            fingerprint_key,
+            secrets_kms_key_id: set("SECRETS_KMS_KEY_ID"),
+            metric_namespace: get("METRIC_NAMESPACE"),
         }
     }
+
+    /// The settings of a write function (connect, update, credentials, disconnect,
+    /// restore): as [`Settings::from_lookup`], but inside Lambda it is an error not to be
+    /// given the fingerprint key's secret.
+    pub fn for_writes(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let settings = Self::from_lookup(lookup);
+        match settings.fingerprint_key {
+            FingerprintKey::Missing => Err(ConfigError::FingerprintKeySecretMissing),
+            _ => Ok(settings),
+        }
+    }
+}
+
+/// Running in AWS Lambda proper: `AWS_LAMBDA_FUNCTION_NAME` set, and not under `sam local`
+/// (which sets `AWS_SAM_LOCAL`; samcli/local/lambdafn/env_vars.py).
+fn on_lambda(lookup: &impl Fn(&str) -> Option<String>) -> bool {
+    non_empty(lookup, "AWS_LAMBDA_FUNCTION_NAME").is_some() && non_empty(lookup, "AWS_SAM_LOCAL").is_none()
 }
 
 /// One `SdkConfig` per container: rustls with ring (smaller and faster to build than the
@@ -113,9 +190,8 @@ pub const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon_trust_servic
 impl Roots {
     fn choose(lookup: impl Fn(&str) -> Option<String>) -> Roots {
         let set = |name: &str| non_empty(&lookup, name).is_some();
-        let on_lambda = set("AWS_LAMBDA_FUNCTION_NAME") && !set("AWS_SAM_LOCAL");
         let store_named = set("SSL_CERT_FILE") || set("SSL_CERT_DIR");
-        if on_lambda && !store_named {
+        if on_lambda(&lookup) && !store_named {
             Roots::AmazonTrustServices
         } else {
             Roots::System
@@ -167,9 +243,57 @@ mod tests {
         assert_eq!(s.event_bus, "integrations");
         assert_eq!(s.event_source, "erp.integrations");
         assert_eq!(s.secret_prefix, "connectors/");
+        assert_eq!(s.metric_namespace, "Connectors");
+        assert_eq!(s.secrets_kms_key_id, None);
+        assert_eq!(
+            s.fingerprint_key,
+            FingerprintKey::Local("local-development-only".into())
+        );
         let s = Settings::from_lookup(|n| (n == "CONNECTORS_TABLE").then(|| "t2".to_string()));
         assert_eq!(s.table, "t2");
         assert_eq!(s.event_bus, "integrations");
+        let s = Settings::from_lookup(env(&[
+            ("METRIC_NAMESPACE", "Connectors/prod"),
+            ("SECRETS_KMS_KEY_ID", "arn:aws:kms:eu-west-1:111122223333:key/k"),
+        ]));
+        assert_eq!(s.metric_namespace, "Connectors/prod");
+        assert_eq!(
+            s.secrets_kms_key_id.as_deref(),
+            Some("arn:aws:kms:eu-west-1:111122223333:key/k")
+        );
+        let s = Settings::from_lookup(env(&[("SECRETS_KMS_KEY_ID", "")]));
+        assert_eq!(s.secrets_kms_key_id, None, "empty is unset (env.json sets it so)");
+    }
+
+    #[test]
+    fn the_fingerprint_key_comes_from_its_secret_and_inside_lambda_from_nowhere_else() {
+        let secret = (
+            "IDEMPOTENCY_FINGERPRINT_KEY_SECRET",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:k",
+        );
+        let literal = ("IDEMPOTENCY_FINGERPRINT_KEY", "plain-text");
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "connect");
+        let sam = ("AWS_SAM_LOCAL", "true");
+        let key = |vars: &[(&str, &str)]| Settings::from_lookup(env(vars)).fingerprint_key;
+        let expected = FingerprintKey::Secret(secret.1.into());
+        assert_eq!(key(&[secret, literal]), expected);
+        assert_eq!(key(&[secret, lambda]), expected);
+        assert_eq!(key(&[literal]), FingerprintKey::Local("plain-text".into()));
+        assert_eq!(key(&[sam, lambda, literal]), FingerprintKey::Local("plain-text".into()));
+        // Inside Lambda: neither the literal nor the public default.
+        assert_eq!(key(&[lambda, literal]), FingerprintKey::Missing);
+        assert_eq!(key(&[lambda]), FingerprintKey::Missing);
+
+        // A write function refuses to start without the secret inside Lambda only.
+        assert!(matches!(
+            Settings::for_writes(env(&[lambda, literal])),
+            Err(ConfigError::FingerprintKeySecretMissing)
+        ));
+        assert!(Settings::for_writes(env(&[lambda, secret])).is_ok());
+        assert!(Settings::for_writes(env(&[lambda, sam])).is_ok());
+        assert!(Settings::for_writes(env(&[])).is_ok());
+        // Debug output never shows a key.
+        assert!(!format!("{:?}", Settings::from_lookup(env(&[literal]))).contains("plain-text"));
     }
 
     /// An environment of exactly these variables.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod fingerprint_key;
 pub mod http;
 pub mod key_cache;
 pub mod memory;
@@ -23,16 +24,19 @@ use crate::aws::idempotency::DynamoIdempotencyStore;
 use crate::aws::keys::DynamoKeyStore;
 use crate::aws::secrets::SecretsManagerVault;
 use crate::aws::store::DynamoConnectorStore;
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::key_cache::CachedKeyStore;
 use crate::on_first_use::OnFirstUse;
-use crate::ports::{Clock, EventBus, SystemClock, Vault};
+use crate::ports::{Clock, EventBus, FingerprintKeySource, SystemClock, Vault};
 use crate::service::Service;
 
 /// Everything a handler needs, built once per container.
 pub struct App {
     pub service: Service,
     pub settings: Settings,
+    /// The HMAC key of `Idempotency-Key` fingerprints (fetched on first need, see
+    /// [`fingerprint_key`]).
+    pub fingerprint_key: Arc<dyn FingerprintKeySource>,
 }
 
 impl App {
@@ -40,6 +44,17 @@ impl App {
     pub async fn from_env() -> App {
         let sdk = config::sdk_config().await;
         App::new(&sdk, Settings::from_env(), Arc::new(SystemClock))
+    }
+
+    /// As [`App::from_env`], for the write functions (connect, update, credentials,
+    /// disconnect, restore): inside Lambda they refuse to start without
+    /// `IDEMPOTENCY_FINGERPRINT_KEY_SECRET` ([`Settings::for_writes`]).
+    pub async fn from_env_for_writes() -> Result<App, ConfigError> {
+        let settings = Settings::for_writes(|name| std::env::var(name).ok()).inspect_err(|e| {
+            tracing::error!(failure = %e, "not starting");
+        })?;
+        let sdk = config::sdk_config().await;
+        Ok(App::new(&sdk, settings, Arc::new(SystemClock)))
     }
 
     /// As [`App::from_env`], for the read-only functions (get, list): they never call
@@ -53,14 +68,20 @@ impl App {
             settings.event_bus.clone(),
             settings.event_source.clone(),
         );
-        let vault =
-            OnFirstUse::new(move || SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(&secrets), &prefix));
+        let kms_key_id = settings.secrets_kms_key_id.clone();
+        let vault = OnFirstUse::new(move || {
+            SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(&secrets), &prefix)
+                .with_kms_key_id(kms_key_id.clone())
+        });
         let bus =
             OnFirstUse::new(move || EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&events), &bus, &source));
+        let fingerprint_key =
+            fingerprint_key::from_setting(&settings.fingerprint_key, || aws_sdk_secretsmanager::Client::new(&sdk));
         App::assemble(
             aws_sdk_dynamodb::Client::new(&sdk),
             Arc::new(vault),
             Arc::new(bus),
+            fingerprint_key,
             settings,
             Arc::new(SystemClock),
         )
@@ -83,15 +104,20 @@ impl App {
             secrets,
             events,
         } = clients;
-        let vault = Arc::new(SecretsManagerVault::new(secrets, &settings.secret_prefix));
+        let fingerprint_key = fingerprint_key::from_setting(&settings.fingerprint_key, || secrets.clone());
+        let vault = Arc::new(
+            SecretsManagerVault::new(secrets, &settings.secret_prefix)
+                .with_kms_key_id(settings.secrets_kms_key_id.clone()),
+        );
         let bus = Arc::new(EventBridgeBus::new(events, &settings.event_bus, &settings.event_source));
-        App::assemble(dynamodb, vault, bus, settings, clock)
+        App::assemble(dynamodb, vault, bus, fingerprint_key, settings, clock)
     }
 
     fn assemble(
         dynamodb: aws_sdk_dynamodb::Client,
         vault: Arc<dyn Vault>,
         bus: Arc<dyn EventBus>,
+        fingerprint_key: Arc<dyn FingerprintKeySource>,
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> App {
@@ -106,7 +132,11 @@ impl App {
             bus,
             clock,
         };
-        App { service, settings }
+        App {
+            service,
+            settings,
+            fingerprint_key,
+        }
     }
 }
 

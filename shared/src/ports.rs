@@ -194,6 +194,15 @@ pub struct Due<T> {
     pub bad_items: usize,
 }
 
+/// The outcome of trying to take a lease (see [`ConnectorStore::take_lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseClaim {
+    /// Ours until the `until` we asked for (unless we release it sooner).
+    Taken,
+    /// Another owner holds it and its `until` has not passed: leave the work to it.
+    HeldElsewhere,
+}
+
 /// Connector rows and their outbox records.
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
@@ -243,6 +252,24 @@ pub trait ConnectorStore: Send + Sync {
     /// Removes a guard if it is still the one read (same `write_id`): a renewed
     /// guard belongs to a newer write and is kept.
     async fn clear_guard(&self, guard: &SecretGuard) -> Result<(), StoreError>;
+
+    /// Takes the lease `name` for `owner` until `until`, in one conditional write: only if
+    /// nobody holds it, or its holder's `until` is at or before `now` (a run that died
+    /// holding it). [`LeaseClaim::HeldElsewhere`] otherwise; that is an answer, not an
+    /// error. Errors: only [`StoreError::Dependency`] (throttled, unavailable, refused),
+    /// after which the caller cannot know who holds the lease.
+    async fn take_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<LeaseClaim, StoreError>;
+
+    /// Gives the lease `name` up if `owner` still holds it; a lease someone else took over
+    /// (after ours ran out) or that is gone already is left alone, and that is `Ok`.
+    /// Errors: only [`StoreError::Dependency`]; the lease then runs out on its own.
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
 }
 
 /// The outcome of claiming an `Idempotency-Key`.
@@ -326,6 +353,15 @@ pub trait Vault: Send + Sync {
 
     /// Deletes the secret at once, without recovery. Absent secrets are fine.
     async fn force_delete(&self, secret: &SecretRef) -> Result<(), DependencyError>;
+}
+
+/// The HMAC key of the stored `Idempotency-Key` request fingerprints.
+#[async_trait]
+pub trait FingerprintKeySource: Send + Sync {
+    /// The key's bytes. Errors: [`DependencyError::Throttled`] and
+    /// [`DependencyError::Unavailable`] (retrying later helps), [`DependencyError::Rejected`]
+    /// (no such secret, no grant, an empty value: a misconfiguration).
+    async fn fingerprint_key(&self) -> Result<std::sync::Arc<[u8]>, DependencyError>;
 }
 
 /// The event bus.

@@ -21,8 +21,6 @@ use tracing_subscriber::layer::{Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
-pub const METRIC_NAMESPACE: &str = "Connectors";
-
 /// Log targets (prefixes, as `RUST_LOG` matches them) whose events below
 /// [`CAPPED_LEVEL`] carry raw requests, responses or bodies:
 /// - `lambda_runtime`: the raw invocation event (`raw JSON event received from Lambda`,
@@ -95,21 +93,23 @@ pub fn take_cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
 }
 
-/// One sweep's metrics as an EMF line (dimension `function` = `sweeper`): what the
-/// template's alarms on undelivered records and undecodable index items watch.
-pub fn sweep_metric_line(report: &crate::service::SweepReport, now_ms: i64) -> String {
+/// One sweep's metrics as an EMF line in `namespace` (dimension `function` =
+/// `sweeper`): what the template's alarms on undelivered records and undecodable index
+/// items watch.
+pub fn sweep_metric_line(namespace: &str, report: &crate::service::SweepReport, now_ms: i64) -> String {
     json!({
         "_aws": {
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
+                "Namespace": namespace,
                 "Dimensions": [["function"]],
                 "Metrics": [
                     {"Name": "undelivered_records", "Unit": "Count"},
                     {"Name": "bad_items", "Unit": "Count"},
                     {"Name": "failed", "Unit": "Count"},
                     {"Name": "orphans_deleted", "Unit": "Count"},
-                    {"Name": "expired", "Unit": "Count"}
+                    {"Name": "expired", "Unit": "Count"},
+                    {"Name": "lease_skips", "Unit": "Count"}
                 ]
             }]
         },
@@ -119,12 +119,33 @@ pub fn sweep_metric_line(report: &crate::service::SweepReport, now_ms: i64) -> S
         "failed": report.failed,
         "orphans_deleted": report.orphans_deleted,
         "expired": report.expired,
+        "lease_skips": 0,
     })
     .to_string()
 }
 
-/// One request's metrics as an EMF line.
+/// A scheduled run that found another holding the sweeper's lease and did nothing: only
+/// `lease_skips` (it looked at nothing, so it reports no zeros for the sweep's metrics).
+pub fn sweep_skipped_metric_line(namespace: &str, now_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["function"]],
+                "Metrics": [{"Name": "lease_skips", "Unit": "Count"}]
+            }]
+        },
+        "function": "sweeper",
+        "lease_skips": 1,
+    })
+    .to_string()
+}
+
+/// One request's metrics as an EMF line in `namespace`.
+#[allow(clippy::too_many_arguments)]
 pub fn metric_line(
+    namespace: &str,
     function: &str,
     status: u16,
     latency_ms: f64,
@@ -137,7 +158,7 @@ pub fn metric_line(
         "_aws": {
             "Timestamp": now_ms,
             "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
+                "Namespace": namespace,
                 "Dimensions": [["function", "status_class"], ["function"]],
                 "Metrics": [
                     {"Name": "latency", "Unit": "Milliseconds"},
@@ -170,7 +191,7 @@ mod tests {
             bad_items: 1,
             ..Default::default()
         };
-        let line: serde_json::Value = serde_json::from_str(&sweep_metric_line(&report, 1)).unwrap();
+        let line: serde_json::Value = serde_json::from_str(&sweep_metric_line("Connectors/test", &report, 1)).unwrap();
         assert_eq!(line["function"], "sweeper");
         assert_eq!(
             (line["undelivered_records"].as_u64(), line["bad_items"].as_u64()),
@@ -183,15 +204,38 @@ mod tests {
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
         assert!(names.contains(&"undelivered_records") && names.contains(&"bad_items"));
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], METRIC_NAMESPACE);
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Connectors/test");
+        assert_eq!(line["lease_skips"], 0);
+
+        let skipped: serde_json::Value =
+            serde_json::from_str(&sweep_skipped_metric_line("Connectors/test", 1)).unwrap();
+        let directive = &skipped["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Connectors/test");
+        assert_eq!(directive["Metrics"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            (skipped["lease_skips"].as_u64(), skipped.get("bad_items")),
+            (Some(1), None)
+        );
     }
 
     #[test]
     fn emf_line_declares_its_metrics_and_dimensions() {
-        let line = metric_line("get", 404, 12.5, true, "req_1", Some("abc-123"), 1_700_000_000_000);
+        let line = metric_line(
+            "Connectors/prod",
+            "get",
+            404,
+            12.5,
+            true,
+            "req_1",
+            Some("abc-123"),
+            1_700_000_000_000,
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let directive = &v["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(directive["Namespace"], "Connectors");
+        assert_eq!(
+            directive["Namespace"], "Connectors/prod",
+            "the namespace is the setting's"
+        );
         for metric in directive["Metrics"].as_array().unwrap() {
             let name = metric["Name"].as_str().unwrap();
             assert!(v[name].is_number(), "{name} has a value");

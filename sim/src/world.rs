@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use shared::config::Settings;
+use shared::config::{FingerprintKey, Settings};
 use shared::domain::api_key::Scope;
 use shared::domain::ids::EntityId;
 use shared::memory::Memory;
@@ -61,7 +61,7 @@ pub fn run(seed: u64, plan: &[Op], options: &Options) -> Outcome {
     let memory = Memory::new(Arc::new(Scheduled(hooks.clone())), clock.clone(), PREFIX);
     let settings = Settings {
         secret_prefix: PREFIX.into(),
-        fingerprint_key: format!("sim-{seed}"),
+        fingerprint_key: FingerprintKey::Local(format!("sim-{seed}")),
         ..Settings::from_lookup(|_| None)
     };
     let app = Arc::new(memory.app(settings));

@@ -22,7 +22,8 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
-    /// Create the table (with TTL) and the event bus if they are missing.
+    /// Create the table (with TTL) and the event bus if they are missing, and the fingerprint
+    /// key's secret if IDEMPOTENCY_FINGERPRINT_KEY_SECRET names one that is missing.
     Bootstrap,
     /// Run the sweep once (expiries, left-behind events, secret guards), as the scheduled function does.
     Sweep,
@@ -91,6 +92,9 @@ async fn main() -> ExitCode {
                     "table `{}` and event bus `{}` are ready",
                     settings.table, settings.event_bus
                 );
+                if let shared::config::FingerprintKey::Secret(name) = &settings.fingerprint_key {
+                    println!("fingerprint key secret `{name}` is ready");
+                }
             }
             Command::Sweep => {
                 let app = App::new(&sdk, settings, std::sync::Arc::new(shared::ports::SystemClock));

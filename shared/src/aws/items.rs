@@ -96,6 +96,15 @@ pub(crate) fn guard_item(guard: &SecretGuard) -> Item {
     item
 }
 
+/// A lease's primary key (`LEASE#<name>` / `LEASE`): a prefix of its own, never `KEY#` or
+/// `KEYID#`, whose items no function may touch.
+pub fn lease_key(name: &str) -> Item {
+    Item::from([
+        (TABLE.partition_key.to_string(), s(format!("LEASE#{name}"))),
+        (TABLE.sort_key.to_string(), s("LEASE")),
+    ])
+}
+
 /// An outbox record's primary key.
 pub(crate) fn outbox_key(event_id: &str) -> Item {
     Item::from([
@@ -131,5 +140,8 @@ mod tests {
             super::super::idempotency::entity_prefix(entity),
             "IDEM#3c90c3cc-0d44-4b50-8888-8dd25736052a#"
         );
+        let lease = lease_key("sweeper");
+        assert_eq!(lease[TABLE.partition_key].as_s().unwrap(), "LEASE#sweeper");
+        assert_eq!(lease[TABLE.sort_key].as_s().unwrap(), "LEASE");
     }
 }

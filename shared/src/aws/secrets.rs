@@ -14,13 +14,16 @@ use aws_sdk_secretsmanager::Client;
 use crate::domain::connector::SecretArn;
 use crate::domain::credentials::SecretPayload;
 use crate::domain::error::Dependency;
-use crate::ports::{DependencyError, SecretRef, Vault};
+use crate::ports::{DependencyError, FingerprintKeySource, SecretRef, Vault};
 
 use super::errors::classify;
 
 pub struct SecretsManagerVault {
     client: Client,
     prefix: String,
+    /// The KMS key new secrets are encrypted with (`SECRETS_KMS_KEY_ID`); `None`: the
+    /// account's default `aws/secretsmanager` key.
+    kms_key_id: Option<String>,
 }
 
 impl SecretsManagerVault {
@@ -28,7 +31,14 @@ impl SecretsManagerVault {
         SecretsManagerVault {
             client,
             prefix: prefix.into(),
+            kms_key_id: None,
         }
+    }
+
+    /// New secrets are created with this KMS key (`KmsKeyId` of `CreateSecret`); `None`
+    /// sends no `KmsKeyId`. Existing secrets keep the key they were created with.
+    pub fn with_kms_key_id(self, kms_key_id: Option<String>) -> Self {
+        SecretsManagerVault { kms_key_id, ..self }
     }
 
     pub fn secret_name(&self, secret: &SecretRef) -> String {
@@ -88,6 +98,7 @@ impl Vault for SecretsManagerVault {
             .client
             .create_secret()
             .name(&name)
+            .set_kms_key_id(self.kms_key_id.clone())
             .secret_string(payload.to_secret_string())
             .tags(tag("entity_id", secret.entity_id.to_string()))
             .tags(tag("connector_type", secret.connector_type.to_string()))
@@ -156,5 +167,62 @@ fn done_or_already<O, E: ProvideErrorMetadata>(
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(already) => Ok(()),
         Err(e) => Err(classify(Dependency::SecretsManager, operation, &e)),
+    }
+}
+
+/// The idempotency fingerprint key, read from its own secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`,
+/// outside the connectors' prefix). One `GetSecretValue` per call: the caller caches
+/// (`fingerprint_key::OncePerContainer`). The value is never logged.
+pub struct SecretsManagerFingerprintKey {
+    client: Client,
+    secret_id: String,
+}
+
+impl SecretsManagerFingerprintKey {
+    pub fn new(client: Client, secret_id: impl Into<String>) -> Self {
+        SecretsManagerFingerprintKey {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl FingerprintKeySource for SecretsManagerFingerprintKey {
+    async fn fingerprint_key(&self) -> Result<std::sync::Arc<[u8]>, DependencyError> {
+        let out = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| classify(Dependency::SecretsManager, "GetSecretValue", &e))?;
+        match out.secret_string() {
+            Some(key) if !key.is_empty() => Ok(key.as_bytes().into()),
+            // A binary or empty secret is not a key this deployment made.
+            _ => {
+                tracing::error!("the idempotency fingerprint key's secret holds no text");
+                Err(DependencyError::Rejected(Dependency::SecretsManager))
+            }
+        }
+    }
+}
+
+/// Creates the secret `name` holding a random fingerprint key unless it exists: what the
+/// local bootstrap does for `make dev` and `make sam-local` (deployed, the template
+/// generates it). `Ok(true)` if it was created.
+pub async fn ensure_fingerprint_key_secret(client: &Client, name: &str) -> Result<bool, DependencyError> {
+    let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let created = client
+        .create_secret()
+        .name(name)
+        .description("Local HMAC key of Idempotency-Key fingerprints (connectors-admin bootstrap)")
+        .secret_string(key)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => Ok(false),
+        Err(e) => Err(classify(Dependency::SecretsManager, "CreateSecret", &e)),
     }
 }

@@ -12,11 +12,11 @@ use crate::domain::connector::Connector;
 use crate::domain::error::Dependency;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
-use crate::ports::{ConnectorStore, DependencyError, Due, OutboxRecord, SecretGuard, StoreError};
+use crate::ports::{ConnectorStore, DependencyError, Due, LeaseClaim, OutboxRecord, SecretGuard, StoreError};
 
 use super::errors::{classify, is_throttle_code};
 use super::items::{connector_item, connector_sk, entity_pk};
-use super::items::{guard_item, guard_key, outbox_item, outbox_key, outbox_put, s, Item};
+use super::items::{guard_item, guard_key, lease_key, outbox_item, outbox_key, outbox_put, s, Item};
 use super::table::{DueKind, TABLE};
 
 pub(crate) fn dynamo<E: ProvideErrorMetadata>(
@@ -264,6 +264,49 @@ impl ConnectorStore for DynamoConnectorStore {
             .send()
             .await;
         // Renewed by a newer write, or gone: either way not ours to remove.
+        unless_condition_failed("DeleteItem", sent)
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<LeaseClaim, StoreError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(lease_key(name)))
+            .item("owner", s(owner))
+            .item("lease_until", AttributeValue::N(until.unix().to_string()))
+            .item("taken_at", s(now.to_string()))
+            .condition_expression("attribute_not_exists(#pk) OR #until <= :now")
+            .expression_attribute_names("#pk", TABLE.partition_key)
+            .expression_attribute_names("#until", "lease_until")
+            .expression_attribute_values(":now", AttributeValue::N(now.unix().to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(LeaseClaim::Taken),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(LeaseClaim::HeldElsewhere),
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(lease_key(name)))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        // Taken over after ours ran out, or gone: not ours to remove.
         unless_condition_failed("DeleteItem", sent)
     }
 }

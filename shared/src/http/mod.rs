@@ -19,7 +19,7 @@ use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
-use crate::ports::{HeldClaim, IdempotencyClaim, IdempotencyScope};
+use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, ConnectorRef, Outcome};
 use crate::{telemetry, App};
 
@@ -42,7 +42,7 @@ pub async fn handle_operation(
 ) -> Result<Response<Body>, lambda_http::Error> {
     let metrics = Measured::start(operation.function_name(), &req);
     let (response, request_id) = dispatch(app, Some(operation), req).await;
-    metrics.finish(&response, &request_id);
+    metrics.finish(&app.settings.metric_namespace, &response, &request_id);
     Ok(response)
 }
 
@@ -62,7 +62,10 @@ pub async fn handle_unrouted(req: Request) -> Result<Response<Body>, lambda_http
         })
     };
     let response = answered(&req, &request_id, || unrouted).await;
-    metrics.finish(&response, &request_id);
+    // This function builds no `App`; the namespace is its one setting, read once.
+    static NAMESPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let namespace = NAMESPACE.get_or_init(|| crate::config::Settings::from_env().metric_namespace);
+    metrics.finish(namespace, &response, &request_id);
     Ok(response)
 }
 
@@ -87,10 +90,11 @@ impl Measured {
         }
     }
 
-    fn finish(self, response: &Response<Body>, request_id: &str) {
+    fn finish(self, namespace: &str, response: &Response<Body>, request_id: &str) {
         println!(
             "{}",
             telemetry::metric_line(
+                namespace,
                 self.function,
                 response.status().as_u16(),
                 self.started.elapsed().as_secs_f64() * 1000.0,
@@ -159,7 +163,18 @@ async fn serve(
     if only.is_some_and(|o| o != operation) {
         return Err(ApiError::not_found("No such route on this function."));
     }
-    let principal = app.service.authenticate(header(req, AUTHORIZATION.as_str())).await?;
+    // A write with an `Idempotency-Key` needs the fingerprint key: its first fetch in a
+    // container runs beside the API key's lookup instead of after it. Its result is looked
+    // at only where it is needed, so authentication and validation errors come first.
+    let wants_fingerprint = operation.is_write() && req.headers().contains_key("idempotency-key");
+    let (principal, fingerprint_key) =
+        tokio::join!(app.service.authenticate(header(req, AUTHORIZATION.as_str())), async {
+            match wants_fingerprint {
+                true => Some(app.fingerprint_key.fingerprint_key().await),
+                false => None,
+            }
+        });
+    let principal = principal?;
     let params = query_params(req)?;
     let permanent = operation == Operation::Disconnect && permanent_flag(&params)?;
     let required = operation.scope(permanent);
@@ -177,7 +192,12 @@ async fn serve(
             within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
-    let fingerprint = idempotency::fingerprint(req, app.settings.fingerprint_key.as_bytes());
+    let fingerprint_key = match fingerprint_key {
+        Some(fetched) => fetched,
+        None => app.fingerprint_key.fingerprint_key().await,
+    }
+    .map_err(fingerprint_key_failed)?;
+    let fingerprint = idempotency::fingerprint(req, &fingerprint_key);
     let scope = IdempotencyScope {
         entity_id: principal.entity_id,
         livemode: principal.livemode,
@@ -239,6 +259,17 @@ async fn serve(
             let (status, body) = result?;
             Ok((respond(status, body.as_ref(), request_id), operation))
         }
+    }
+}
+
+/// The answer when the fingerprint key cannot be had: the request can be retried (429 or
+/// 503, with `Retry-After`), and a misconfiguration (no such secret, no grant) is a 503
+/// too rather than a 500, since it is a dependency the caller cannot fix. The adapter
+/// logged the failure by its error code; the key itself is never logged.
+fn fingerprint_key_failed(e: DependencyError) -> ApiError {
+    match e {
+        DependencyError::Throttled(d) => ApiError::Throttled(d),
+        DependencyError::Unavailable(d) | DependencyError::Rejected(d) => ApiError::Unavailable(d),
     }
 }
 

@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex};
 
 pub use state::{IdempotencyRecord, Secret, State, StoredRow, DELETED_NAME_BLOCKED_SECONDS, TTL_MAX_DELAY_SECONDS};
 
-use crate::config::Settings;
+use crate::config::{FingerprintKey, Settings};
 use crate::domain::error::Dependency;
 use crate::domain::ids::ConnectorId;
+use crate::fingerprint_key::{LocalKey, NoKey};
 use crate::key_cache::CachedKeyStore;
-use crate::ports::{Clock, DependencyError};
+use crate::ports::{Clock, DependencyError, FingerprintKeySource};
 use crate::service::Service;
 use crate::App;
 
@@ -112,7 +113,9 @@ impl Memory {
         }
     }
 
-    /// An [`App`] whose every port is this memory (keys cached as in the functions).
+    /// An [`App`] whose every port is this memory (keys cached as in the functions). The
+    /// fingerprint key is the settings' local one; a key in a secret is not emulated here
+    /// (such an app answers an `Idempotency-Key` write with 503).
     pub fn app(&self, settings: Settings) -> App {
         let me = Arc::new(self.clone());
         let service = Service {
@@ -123,6 +126,14 @@ impl Memory {
             idempotency: me,
             clock: self.clock.clone(),
         };
-        App { service, settings }
+        let fingerprint_key = match &settings.fingerprint_key {
+            FingerprintKey::Local(key) => Arc::new(LocalKey::new(key)) as Arc<dyn FingerprintKeySource>,
+            FingerprintKey::Secret(_) | FingerprintKey::Missing => Arc::new(NoKey),
+        };
+        App {
+            service,
+            settings,
+            fingerprint_key,
+        }
     }
 }

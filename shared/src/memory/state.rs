@@ -65,6 +65,8 @@ pub struct State {
     pub published: Vec<OutboxRecord>,
     /// Secret actions that found a secret tagged for another connector under the name.
     pub foreign_touches: Vec<(SecretRef, SecretRef)>,
+    /// Leases by name: the owner and until when (epoch seconds) it holds them.
+    pub leases: BTreeMap<String, (String, i64)>,
 }
 
 impl State {

@@ -13,8 +13,8 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    ConnectorStore, Due, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, OutboxRecord,
-    SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    ConnectorStore, Due, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
+    OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -218,6 +218,37 @@ impl ConnectorStore for Memory {
                 let id = guard.secret.connector_id;
                 if s.guards.get(&id).is_some_and(|(_, g)| g.write_id == guard.write_id) {
                     s.guards.remove(&id);
+                }
+            })
+            .await?)
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<LeaseClaim, StoreError> {
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                if s.leases
+                    .get(name)
+                    .is_some_and(|(_, held_until)| *held_until > now.unix())
+                {
+                    return LeaseClaim::HeldElsewhere;
+                }
+                s.leases.insert(name.to_string(), (owner.to_string(), until.unix()));
+                LeaseClaim::Taken
+            })
+            .await?)
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "DeleteItem", |s, _| {
+                if s.leases.get(name).is_some_and(|(holder, _)| holder == owner) {
+                    s.leases.remove(name);
                 }
             })
             .await?)

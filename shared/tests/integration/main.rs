@@ -10,6 +10,7 @@ mod support;
 
 mod core_api;
 mod credential_safety;
+mod deploy_settings;
 mod faults;
 mod hostile_input;
 mod idempotency;
@@ -20,4 +21,5 @@ mod port_contracts;
 mod races;
 mod resilience;
 mod sweep_scale;
+mod sweeper_lease;
 mod template;

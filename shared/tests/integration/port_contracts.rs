@@ -25,8 +25,8 @@ use shared::domain::lifecycle;
 use shared::domain::time::Timestamp;
 use shared::memory::{Memory, NoFaults};
 use shared::ports::{
-    Clock, ConnectorStore, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, ManualClock,
-    OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
+    Clock, ConnectorStore, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
+    ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
 };
 use support::Harness;
 
@@ -367,6 +367,44 @@ async fn keys_are_found_by_hash_unique_and_revoked_once(p: Ports) {
     assert!(!p.keys.revoke(&other.key_id, now).await.unwrap(), "no such key");
 }
 
+/// A lease is taken by one owner until its end, then by anyone; only its owner gives it
+/// back; leases of other names are separate.
+async fn leases_are_held_until_their_end_and_released_only_by_their_owner(p: Ports) {
+    let now = p.clock.now();
+    let until = now.plus_seconds(60);
+    let take = |owner: &'static str, until, now| {
+        let store = p.store.clone();
+        async move { store.take_lease("contract", owner, until, now).await.unwrap() }
+    };
+    assert_eq!(take("a", until, now).await, LeaseClaim::Taken);
+    assert_eq!(take("b", until, now).await, LeaseClaim::HeldElsewhere);
+    assert_eq!(take("a", until, now).await, LeaseClaim::HeldElsewhere, "not re-entrant");
+    assert_eq!(
+        p.store.take_lease("other", "b", until, now).await.unwrap(),
+        LeaseClaim::Taken,
+        "another name"
+    );
+    assert_eq!(take("b", until, now.plus_seconds(59)).await, LeaseClaim::HeldElsewhere);
+    assert_eq!(
+        take("b", until.plus_seconds(60), until).await,
+        LeaseClaim::Taken,
+        "at its end"
+    );
+    p.store.release_lease("contract", "a").await.unwrap();
+    assert_eq!(
+        take("c", until.plus_seconds(60), until).await,
+        LeaseClaim::HeldElsewhere,
+        "a's release after b took over leaves b's lease"
+    );
+    p.store.release_lease("contract", "b").await.unwrap();
+    p.store.release_lease("contract", "b").await.unwrap();
+    assert_eq!(
+        take("c", until.plus_seconds(60), until).await,
+        LeaseClaim::Taken,
+        "free once released"
+    );
+}
+
 macro_rules! on_both {
     ($($contract:ident),* $(,)?) => {
         mod in_memory {
@@ -384,4 +422,5 @@ on_both!(
     idempotency_claims_hold_for_their_lease_and_their_mode,
     secrets_move_between_active_scheduled_and_gone,
     keys_are_found_by_hash_unique_and_revoked_once,
+    leases_are_held_until_their_end_and_released_only_by_their_owner,
 );

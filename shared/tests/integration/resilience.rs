@@ -55,6 +55,7 @@ fn app_with_outage(h: &Harness, dynamo_down: bool, secrets_down: bool, bus_down:
             clock: h.clock.clone(),
         },
         settings: s.clone(),
+        fingerprint_key: Arc::new(shared::fingerprint_key::LocalKey::new("resilience")),
     }
 }
 

@@ -94,7 +94,11 @@ fn write_functions() -> BTreeSet<String> {
         .collect()
 }
 
-const FINGERPRINT_KEY: &str = "IDEMPOTENCY_FINGERPRINT_KEY";
+/// The fingerprint key's secret (write functions only), the plain key (local runs only:
+/// never in the template) and the KMS key of the connectors' secrets (credentials only).
+const FINGERPRINT_KEY_SECRET: &str = "IDEMPOTENCY_FINGERPRINT_KEY_SECRET";
+const PLAIN_FINGERPRINT_KEY: &str = "IDEMPOTENCY_FINGERPRINT_KEY";
+const SECRETS_KMS_KEY_ID: &str = "SECRETS_KMS_KEY_ID";
 
 #[test]
 fn the_table_matches_the_one_definition() {
@@ -160,9 +164,21 @@ fn every_function_gets_every_setting_the_code_reads() {
         match (name, default) {
             // Lambda sets the region itself; the endpoint exists only for local runs.
             ("AWS_REGION", _) => {}
-            // Only the write functions get it (see the test of the fingerprint key).
-            (FINGERPRINT_KEY, _) => {
+            // Only the write functions get it (see the test of the fingerprint key); under
+            // sam local, the secret `connectors-admin bootstrap` makes.
+            (FINGERPRINT_KEY_SECRET, _) => {
                 assert!(env_json["Parameters"][name].is_string(), "{name} in env.json");
+            }
+            // Local runs only: a plain key in a function's environment is what this replaced.
+            (PLAIN_FINGERPRINT_KEY, _) => {
+                let text = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+                assert!(!text.contains(&format!("{name}:")), "{name} is not in the template");
+                assert!(env_json["Parameters"][name].is_null(), "{name} is not in env.json");
+            }
+            // The credentials function only (see the test of the KMS key); empty under sam
+            // local, which cannot resolve the key's `!GetAtt`.
+            (SECRETS_KMS_KEY_ID, _) => {
+                assert_eq!(env_json["Parameters"][name], "", "{name} in env.json");
             }
             ("AWS_ENDPOINT_URL", _) => {
                 // Set only when a local run gives the emulator's URL; absent in AWS.
@@ -195,9 +211,16 @@ fn every_function_gets_every_setting_the_code_reads() {
             .flatten()
             .map(|(k, _)| k.as_str().unwrap().to_string())
             .collect();
+        let mut allowed = BTreeSet::new();
+        if write_functions().contains(&binary) {
+            allowed.insert(FINGERPRINT_KEY_SECRET.to_string());
+        }
+        if binary == "credentials" {
+            allowed.insert(SECRETS_KMS_KEY_ID.to_string());
+        }
         assert!(
-            own.iter().all(|name| name == FINGERPRINT_KEY),
-            "{binary} relies on the global environment but for the fingerprint key: {own:?}"
+            own.is_subset(&allowed),
+            "{binary} relies on the global environment but for {allowed:?}: {own:?}"
         );
         assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     }
@@ -270,8 +293,9 @@ fn routes_in_the_template_are_exactly_the_router_s() {
     // real method, which SAM local resolves at random), and ANY on /, /v1 and /{proxy+}
     // takes what no resource matches (404).
     const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    let mut wanted: BTreeSet<(String, String)> =
-        ["/", "/v1", "/{proxy+}"].map(|p| ("ANY".to_string(), p.to_string())).into();
+    let mut wanted: BTreeSet<(String, String)> = ["/", "/v1", "/{proxy+}"]
+        .map(|p| ("ANY".to_string(), p.to_string()))
+        .into();
     for path in &routed_paths {
         for method in METHODS {
             let concrete = path.replace("{connector}", "stripe");
@@ -320,10 +344,22 @@ async fn drive_every_path_and_compare_grants() {
     let (_, key) = h.tenant(false).await;
     let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
     let put_stripe_creds = || h.as_key(&key).put_credentials("stripe", stripe_creds.clone());
+    // Each write function's first `Idempotency-Key` request in a container of its own, as
+    // deployed: it reads the fingerprint key from its secret.
+    let with_secret = h.settings_with_fingerprint_secret().await;
+    let containers: BTreeMap<&str, shared::App> = ["connect", "credentials", "update", "disconnect", "restore"]
+        .into_iter()
+        .map(|f| (f, h.container(with_secret.clone())))
+        .collect();
 
     h.as_key(&key).list("").await;
     assert_eq!(
-        h.as_key(&key).idempotency_key("c1").post("stripe", None).await.status,
+        h.as_key(&key)
+            .via(&containers["connect"])
+            .idempotency_key("c1")
+            .post("stripe", None)
+            .await
+            .status,
         201
     );
     assert_eq!(
@@ -332,6 +368,7 @@ async fn drive_every_path_and_compare_grants() {
     ); // releases its key
     assert_eq!(
         h.as_key(&key)
+            .via(&containers["credentials"])
             .idempotency_key("p1")
             .put_credentials("stripe", stripe_creds.clone())
             .await
@@ -346,6 +383,7 @@ async fn drive_every_path_and_compare_grants() {
     h.as_key(&key).get(&id).await;
     assert_eq!(
         h.as_key(&key)
+            .via(&containers["update"])
             .idempotency_key("u1")
             .patch("stripe", json!({"display_name": "S"}))
             .await
@@ -360,8 +398,24 @@ async fn drive_every_path_and_compare_grants() {
         h.as_key(&key).patch("stripe", json!({"is_active": true})).await.status,
         200
     );
-    assert_eq!(h.as_key(&key).idempotency_key("d1").delete("stripe").await.status, 200);
-    assert_eq!(h.as_key(&key).idempotency_key("r1").restore("stripe").await.status, 200);
+    assert_eq!(
+        h.as_key(&key)
+            .via(&containers["disconnect"])
+            .idempotency_key("d1")
+            .delete("stripe")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.as_key(&key)
+            .via(&containers["restore"])
+            .idempotency_key("r1")
+            .restore("stripe")
+            .await
+            .status,
+        200
+    );
     assert_eq!(h.as_key(&key).delete(&id).await.status, 200);
     assert_eq!(
         h.as_key(&key).post("stripe", None).await.status,
@@ -504,7 +558,8 @@ fn only_the_functions_that_must_force_delete_secrets_may() {
 }
 
 /// The resources of every grant: the table (the sweeper also its `due` index), this
-/// stage's secrets (`{SecretPrefix}{Stage}/`, the prefix the code is given), the bus.
+/// stage's secrets (`{SecretPrefix}{Stage}/`, the prefix the code is given), the
+/// fingerprint key's secret (read only), the bus.
 /// Nothing is granted on `*`, and no secret outside the stage's prefix.
 #[test]
 fn each_function_s_grants_are_scoped_to_its_resources() {
@@ -514,6 +569,7 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
     let secrets =
         "!Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}${Stage}/*";
     let bus = "!GetAtt EventBus.Arn";
+    let fingerprint_key = FINGERPRINT_KEY_GRANT;
     let prefix = written(&t["Globals"]["Function"]["Environment"]["Variables"]["SECRET_PREFIX"]);
     assert_eq!(prefix, "!Sub ${SecretPrefix}${Stage}/", "each stage its own prefix");
     assert!(
@@ -533,6 +589,12 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
             let allowed: BTreeSet<String> = match *services.first().unwrap() {
                 "dynamodb" if binary == "sweeper" => [table, index].map(String::from).into(),
                 "dynamodb" => [table.to_string()].into(),
+                // Reading a secret's value: the fingerprint key's secret alone, and nothing
+                // else on it.
+                "secretsmanager" if actions.contains("secretsmanager:GetSecretValue") => {
+                    assert_eq!(actions.len(), 1, "{binary}: {actions:?}");
+                    [fingerprint_key.to_string()].into()
+                }
                 "secretsmanager" => [secrets.to_string()].into(),
                 "events" => [bus.to_string()].into(),
                 other => panic!("{binary}: unexpected service {other}"),
@@ -587,9 +649,14 @@ fn the_api_is_throttled() {
     }
 }
 
-/// The write functions (and only they) get the idempotency fingerprint key, from a
-/// secret generated per deployment, resolved by CloudFormation; the secret sits outside
-/// the connectors' prefix (its name has no `/`), so no function's secret grants reach it.
+/// The one secret whose value functions may read: the fingerprint key, by name.
+const FINGERPRINT_KEY_GRANT: &str = "!Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:connectors-${Stage}-idempotency-fingerprint-key-??????";
+
+/// The write functions (and only they) get the name of the idempotency fingerprint key's
+/// secret, generated per deployment, and may read that one secret (`GetSecretValue`,
+/// right after their table grant); the key itself is in no function's environment. The
+/// secret sits outside the connectors' prefix (its name has no `/`), so no function's
+/// other secret grants reach it.
 #[test]
 fn the_write_functions_get_a_generated_fingerprint_key() {
     let t = template();
@@ -599,25 +666,65 @@ fn the_write_functions_get_a_generated_fingerprint_key() {
         .as_u64()
         .is_some_and(|n| n >= 32));
     assert!(!written(&key["Properties"]["Name"]).contains('/'));
-    let mut with_key = BTreeSet::new();
+    // The grant names the secret by its name and the six characters Secrets Manager
+    // appends to an ARN (a !Ref would close a cycle through the KMS key's policy).
+    let name = written(&key["Properties"]["Name"]);
+    assert!(
+        FINGERPRINT_KEY_GRANT.ends_with(&format!(":secret:{}-??????", name.trim_start_matches("!Sub "))),
+        "{name}"
+    );
+    let (mut with_key, mut may_read) = (BTreeSet::new(), BTreeSet::new());
     for (binary, f) in functions(&t) {
-        let value = &f["Properties"]["Environment"]["Variables"][FINGERPRINT_KEY];
-        if value.is_null() {
-            continue;
+        let variables = &f["Properties"]["Environment"]["Variables"];
+        assert!(variables[PLAIN_FINGERPRINT_KEY].is_null(), "{binary}: no plain key");
+        let value = &variables[FINGERPRINT_KEY_SECRET];
+        if !value.is_null() {
+            assert_eq!(written(value), "!Ref IdempotencyFingerprintKey", "{binary}");
+            with_key.insert(binary.clone());
         }
-        assert_eq!(
-            written(value),
-            "!Sub {{resolve:secretsmanager:${IdempotencyFingerprintKey}:SecretString}}",
-            "{binary}"
-        );
-        with_key.insert(binary);
+        let statements = statements(f);
+        for (i, s) in statements.iter().enumerate() {
+            if !strings(&s["Action"]).contains("secretsmanager:GetSecretValue") {
+                continue;
+            }
+            assert_eq!(s["Sid"], "FingerprintKey", "{binary}");
+            assert_eq!(
+                strings(&s["Action"]),
+                ["secretsmanager:GetSecretValue".to_string()].into(),
+                "{binary}"
+            );
+            assert_eq!(written(&s["Resource"]), FINGERPRINT_KEY_GRANT, "{binary}");
+            assert_eq!(statements[i - 1]["Sid"], "Table", "{binary}: right after the table's");
+            may_read.insert(binary.clone());
+        }
     }
     assert_eq!(with_key, write_functions());
+    assert_eq!(may_read, write_functions());
     let global = &t["Globals"]["Function"]["Environment"]["Variables"];
-    assert!(global[FINGERPRINT_KEY].is_null(), "not for the read functions");
+    assert!(global[FINGERPRINT_KEY_SECRET].is_null(), "not for the read functions");
 }
 
-/// The sweeper's outbox metrics (EMF, namespace of `shared::telemetry`) have alarms:
+/// The credentials function (the only one that creates secrets) creates them with the
+/// stack's KMS key, which rotates.
+#[test]
+fn the_connectors_secrets_are_created_with_the_stack_s_kms_key() {
+    let t = template();
+    let key = &resources(&t)["SecretsKey"];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    for (binary, f) in functions(&t) {
+        let value = &f["Properties"]["Environment"]["Variables"][SECRETS_KMS_KEY_ID];
+        if binary == "credentials" {
+            assert_eq!(written(value), "!GetAtt SecretsKey.Arn");
+            assert!(granted(f).contains("secretsmanager:CreateSecret"));
+        } else {
+            assert!(value.is_null(), "{binary}");
+            assert!(!granted(f).contains("secretsmanager:CreateSecret"), "{binary}");
+        }
+    }
+}
+
+/// The sweeper's outbox metrics (EMF, in the stage's namespace) have alarms:
 /// any record undelivered for over an hour, any item it could not read.
 #[test]
 fn the_sweeper_s_outbox_metrics_raise_alarms() {
@@ -628,11 +735,10 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
             .find(|r| r["Type"] == "AWS::CloudWatch::Alarm" && r["Properties"]["MetricName"] == metric)
             .unwrap_or_else(|| panic!("an alarm on {metric}"));
         let p = &alarm["Properties"];
-        assert_eq!(
-            written(&p["Namespace"]),
-            "!Sub Connectors/${Stage}",
-            "one namespace per stage"
-        );
+        // The namespace every function writes its EMF lines in (METRIC_NAMESPACE).
+        let namespace = &t["Globals"]["Function"]["Environment"]["Variables"]["METRIC_NAMESPACE"];
+        assert_eq!(written(namespace), "!Sub Connectors/${Stage}");
+        assert_eq!(written(&p["Namespace"]), written(namespace), "{metric}");
         assert_eq!(p["Dimensions"][0]["Name"], "function");
         assert_eq!(p["Dimensions"][0]["Value"], "sweeper");
         assert_eq!(p["Dimensions"].as_sequence().unwrap().len(), 1);
@@ -754,10 +860,12 @@ async fn every_sample_event_gets_its_documented_answer() {
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
             .unwrap();
     assert_eq!(schedule["detail-type"], "Scheduled Event");
-    let report = support::as_function("sweeper", shared::sweeper::run(&h.app))
+    let invocation = shared::sweeper::Invocation::default();
+    let summary = support::as_function("sweeper", shared::sweeper::run(&h.app, invocation))
         .await
         .unwrap();
-    assert_eq!(report.failed, 0);
+    assert!(summary.swept);
+    assert_eq!(summary.report.failed, 0);
     assert!(files.is_empty(), "unexpected files in events/: {files:?}");
 }
 

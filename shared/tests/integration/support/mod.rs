@@ -26,7 +26,7 @@ use lambda_http::{Body, Request};
 use serde_json::Value;
 use shared::aws::items::{connector_sk, entity_pk};
 use shared::aws::table::TABLE;
-use shared::config::Settings;
+use shared::config::{FingerprintKey, Settings};
 use shared::domain::api_key::Scope;
 use shared::domain::catalog::ConnectorType;
 use shared::domain::ids::EntityId;
@@ -174,7 +174,9 @@ impl Harness {
             event_bus: format!("integrations-{suffix}"),
             event_source: SOURCE.to_string(),
             secret_prefix: format!("connectors-{suffix}/"),
-            fingerprint_key: format!("fingerprint-{suffix}"),
+            fingerprint_key: FingerprintKey::Local(format!("fingerprint-{suffix}")),
+            secrets_kms_key_id: None,
+            metric_namespace: "Connectors/test".to_string(),
         };
         shared::admin::bootstrap(&admin_sdk, &settings)
             .await
@@ -200,6 +202,34 @@ impl Harness {
             delivered: Mutex::new(Vec::new()),
             actions,
         }
+    }
+
+    /// A new secret holding a fingerprint key (as the template generates one), created by
+    /// the operator, and this harness's settings naming it
+    /// (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
+    pub async fn settings_with_fingerprint_secret(&self) -> Settings {
+        let name = format!("{}-fingerprint-key", self.settings.table);
+        self.secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(uuid::Uuid::new_v4().simple().to_string())
+            .send()
+            .await
+            .expect("fingerprint key secret created");
+        Settings {
+            fingerprint_key: FingerprintKey::Secret(name),
+            ..self.settings.clone()
+        }
+    }
+
+    /// A new container: this harness's clients (recording actions) and `settings`, with
+    /// nothing cached yet (keys, the fingerprint key).
+    pub fn container(&self, settings: Settings) -> App {
+        App::from_clients(
+            clients(&self.sdk, None, Some(&self.actions)),
+            settings,
+            self.clock.clone(),
+        )
     }
 
     pub fn now(&self) -> Timestamp {
