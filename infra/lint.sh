@@ -15,7 +15,6 @@ echo "== sam validate --lint"
 .venv-sam/bin/sam validate --lint --region "${AWS_REGION}"
 # Outside scanners (infra/scan.py), offline, over template.yaml and the stack each stage
 # deploys; what they find is fixed or skipped with a reason in infra/scan-skips.yaml.
-bash infra/scan-tools.sh
 for stage in dev prod; do
   if ! .venv-sam/bin/python infra/stack/translate.py "$stage" >"$STATE/stack-$stage.json" 2>"$STATE/translate-$stage.log"; then
     cat "$STATE/translate-$stage.log" >&2

@@ -1,6 +1,6 @@
 """Outside scanners over template.yaml and the stack each stage deploys, offline, with one
 central skip list (infra/scan-skips.yaml). infra/lint.sh runs it with .venv-scan's Python
-(infra/scan-tools.sh) after writing .local/stack-<stage>.json (infra/stack/translate.py).
+(installed by infra/tools.sh) after writing .local/stack-<stage>.json (infra/stack/translate.py).
 
     scan.py cfn-lint FILE...    cfn-lint with the serverless rules (cfn-lint-serverless)
     scan.py checkov FILE...     checkov --framework cloudformation, no download, no API key
@@ -15,15 +15,15 @@ import fnmatch
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
-import tomllib
 
 INFRA = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(INFRA)
 SKIPS = os.path.join(INFRA, "scan-skips.yaml")
 BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, os.path.join(INFRA, "stack"))
+from resolve import Stack, samconfig_parameters  # noqa: E402  (standard library only)
 
 
 class Finding:
@@ -141,47 +141,27 @@ def checkov(files):
 
 # parliament ----------------------------------------------------------------------------
 
-PSEUDO = {
-    "AWS::Region": "us-east-1",
-    "AWS::Partition": "aws",
-    "AWS::AccountId": "123456789012",
-    "AWS::URLSuffix": "amazonaws.com",
-    "AWS::StackName": "connectors",
-}
 # Parameters that are empty in samconfig.toml but, once filled in, add statements to a
 # policy: checked with a plausible value, so those statements are checked too.
 PLAUSIBLE = {
     "CredentialReaderRoleArns": ["arn:aws:iam::123456789012:role/erp-sync-worker"],
     "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:oncall",
 }
-NO_VALUE = object()
 
 
 def stage_parameters(stage, template):
-    """The values `sam deploy --config-env STAGE` gives, defaults for the rest."""
-    with open(os.path.join(ROOT, "samconfig.toml"), "rb") as f:
-        overrides = tomllib.load(f)[stage]["deploy"]["parameters"].get("parameter_overrides", "")
-    if isinstance(overrides, list):
-        overrides = " ".join(overrides)
-    values = {k: spec.get("Default") for k, spec in template.get("Parameters", {}).items()}
-    values.update(dict(token.split("=", 1) for token in shlex.split(overrides)))
+    """The values `sam deploy --config-env STAGE` gives, with PLAUSIBLE ones where empty."""
+    values = samconfig_parameters(stage)
     for name, plausible in PLAUSIBLE.items():
         if values.get(name) in ("", None):
             values[name] = plausible
-    for name, spec in template.get("Parameters", {}).items():
-        if spec.get("Type") == "CommaDelimitedList" and isinstance(values.get(name), str):
-            values[name] = values[name].split(",")
     return values
 
 
-class Resolver:
+class Resolver(Stack):
     """Intrinsic functions replaced by concrete, plausible strings: parliament checks ARNs
     against each action's resource types, so a resource's Ref and Arn are shaped as AWS
     shapes them (names from the template where it gives one)."""
-
-    def __init__(self, template, parameters):
-        self.template, self.parameters = template, parameters
-        self.resources = template.get("Resources", {})
 
     def physical_name(self, logical_id):
         props = self.resources[logical_id].get("Properties", {})
@@ -206,13 +186,7 @@ class Resolver:
             "AWS::WAFv2::WebACL": prefix.format("wafv2") + f"regional/webacl/{name}/1234",
         }.get(kind, prefix.format("unknown") + name)
 
-    def ref(self, name):
-        if name in PSEUDO:
-            return PSEUDO[name]
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        if name in self.parameters:
-            return self.parameters[name]
+    def resource_ref(self, name):
         kind = self.resources[name]["Type"]
         if kind in ("AWS::SecretsManager::Secret", "AWS::IAM::ManagedPolicy"):
             return self.arn(name)
@@ -222,69 +196,12 @@ class Resolver:
             return "1234abcd-12ab-34cd-56ef-1234567890ab"
         return self.physical_name(name)
 
-    def get_att(self, logical_id, attribute):
+    def resource_att(self, logical_id, attribute):
         if attribute == "Arn":
             return self.arn(logical_id)
         if attribute == "StreamArn":
             return self.arn(logical_id) + "/stream/2024-01-01T00:00:00.000"
         return f"{self.physical_name(logical_id)}-{attribute}"
-
-    def sub(self, arg):
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
-
-        def one(match):
-            name = match.group(1)
-            if name.startswith("!"):
-                return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name and name.split(".", 1)[0] in self.resources:
-                return str(self.get_att(*name.split(".", 1)))
-            return str(self.ref(name))
-
-        return re.sub(r"\$\{([^}]+)\}", one, text)
-
-    def condition(self, name):
-        return bool(self.value(self.template["Conditions"][name]))
-
-    def value(self, node):
-        if isinstance(node, list):
-            return [v for v in (self.value(n) for n in node) if v is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            (key, arg), = node.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
-                return self.get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self.sub(arg)
-            if key == "Fn::Join":
-                return arg[0].join(str(v) for v in self.value(arg[1]))
-            if key == "Fn::Select":
-                return self.value(arg[1])[int(self.value(arg[0]))]
-            if key == "Fn::Split":
-                return self.value(arg[1]).split(arg[0])
-            if key == "Fn::FindInMap":
-                m, k1, k2 = (self.value(a) for a in arg)
-                return self.template["Mappings"][m][k1][k2]
-            if key == "Fn::If":
-                cond, yes, no = arg
-                return self.value(yes if self.condition(cond) else no)
-            if key == "Fn::Equals":
-                a, b = (self.value(x) for x in arg)
-                return a == b
-            if key == "Fn::Not":
-                return not self.value(arg[0])
-            if key == "Fn::And":
-                return all(self.value(x) for x in arg)
-            if key == "Fn::Or":
-                return any(self.value(x) for x in arg)
-            if key == "Condition":
-                return self.condition(arg)
-        return {k: v for k, v in ((k, self.value(v)) for k, v in node.items()) if v is not NO_VALUE}
 
 
 # Where policy documents live, by resource type. Trust policies (AssumeRolePolicyDocument)

@@ -180,7 +180,7 @@ impl Route {
         connectors_infra::api_gateway::ApiEvent::new(self.method, &path)
             .key(key)
             .body(body.as_ref())
-            .http_api()
+            .rest_api()
     }
 
     /// A fresh entity whose rows are ready for calls `0..calls`, and its key (all scopes).

@@ -10,17 +10,15 @@ Run with .venv-sam's Python (infra/tools.sh installs SAM CLI, which brings the t
 import copy
 import json
 import os
-import shlex
 import sys
-import tomllib
 
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from resolve import ROOT, samconfig_parameters
+
 TEMPLATE = os.path.join(ROOT, "template.yaml")
-SAMCONFIG = os.path.join(ROOT, "samconfig.toml")
 REGION = "us-east-1"
 # The translator asks boto3 for the region (to write ARNs); there is no AWS account here.
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
@@ -29,16 +27,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 def load_template(path=TEMPLATE):
     with open(path, encoding="utf-8") as f:
         return yaml_parse(f.read())
-
-
-def samconfig_parameters(environment, path=SAMCONFIG):
-    """The parameter values `sam deploy --config-env ENVIRONMENT` passes."""
-    with open(path, "rb") as f:
-        config = tomllib.load(f)
-    overrides = config[environment]["deploy"]["parameters"].get("parameter_overrides", "")
-    if isinstance(overrides, list):
-        overrides = " ".join(overrides)
-    return dict(token.split("=", 1) for token in shlex.split(overrides))
 
 
 def translate(template, parameters):

@@ -943,11 +943,23 @@ fn the_alarms_on_the_functions_metrics_watch_what_the_code_writes() {
     let t = template();
     let request = |function: &str| -> Value {
         serde_json::from_str(&shared::telemetry::metric_line(
-            function, 503, 1.0, false, "req_x", None, 0,
+            "Connectors/dev",
+            function,
+            503,
+            1.0,
+            false,
+            "req_x",
+            None,
+            0,
         ))
         .unwrap()
     };
-    let sweep: Value = serde_json::from_str(&shared::telemetry::sweep_metric_line(&Default::default(), 0)).unwrap();
+    let sweep: Value = serde_json::from_str(&shared::telemetry::sweep_metric_line(
+        "Connectors/dev",
+        &Default::default(),
+        0,
+    ))
+    .unwrap();
     let mut watched = BTreeSet::new();
     for (id, alarm) in resources(&t) {
         let p = &alarm["Properties"];
