@@ -206,10 +206,10 @@ def invoke_sample_events(template):
             text = open(os.path.join(ROOT, "events", f"{name}-{flavour}.json"), encoding="utf-8").read()
             result, _ = sam_local_invoke(template, function, json.loads(text.replace(PLACEHOLDER, key)))
             check_http_result(f"invoke {function} events/{name}-{flavour}.json", result, status, schema)
-    result, _ = sam_local_invoke(
-        template, "FallbackFunction", json.load(open(os.path.join(ROOT, "events/fallback-http-api.json")))
-    )
-    check_http_result("invoke FallbackFunction events/fallback-http-api.json", result, 405, None)
+    for flavour in ("rest-api", "http-api"):
+        name = f"events/fallback-{flavour}.json"
+        result, _ = sam_local_invoke(template, "FallbackFunction", json.load(open(os.path.join(ROOT, name))))
+        check_http_result(f"invoke FallbackFunction {name}", result, 405, None)
     report, logs = sam_local_invoke(
         template, "SweeperFunction", json.load(open(os.path.join(ROOT, "events/sweeper-schedule.json")))
     )

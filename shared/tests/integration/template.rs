@@ -785,6 +785,7 @@ fn sample_events() -> Vec<(String, Value)> {
     // A GET of the PUT-only credentials path matches no route: the fallback's.
     let unrouted = ApiEvent::new("GET", "/v1/integrations/stripe/credentials").key(SAMPLE_KEY);
     files.push(("fallback-http-api.json".to_string(), unrouted.http_api()));
+    files.push(("fallback-rest-api.json".to_string(), unrouted.rest_api()));
     files
 }
 
@@ -838,23 +839,27 @@ async fn every_sample_event_gets_its_documented_answer() {
         }
     }
     // What matches no route (here a GET of the PUT-only credentials path): the fallback's
-    // 405 with the envelope and `Allow`, and no AWS call (its user may make none).
-    assert!(files.remove("fallback-http-api.json"));
-    let text = std::fs::read_to_string(format!("{ROOT}/events/fallback-http-api.json")).unwrap();
-    let req = lambda_http::request::from_str(&text).unwrap();
-    let response = support::as_function(UNROUTED_FUNCTION, shared::http::handle_unrouted(req))
-        .await
-        .unwrap();
-    let reply = h.record("GET", "/v1/integrations/stripe/credentials", response);
-    assert_eq!(
-        (reply.status, reply.body["code"].as_str()),
-        (405, Some("method_not_allowed")),
-        "{}",
-        reply.raw
-    );
-    assert!(reply.body["request_id"]
-        .as_str()
-        .is_some_and(|id| id.starts_with("req_")));
+    // 405 with the envelope and `Allow`, and no AWS call (its user may make none), in both
+    // payload versions.
+    for flavour in ["http-api", "rest-api"] {
+        let file = format!("fallback-{flavour}.json");
+        assert!(files.remove(&file));
+        let text = std::fs::read_to_string(format!("{ROOT}/events/{file}")).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap();
+        let response = support::as_function(UNROUTED_FUNCTION, shared::http::handle_unrouted(req))
+            .await
+            .unwrap();
+        let reply = h.record("GET", "/v1/integrations/stripe/credentials", response);
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{file}: {}",
+            reply.raw
+        );
+        assert!(reply.body["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("req_")));
+    }
     assert!(files.remove("sweeper-schedule.json"));
     let schedule: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
