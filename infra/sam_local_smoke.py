@@ -5,7 +5,9 @@ Run by `infra/sam_local.sh smoke` once `sam local start-api` is starting:
 1. through the API on port 3001, the lifecycle connect -> credentials -> get -> list ->
    disconnect -> restore -> permanent delete, plus what no route matches (404, 405) and
    a call without a key (401);
-2. `sam local invoke` of every function with every file in events/, and with AWS's own
+2. each percent-encoded path of infra/encoded-paths.json, with the answer the dev server
+   and the API Gateway events give;
+3. `sam local invoke` of every function with every file in events/, and with AWS's own
    sample events from `sam local generate-event` adjusted only in path, method, headers
    and body (an HTTP API call, a REST API call, the scheduled event for the sweeper).
 
@@ -169,6 +171,22 @@ def walk_the_api(api):
     expect("get after the permanent delete", *api.call("GET", "/v1/integrations/stripe", key), 404)
 
 
+def send_encoded_paths(api):
+    """infra/encoded-paths.json through SAM local: each percent-encoded path, sent as is by a
+    fresh tenant, gets the status and `param` the dev server and the events give (the Rust
+    test paths.rs checks those two)."""
+    with open(os.path.join(ROOT, "infra/encoded-paths.json"), encoding="utf-8") as f:
+        cases = json.load(f)["cases"]
+    for case in cases:
+        body = {} if case["method"] == "POST" else None
+        status, _, answer = api.call(case["method"], case["path"], new_key(), body)
+        param = (answer or {}).get("param")
+        if (status, param) != (case["status"], case["param"]):
+            sys.exit(f"FAIL {case['method']} {case['path']}: {status} param={param}, "
+                     f"expected {case['status']} param={case['param']}")
+        print(f"ok   {case['method']} {case['path']}: {status}" + (f" param={param}" if param else ""))
+
+
 def sam_local_invoke(template, function, event):
     """`sam local invoke` with the arguments sam_local.sh gave start-api; the handler's result."""
     sam_args = open(os.environ["SAM_ARGS_FILE"], encoding="utf-8").read().splitlines()
@@ -269,6 +287,7 @@ def main():
     api = Api(base)
     api.wait_until_up()
     walk_the_api(api)
+    send_encoded_paths(api)
     invoke_sample_events(template)
     invoke_generated_events(template)
     warm = sorted(ms for label, ms in api.timings if label == "get warm")

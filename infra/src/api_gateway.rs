@@ -1,5 +1,8 @@
 //! API Gateway proxy events as Lambda receives them: HTTP API (payload 2.0) and REST API
-//! (payload 1.0, stage `prod`). The one source of such events for the tests, the bench
+//! (payload 1.0, stage `prod`). The path is given as a client sends it (percent-encoded)
+//! and written as API Gateway hands it on: percent-decoded, in `rawPath` and
+//! `requestContext.http.path` (2.0), `path` and `requestContext.path` (1.0), and
+//! `pathParameters`; the query string stays as sent. The one source of such events for the tests, the bench
 //! and the sample events in `events/` (for `sam local invoke -e`), which a test holds to
 //! what this module writes, byte for byte.
 //!
@@ -23,7 +26,8 @@ const USER_AGENT: &str = "curl/8.5.0";
 #[derive(Clone, Debug)]
 pub struct ApiEvent<'a> {
     method: &'a str,
-    path: &'a str,
+    /// Percent-decoded, as API Gateway delivers it.
+    path: String,
     /// Without the `?`; taken as written (values are not percent-decoded).
     query: &'a str,
     key: Option<&'a str>,
@@ -36,7 +40,9 @@ impl<'a> ApiEvent<'a> {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         ApiEvent {
             method,
-            path,
+            path: percent_encoding::percent_decode_str(path)
+                .decode_utf8_lossy()
+                .into_owned(),
             query,
             key: None,
             body: None,
@@ -58,8 +64,8 @@ impl<'a> ApiEvent<'a> {
     /// The route's resource as template.yaml declares it (`/v1/integrations/{connector}…`)
     /// and its `{connector}` segment, or `None` where no route matches (HTTP API's
     /// `$default` route: the fallback function).
-    fn resource(&self) -> Option<(String, Option<&'a str>)> {
-        shared::http::router::route(self.method, self.path).ok()?;
+    fn resource(&self) -> Option<(String, Option<&str>)> {
+        shared::http::router::route(self.method, &self.path).ok()?;
         let rest = self.path.strip_prefix("/v1/integrations")?;
         Some(match rest.strip_prefix('/') {
             None => ("/v1/integrations".to_string(), None),
@@ -144,7 +150,7 @@ impl<'a> ApiEvent<'a> {
     /// The REST API (payload 1.0) event, through stage `prod` (its path carries the stage).
     /// A path no route matches is taken as a resource of its own.
     pub fn rest_api(&self) -> Value {
-        let (resource, connector) = self.resource().unwrap_or((self.path.to_string(), None));
+        let (resource, connector) = self.resource().unwrap_or((self.path.clone(), None));
         let mut headers = Map::new();
         if let Some(key) = self.key {
             headers.insert("Authorization".into(), json!(format!("Bearer {key}")));

@@ -2,6 +2,7 @@
 //! and the integration tests.
 
 pub mod api_gateway;
+pub mod dev_server;
 pub mod loopback;
 pub mod runtime_api;
 pub mod watch;

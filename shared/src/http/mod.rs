@@ -1,6 +1,7 @@
 //! The HTTP layer every handler shares: routing, authentication, scopes, JSON in and out.
 
 pub mod idempotency;
+pub mod path;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -54,7 +55,8 @@ pub async fn handle_unrouted(req: Request) -> Result<Response<Body>, lambda_http
     let metrics = Measured::start(UNROUTED_FUNCTION, &req);
     let request_id = new_request_id();
     let unrouted = async {
-        Err(match route(req.method().as_str(), req.uri().path()) {
+        let path = path::canonical(&req)?;
+        Err(match route(req.method().as_str(), &path) {
             Err(error) => error,
             // API Gateway sends a route's own requests to that route's function; one that
             // arrives here anyway is not served by a function granted nothing.
@@ -155,12 +157,19 @@ async fn serve(
     req: &Request,
     request_id: &str,
 ) -> Result<(Response<Body>, Operation), ApiError> {
-    let RouteMatch { operation, connector } = route(req.method().as_str(), req.uri().path())?;
+    let path = path::canonical(req)?;
+    let RouteMatch { operation, connector } = route(req.method().as_str(), &path)?;
     // The cap holds on every route, whether or not the route reads a body.
     if req.body().len() > request::MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    if only.is_some_and(|o| o != operation) {
+    // API Gateway's own reading of the path (`pathParameters`) must agree with ours: a
+    // request it routed here by another reading is not served by this function.
+    let delivered = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("connector").map(str::to_owned));
+    let disagrees = delivered.is_some_and(|d| connector.as_deref() != Some(d.as_str()));
+    if only.is_some_and(|o| o != operation) || (only.is_some() && disagrees) {
         return Err(ApiError::not_found("No such route on this function."));
     }
     // A write with an `Idempotency-Key` needs the fingerprint key: its first fetch in a

@@ -17,6 +17,7 @@ mod idempotency;
 mod isolation;
 mod lambda_events;
 mod lifecycle;
+mod paths;
 mod port_contracts;
 mod races;
 mod resilience;
