@@ -40,9 +40,9 @@ pub fn decode(encoded: &str) -> Result<String, ApiError> {
 }
 
 /// Refuses a decoded path holding a control character, DEL, `\`, a `%` left over (the
-/// client encoded a `%`), a non-ASCII character, or a `.`/`..` segment: no route, connector
-/// type or connector id has one, and each is read differently by some layer between the
-/// caller and the function.
+/// client encoded a `%`), a non-ASCII character (400 in the connector segment, else 404),
+/// or a `.`/`..` segment (404): no route, connector type or connector id has one, and each
+/// is read differently by some layer between the caller and the function.
 pub fn check(path: &str) -> Result<(), ApiError> {
     if let Some(at) = path
         .char_indices()
@@ -51,12 +51,10 @@ pub fn check(path: &str) -> Result<(), ApiError> {
     {
         return Err(refused(path, at));
     }
-    let mut offset = 0;
-    for segment in path.split('/') {
-        if segment == "." || segment == ".." {
-            return Err(refused(path, offset));
-        }
-        offset += segment.len() + 1;
+    // A dot segment is path structure, never a connector: no route has one, whichever
+    // segment it stands in.
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(no_route());
     }
     Ok(())
 }
@@ -79,8 +77,12 @@ fn refused(path: &str, at: usize) -> ApiError {
                 "The connector in the path must be a connector type or a connector id: ASCII letters, digits and dashes only.",
             )
         }
-        _ => ApiError::not_found("No such route; see the API reference for the /v1/integrations paths."),
+        _ => no_route(),
     }
+}
+
+fn no_route() -> ApiError {
+    ApiError::not_found("No such route; see the API reference for the /v1/integrations paths.")
 }
 
 #[cfg(test)]
@@ -134,10 +136,7 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            answer("/v1/integrations/%2e%2e"),
-            Err((400, Some("connector_type".into())))
-        );
+        assert_eq!(answer("/v1/integrations/%2e%2e"), Err((404, None)));
         assert_eq!(answer("/v1/integrations/stripe/%2E/credentials"), Err((404, None)));
         assert_eq!(answer("/v1/%2e%2e/integrations"), Err((404, None)));
         // Not UTF-8 once decoded.
