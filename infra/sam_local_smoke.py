@@ -212,7 +212,10 @@ def check_http_result(what, result, want_status, schema):
     status = result["statusCode"]
     raw = result.get("body") or ""
     body = json.loads(raw) if raw else None
-    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    # A REST API (payload 1.0) answer may carry its headers in multiValueHeaders only
+    # (lambda_http writes them there); API Gateway merges both into the HTTP answer.
+    headers = {k.lower(): v[0] for k, v in (result.get("multiValueHeaders") or {}).items() if v}
+    headers.update({k.lower(): v for k, v in (result.get("headers") or {}).items()})
     headers = {"x-request-id": headers.get("x-request-id")}
     expect(what, status, headers, body, want_status, schema)
 
