@@ -1,6 +1,6 @@
 # Two commands: `make dev` runs the service locally, `make test` tests it.
 # Nothing but Rust, Python 3 and a shell is needed; the scripts install the rest.
-.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke simulate sam-local sam-local-smoke
+.PHONY: dev test build lint emulator-start emulator-stop fmt reliability bench bench-smoke simulate sam-local sam-local-smoke target-dir-smoke
 
 dev:
 	@bash infra/dev.sh
@@ -28,6 +28,9 @@ sam-local:
 
 sam-local-smoke:
 	@bash infra/sam_local.sh smoke
+
+target-dir-smoke:
+	@bash infra/target_dir_smoke.sh
 
 reliability:
 	@bash infra/reliability-suite.sh

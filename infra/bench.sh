@@ -13,17 +13,20 @@ functions=(get list update credentials connect disconnect restore)
 profile=release; flag=--release
 if [ "${1:-}" = --smoke ]; then
   profile=debug; flag=
-  export BENCH_ITERATIONS=3 BENCH_COLD_STARTS=2 BENCH_BIN_DIR=target/debug BENCH_MEMORY_SIZES=1024 BENCH_LEVERS=0
+  export BENCH_ITERATIONS=3 BENCH_COLD_STARTS=2 BENCH_MEMORY_SIZES=1024 BENCH_LEVERS=0
 fi
 packages=(); for f in "${functions[@]}"; do packages+=(-p "$f"); done
 cargo build $flag -q "${packages[@]}" -p connectors-bench
+cargo_target_dir
+BIN="$TARGET_DIR/$profile"
+export BENCH_BIN_DIR="${BENCH_BIN_DIR:-$BIN}"  # the functions, built beside the harness
 started=$(bash infra/emulator.sh start)
 [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "bootstrap sizes (native $(uname -m), $profile profile):"
 for f in "${functions[@]}" floor-getitem; do
-  printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "target/$profile/$f")"
+  printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "$BENCH_BIN_DIR/$f")"
 done
 echo
 # Last: the table, then one `cold-first-answer route=… mb=…` line per route.
-"target/$profile/bench"
+"$BIN/bench"

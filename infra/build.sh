@@ -10,8 +10,12 @@ arch_flag="--arm64"; [ "${ARCH:-arm64}" = x86_64 ] && arch_flag="--x86-64"
 packages=()
 for dir in functions/*/; do packages+=(--package "$(basename "$dir")"); done
 cargo lambda build --release "$arch_flag" "${packages[@]}"
+# cargo-lambda writes <target dir>/lambda/<fn>/bootstrap, the target dir being the one
+# `cargo metadata` names (CARGO_TARGET_DIR honoured); SAM's rust-cargolambda build reads
+# the same place.
+cargo_target_dir
 echo "== bootstrap sizes (${ARCH:-arm64})"
-for f in target/lambda/*/bootstrap; do
+for f in "$TARGET_DIR"/lambda/*/bootstrap; do
   fn=$(basename "$(dirname "$f")")
   [ -d "functions/$fn" ] || continue
   printf '%-12s %8d bytes  %s\n' "$fn" "$(stat -c %s "$f")" "$(file -b "$f" 2>/dev/null | cut -d, -f1-2)"

@@ -1,10 +1,11 @@
 # Sourced by dev.sh and sam_local.sh: bootstraps the table, TTL, bus and the idempotency
 # fingerprint key's secret on the emulator at AWS_ENDPOINT_URL, makes a fresh test key and
 # live key for the demo entity (kept in .local/demo-entity across runs), and prints them
-# with the API's URL ($1).
+# with the API's URL ($1). Needs connectors-admin built (debug) and TARGET_DIR set
+# (cargo_target_dir, infra/env.sh).
 demo_banner() {
   local api="$1" started="$2"
-  admin() { "$ROOT/target/debug/connectors-admin" "$@"; }
+  admin() { "$TARGET_DIR/debug/connectors-admin" "$@"; }
   # The fingerprint key's secret env.json names for sam local: the bootstrap creates it,
   # and the dev server reads it too (exported, so it is set for what runs after).
   IDEMPOTENCY_FINGERPRINT_KEY_SECRET=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Parameters"]["IDEMPOTENCY_FINGERPRINT_KEY_SECRET"])' "$ROOT/env.json")

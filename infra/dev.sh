@@ -6,6 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 cargo build -q --bin connectors-admin --bin connectors-dev
+cargo_target_dir
 started=$(bash infra/emulator.sh start)
 DEV_PID=
 cleanup() {
@@ -16,6 +17,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 source "$ROOT/infra/demo.sh"
 demo_banner "http://127.0.0.1:${PORT:-3000}" "$started"
-"$ROOT/target/debug/connectors-dev" &
+"$TARGET_DIR/debug/connectors-dev" &
 DEV_PID=$!
 wait "$DEV_PID"

@@ -11,3 +11,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STATE="$ROOT/.local"
 mkdir -p "$STATE"
+# Where cargo puts what it builds: CARGO_TARGET_DIR, a cargo config's build.target-dir, or
+# ./target. Asked of cargo (`cargo metadata`'s target_directory, resolved from $ROOT as the
+# scripts' builds are), never assumed. `cargo_target_dir` sets TARGET_DIR the first time a
+# script needs it; later calls reuse it. Run binaries as "$TARGET_DIR/<profile>/<name>".
+TARGET_DIR=
+cargo_target_dir() {
+  [ -n "$TARGET_DIR" ] && return 0
+  TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') &&
+    [ -n "$TARGET_DIR" ] || { echo "cargo metadata did not name a target directory" >&2; return 1; }
+}

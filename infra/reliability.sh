@@ -36,6 +36,7 @@ if ! "$PY" -c "import schemathesis, sys; sys.exit(schemathesis.__version__ != '$
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 cargo build -q --bin connectors-admin --bin connectors-dev
+cargo_target_dir
 
 # ---- stack: emulator, keys, dev server ------------------------------------------------------
 started=$(bash infra/emulator.sh start)
@@ -48,10 +49,10 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT; trap 'exit 130' INT TERM
-"$ROOT/target/debug/connectors-admin" bootstrap >/dev/null
-"$PY" -m reliability.keys "$ROOT/target/debug/connectors-admin" "$KEYS"
+"$TARGET_DIR/debug/connectors-admin" bootstrap >/dev/null
+"$PY" -m reliability.keys "$TARGET_DIR/debug/connectors-admin" "$KEYS"
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); BASE="http://127.0.0.1:$PORT"
-PORT="$PORT" "$ROOT/target/debug/connectors-dev" >"$OUT/dev-server.log" 2>&1 & DEV_PID=$!
+PORT="$PORT" "$TARGET_DIR/debug/connectors-dev" >"$OUT/dev-server.log" 2>&1 & DEV_PID=$!
 for _ in $(seq 1 100); do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/integrations" 2>/dev/null || true)
   [ "$code" = 401 ] && break

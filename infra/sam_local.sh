@@ -134,6 +134,7 @@ start_docker
 invoke_image
 build_functions
 cargo build -q --bin connectors-admin
+cargo_target_dir
 started=$(bash infra/emulator.sh start)
 forward_emulator
 env_file
@@ -152,7 +153,8 @@ sam local start-api -t "$BUILD_DIR/template.yaml" --host 127.0.0.1 --port "$SAM_
 SAM_PID=$!
 set +m
 if [ "$MODE" = smoke ]; then
-  "$ROOT/.venv-sam/bin/python" infra/sam_local_smoke.py "http://127.0.0.1:$SAM_PORT" "$BUILD_DIR/template.yaml"
+  "$ROOT/.venv-sam/bin/python" infra/sam_local_smoke.py "http://127.0.0.1:$SAM_PORT" "$BUILD_DIR/template.yaml" \
+    "$TARGET_DIR/debug/connectors-admin"
 else
   wait "$SAM_PID"
 fi

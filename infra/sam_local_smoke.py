@@ -1,6 +1,8 @@
 """`make sam-local-smoke`: drives the template's functions under SAM local.
 
-Run by `infra/sam_local.sh smoke` once `sam local start-api` is starting:
+Run by `infra/sam_local.sh smoke` once `sam local start-api` is starting, with the API's
+base URL, the built template and the connectors-admin binary (in cargo's target
+directory, wherever CARGO_TARGET_DIR puts it):
 
 1. through the API on port 3001, the lifecycle connect -> credentials -> get -> list ->
    disconnect -> restore -> permanent delete, plus what no route matches (404, 405) and
@@ -30,6 +32,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLACEHOLDER = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN"
+ADMIN = None  # the connectors-admin binary: main() sets it from argv
 ALL_SCOPES = ["integrations:read", "integrations:write", "integrations:credentials", "integrations:purge"]
 
 # events/<name>-<flavour>.json: the function that serves it, its documented status and
@@ -59,7 +62,7 @@ def new_key(live=False):
     entity = subprocess.run(
         [sys.executable, "-c", "import uuid; print(uuid.uuid4())"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    args = [os.path.join(ROOT, "target/debug/connectors-admin"), "keys", "create", "--entity", entity]
+    args = [ADMIN, "keys", "create", "--entity", entity]
     for scope in ALL_SCOPES:
         args += ["--scope", scope]
     if live:
@@ -285,7 +288,8 @@ def invoke_generated_events(template):
 
 
 def main():
-    base, template = sys.argv[1], sys.argv[2]
+    global ADMIN
+    base, template, ADMIN = sys.argv[1], sys.argv[2], sys.argv[3]
     started = time.monotonic()
     api = Api(base)
     api.wait_until_up()

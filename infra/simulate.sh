@@ -3,6 +3,8 @@
 # optimised (profile `sim`). SIM_OPERATIONS sets the budget (default 1,000,000); SEED
 # replays one seed with its trace. Ends with `simulate: <N> operations, <S> seeds, <V> violations`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
 cargo build --quiet --profile sim -p sim
-exec target/sim/sim
+cargo_target_dir
+exec "$TARGET_DIR/sim/sim"

@@ -3,7 +3,8 @@
 # stage as SAM deploys it, offline), an IAM-enforcing emulator of its own (installed and started if
 # needed, at TEST_AWS_ENDPOINT_URL, default http://127.0.0.1:4567; `make dev`'s open one
 # is never used), the whole workspace's tests against it (cargo prints a `test result:`
-# line per test binary), then their total. Stops only what it started.
+# line per test binary), the generated Python client against `make dev` on free ports
+# (infra/client.sh), then their total. Stops only what it started.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 export AWS_ENDPOINT_URL="$TEST_ENDPOINT"
@@ -20,6 +21,10 @@ stack_status=${PIPESTATUS[0]}
 cargo test --workspace --no-fail-fast --color never 2>&1 | tee -a "$log"
 status=${PIPESTATUS[0]}
 [ "$stack_status" -eq 0 ] || status=$stack_status
+echo "== the Python client generated from openapi.yaml, against make dev (infra/client.sh)"
+bash infra/client.sh 2>&1 | tee -a "$log"
+client_status=${PIPESTATUS[0]}
+[ "$client_status" -eq 0 ] || status=$client_status
 echo
 python3 infra/totals.py "$log"
 exit "$status"

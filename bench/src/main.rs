@@ -9,8 +9,8 @@
 //!
 //! Settings: `BENCH_ITERATIONS` (default 1000) warm calls per read route,
 //! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-start median,
-//! `BENCH_MEMORY_SIZES` (default `128,256,512,1024`), `BENCH_BIN_DIR` (default
-//! `target/release`), `BENCH_ONLY` (comma-separated route names: get, list, update,
+//! `BENCH_MEMORY_SIZES` (default `128,256,512,1024`), `BENCH_BIN_DIR` (default: the
+//! harness's own directory, where cargo put the functions it built with it), `BENCH_ONLY` (comma-separated route names: get, list, update,
 //! credentials, connect, disconnect, restore, purge), `BENCH_LEVERS=0` to skip the levers.
 
 mod cost;
@@ -55,7 +55,10 @@ impl Settings {
                 .split(',')
                 .map(|s| s.trim().parse().expect("BENCH_MEMORY_SIZES: numbers of MB"))
                 .collect(),
-            bin_dir: PathBuf::from(var("BENCH_BIN_DIR").unwrap_or_else(|| "target/release".into())),
+            bin_dir: var("BENCH_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+                let exe = std::env::current_exe().expect("the harness's own path");
+                exe.parent().expect("the harness's directory").to_path_buf()
+            }),
             only: var("BENCH_ONLY").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
             levers: var("BENCH_LEVERS").as_deref() != Some("0"),
         }

@@ -144,4 +144,18 @@ mod tests {
             EventType::CredentialsUpdated.as_str()
         );
     }
+
+    /// openapi.yaml announces the version events carry: `info.x-api-version` (its
+    /// `info.version` is the document's own, semver, for generated packages) and the
+    /// description.
+    #[test]
+    fn openapi_announces_this_api_version() {
+        let text = include_str!("../../../openapi.yaml");
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+        let info = &document["info"];
+        assert_eq!(info["x-api-version"].as_str(), Some(API_VERSION));
+        let description = info["description"].as_str().unwrap();
+        assert!(description.contains(&format!("API version `{API_VERSION}`")), "{description}");
+        assert_ne!(info["version"].as_str(), Some(API_VERSION), "info.version must stay a package version");
+    }
 }
