@@ -9,7 +9,7 @@ use super::catalog::ConnectorType;
 use super::connector::Mode;
 use super::error::ApiError;
 use super::fields::{nullable, parse_fields, present, printable, Text, MAX_TEXT_LEN};
-use super::secret_names;
+use super::secrets;
 
 /// Fields that carry secrets or tenancy and so may never appear in a config body.
 pub const FORBIDDEN_FIELDS: [&str; 8] = [
@@ -71,13 +71,13 @@ fn bad(param: &str, message: impl Into<String>) -> ApiError {
 /// A config key this service stores: non-empty printable ASCII, so that invisible
 /// characters and look-alike letters cannot hide a secret's name.
 fn is_storable_key(key: &str) -> bool {
-    secret_names::is_plain_key(key) && !key.trim().is_empty() && key.len() <= MAX_TEXT_LEN
+    secrets::is_plain_key(key) && !key.trim().is_empty() && key.len() <= MAX_TEXT_LEN
 }
 
 /// The first pass over `config`: no secret-looking key or value anywhere in it (422) —
 /// a key that is a forbidden field, a credential key name of this connector type (a
 /// `secret_key` in a Stripe config is a secret in disguise) or a secret name by the rule
-/// of [`secret_names`], or a value in a well-known secret format. Keys that are not
+/// of [`secrets`], or a value in a well-known secret format. Keys that are not
 /// storable are left to [`check_storable`], which refuses them.
 fn find_secrets(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), ApiError> {
     match value {
@@ -86,13 +86,13 @@ fn find_secrets(connector_type: ConnectorType, value: &Value, path: &str) -> Res
             let lower = k.to_ascii_lowercase();
             if FORBIDDEN_FIELDS.contains(&lower.as_str())
                 || connector_type.entry().accepts(&lower)
-                || secret_names::is_secret_name(k)
+                || secrets::is_secret_name(k)
             {
                 return Err(looks_like_a_credential(connector_type, here));
             }
             find_secrets(connector_type, v, &here)
         }),
-        Value::String(text) if secret_names::is_secret_value(text) => {
+        Value::String(text) if secrets::contains_secret(text).is_some() => {
             Err(looks_like_a_credential(connector_type, path.to_string()))
         }
         Value::Array(items) => items

@@ -10,6 +10,6 @@ pub mod event;
 pub mod fields;
 pub mod ids;
 pub mod lifecycle;
-pub mod secret_names;
+pub mod secrets;
 pub mod time;
 pub mod view;
