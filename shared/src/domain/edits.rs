@@ -1,5 +1,6 @@
 //! The config-only bodies of `POST` (connect) and `PATCH` (edit). Secrets never enter
-//! here: a secret-looking field, anywhere in the body, is a 422 before anything is parsed.
+//! here: a secret-looking field or value, anywhere in the body, is a 422 before anything
+//! is parsed.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -9,7 +10,7 @@ use super::catalog::ConnectorType;
 use super::connector::Mode;
 use super::error::ApiError;
 use super::fields::{nullable, parse_fields, present, printable, Text, MAX_TEXT_LEN};
-use super::secrets;
+use super::secrets::{self, SecretKind};
 
 /// Fields that carry secrets or tenancy and so may never appear in a config body.
 pub const FORBIDDEN_FIELDS: [&str; 8] = [
@@ -34,7 +35,8 @@ pub enum BodyKind {
 /// copies what was sent onto the row by name). Absent fields are left as they are; only the
 /// sent ones serialise. A nullable field is an `Option<Option<_>>`, spelled out (not
 /// aliased) so that `skip_serializing_none` sees it: `None` = not sent, `Some(None)` =
-/// cleared. Adding an editable field means adding it here and to the row.
+/// cleared. Adding an editable field means adding it here and to the row; the secret scan
+/// of [`parse_edits`] covers every field of the body without being told.
 #[serde_with::skip_serializing_none]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,39 +76,77 @@ fn is_storable_key(key: &str) -> bool {
     secrets::is_plain_key(key) && !key.trim().is_empty() && key.len() <= MAX_TEXT_LEN
 }
 
-/// The first pass over `config`: no secret-looking key or value anywhere in it (422) —
-/// a key that is a forbidden field, a credential key name of this connector type (a
+/// The first pass over the body: no secret anywhere a read or an event would show it
+/// (422). Every string of every field, at any depth, and every key is scanned for a value
+/// in a well-known secret format ([`secrets::find`]); in `config`, a key is also refused
+/// if it is a forbidden field, a credential key name of this connector type (a
 /// `secret_key` in a Stripe config is a secret in disguise) or a secret name by the rule
-/// of [`secrets`], or a value in a well-known secret format. Keys that are not
-/// storable are left to [`check_storable`], which refuses them.
-fn find_secrets(connector_type: ConnectorType, value: &Value, path: &str) -> Result<(), ApiError> {
+/// of [`secrets::is_secret_name`]. `param` is the field's dotted path; a key that itself
+/// holds a secret is reported under its parent's, so that the key is never echoed. What
+/// is under a key that is not storable is left to [`check_storable`] and `parse_fields`,
+/// which refuse the key.
+fn find_secrets(connector_type: ConnectorType, body: &Map<String, Value>) -> Result<(), ApiError> {
+    body.iter().try_for_each(|(key, value)| {
+        if let Some(kind) = secrets::contains_secret(key) {
+            return Err(holds_a_secret(connector_type, "body", kind, Place::Key));
+        }
+        scan(connector_type, value, &printable(key), key == "config")
+    })
+}
+
+/// [`find_secrets`] below one field; `names`: apply the name rule (inside `config`).
+fn scan(connector_type: ConnectorType, value: &Value, path: &str, names: bool) -> Result<(), ApiError> {
     match value {
-        Value::Object(map) => map.iter().filter(|(k, _)| is_storable_key(k)).try_for_each(|(k, v)| {
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            if let Some(kind) = secrets::contains_secret(k) {
+                return Err(holds_a_secret(connector_type, path, kind, Place::Key));
+            }
+            if !is_storable_key(k) {
+                return Ok(());
+            }
             let here = format!("{path}.{}", printable(k));
             let lower = k.to_ascii_lowercase();
-            if FORBIDDEN_FIELDS.contains(&lower.as_str())
-                || connector_type.entry().accepts(&lower)
-                || secrets::is_secret_name(k)
+            if names
+                && (FORBIDDEN_FIELDS.contains(&lower.as_str())
+                    || connector_type.entry().accepts(&lower)
+                    || secrets::is_secret_name(k))
             {
                 return Err(looks_like_a_credential(connector_type, here));
             }
-            find_secrets(connector_type, v, &here)
+            scan(connector_type, v, &here, names)
         }),
-        Value::String(text) if secrets::contains_secret(text).is_some() => {
-            Err(looks_like_a_credential(connector_type, path.to_string()))
-        }
+        Value::String(text) => match secrets::contains_secret(text) {
+            Some(kind) => Err(holds_a_secret(connector_type, path, kind, Place::Value)),
+            None => Ok(()),
+        },
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .try_for_each(|(i, v)| find_secrets(connector_type, v, &format!("{path}[{i}]"))),
+            .try_for_each(|(i, v)| scan(connector_type, v, &format!("{path}[{i}]"), names)),
         _ => Ok(()),
     }
 }
 
+const TO_CREDENTIALS: &str = "credentials go only to PUT /v1/integrations";
+
 fn looks_like_a_credential(connector_type: ConnectorType, param: String) -> ApiError {
-    let hint = format!(
-        "`{param}` looks like a credential: credentials go only to PUT /v1/integrations/{connector_type}/credentials"
-    );
+    let hint = format!("`{param}` looks like a credential: {TO_CREDENTIALS}/{connector_type}/credentials");
+    ApiError::unprocessable(param, hint)
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Key,
+    Value,
+}
+
+/// A secret in a value or key at `param`: the hint says what it looks like, never what it is.
+fn holds_a_secret(connector_type: ConnectorType, param: &str, kind: SecretKind, place: Place) -> ApiError {
+    let what = kind.description();
+    let hint = match place {
+        Place::Value => format!("`{param}` holds what looks like {what}: {TO_CREDENTIALS}/{connector_type}/credentials, everything else is shown by every read"),
+        Place::Key => format!("a key in `{param}` looks like {what}: {TO_CREDENTIALS}/{connector_type}/credentials, everything else is shown by every read"),
+    };
     ApiError::unprocessable(param, hint)
 }
 
@@ -143,7 +183,7 @@ fn check_storable(value: &Value, path: &str) -> Result<(), ApiError> {
 }
 
 /// Parses a connect or patch body (already known to be JSON). The scan for secrets comes
-/// first (422 wherever they hide in storable keys, whatever else is wrong), then the typed
+/// first (422 wherever they hide, in any field, whatever else is wrong), then the typed
 /// fields and what `config` holds (400).
 pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) -> Result<Edits, ApiError> {
     let Value::Object(map) = body else {
@@ -157,9 +197,7 @@ pub fn parse_edits(connector_type: ConnectorType, body: &Value, kind: BodyKind) 
         };
         return Err(ApiError::unprocessable(field.clone(), message));
     }
-    if let Some(config) = map.get("config") {
-        find_secrets(connector_type, config, "config")?;
-    }
+    find_secrets(connector_type, map)?;
     let patch_only: &[&str] = if kind == BodyKind::Patch { &[] } else { &["is_active"] };
     let edits: Edits = parse_fields(map.clone(), patch_only)?;
     if edits.config.is_some() {
@@ -221,6 +259,19 @@ mod tests {
             (json!({"token": "t"}), "config.token"),
             // A value in a well-known secret format, whatever its key.
             (json!({"note": "sk_live_123"}), "config.note"),
+            // Names added with the value rule.
+            (json!({"auth": {"user": "u", "pass": "p"}}), "config.auth.pass"),
+            (
+                json!({"headers": {"Authorization": "x"}}),
+                "config.headers.Authorization",
+            ),
+            (json!({"smtp": {"pw": "p"}}), "config.smtp.pw"),
+            // Values anywhere: inside sentences, arrays, deep.
+            (json!({"dsn": "postgres://erp:s3cr3t@db/erp"}), "config.dsn"),
+            (
+                json!({"a": [[{"b": ["ok", "use Bearer abcdef0123456789"]}]]}),
+                "config.a[0][0].b[1]",
+            ),
         ] {
             let e = parse_edits(stripe(), &json!({ "config": config }), BodyKind::Patch).unwrap_err();
             assert_eq!((e.status(), e.param()), (422, Some(param)));
@@ -237,6 +288,70 @@ mod tests {
         ] {
             let e = parse_edits(stripe(), &body, BodyKind::Patch).unwrap_err();
             assert_eq!((e.status(), e.param()), (422, Some("config.api_key")), "{body}");
+        }
+    }
+
+    fn corpus() -> (Vec<String>, Vec<String>) {
+        let corpus: Value = serde_json::from_str(include_str!("secret_corpus.json")).unwrap();
+        let strings = |list: &Value, at: Option<usize>| -> Vec<String> {
+            let list = list.as_array().unwrap().iter();
+            list.map(|v| at.map_or(v, |i| &v[i]).as_str().unwrap().to_string())
+                .collect()
+        };
+        (strings(&corpus["refused"], Some(1)), strings(&corpus["ordinary"], None))
+    }
+
+    /// The fields of `Edits` that take text: whatever field is added, the scan covers it.
+    fn text_fields() -> Vec<&'static str> {
+        let fields = crate::domain::fields::names_of::<Edits>().iter().copied();
+        let takes_text = |f: &&str| parse_edits(stripe(), &json!({ *f: "ACME" }), BodyKind::Patch).is_ok();
+        fields.filter(takes_text).collect()
+    }
+
+    #[test]
+    fn a_secret_in_any_text_field_or_anywhere_in_config_is_a_422_that_never_quotes_it() {
+        let (refused, _) = corpus();
+        let fields = text_fields();
+        assert_eq!(fields.len(), 7, "display_name, five ship_from_*, seller_id: {fields:?}");
+        for (i, secret) in refused.iter().enumerate() {
+            let field = fields[i % fields.len()];
+            for (body, param) in [
+                (json!({ field: secret }), field.to_string()),
+                (
+                    json!({"config": {"a": {"list": ["ok", secret]}}}),
+                    "config.a.list[1]".to_string(),
+                ),
+                // In a key: reported under its parent, so that the key is not echoed.
+                (
+                    json!({"config": {"a": { secret.as_str(): true }}}),
+                    "config.a".to_string(),
+                ),
+                (json!({ secret.as_str(): 1 }), "body".to_string()),
+            ] {
+                for kind in [BodyKind::Connect, BodyKind::Patch] {
+                    let e = parse_edits(stripe(), &body, kind).unwrap_err();
+                    assert_eq!((e.status(), e.param()), (422, Some(param.as_str())), "{body}");
+                    assert!(e.hint().contains(" looks like "), "{}", e.hint());
+                    for line in secret.lines().filter(|l| l.len() > 3) {
+                        assert!(!e.hint().contains(line), "{}", e.hint());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_settings_pass_in_config_and_in_text_fields() {
+        let (_, ordinary) = corpus();
+        for (i, value) in ordinary.iter().enumerate() {
+            let body = json!({"config": {"settings": {"list": [value], "note": value}}});
+            let e = parse_edits(stripe(), &body, BodyKind::Connect).unwrap();
+            assert_eq!(e.config.unwrap()["settings"]["list"][0], *value);
+            if Text::new(value).is_some() {
+                let field = text_fields()[i % 7];
+                let e = parse_edits(stripe(), &json!({ field: value }), BodyKind::Patch);
+                assert!(e.is_ok(), "{field}: {value:?}");
+            }
         }
     }
 

@@ -854,3 +854,151 @@ async fn a_non_ascii_idempotency_key_is_refused_not_ignored() {
     assert_eq!(statuses, (400, 400), "{}", replies[1].raw);
     assert_eq!(replies[0].body["param"], "Idempotency-Key");
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets in free text (docs/DECISIONS.md, "Secrets in config"): a value in a well-known
+// secret format is refused wherever it stands in the row's text, not only under a
+// secret's name in `config`.
+
+/// A Shopify admin API token inside a sentence, nested in `config`, on connect: it was
+/// stored (201), returned by every read and published in the `integration.connected`
+/// event.
+#[tokio::test]
+async fn a_shopify_admin_token_in_config_is_a_422_and_nothing_is_stored() {
+    let h = Harness::new().await;
+    let (entity, key) = h.tenant(false).await;
+    let token = "shpat_0123456789abcdef0123456789abcdef";
+    let body =
+        json!({"config": {"shop": "acme.myshopify.com", "notes": [{"text": format!("admin token is {token}")}]}});
+    let r = h.as_key(&key).post("shopify", Some(body)).await;
+    assert_error(
+        &r,
+        422,
+        "validation_error",
+        Some("config.notes[0].text"),
+        "shpat_ in config",
+    );
+    assert!(!r.raw.contains(token), "the token is not echoed: {}", r.raw);
+    assert_eq!(h.as_key(&key).get("shopify").await.status, 404);
+    assert!(h.raw_row(entity, "shopify").await.is_none(), "no row in DynamoDB");
+    assert_eq!(h.events(0).await, Vec::<Value>::new(), "no event");
+}
+
+/// The detector's corpus (`shared/src/domain/secret_corpus.json`): secret-shaped values
+/// (kind, value) and ordinary settings.
+fn secret_corpus() -> (Vec<String>, Vec<String>) {
+    let corpus: Value = serde_json::from_str(include_str!("../../src/domain/secret_corpus.json")).unwrap();
+    let strings = |list: &Value, at: Option<usize>| -> Vec<String> {
+        let list = list.as_array().unwrap().iter();
+        list.map(|v| at.map_or(v, |i| &v[i]).as_str().unwrap().to_string())
+            .collect()
+    };
+    (strings(&corpus["refused"], Some(1)), strings(&corpus["ordinary"], None))
+}
+
+/// Neither the value nor any line of it (a PEM key has several) is in the answer.
+fn assert_not_echoed(r: &Reply, secret: &str, case: &str) {
+    for line in secret.lines().filter(|l| l.len() > 3) {
+        assert!(!r.raw.contains(line), "{case}: echoed: {}", r.raw);
+    }
+}
+
+/// The text fields a connect or edit takes, where each refused value is tried in turn.
+const TEXT_FIELDS: [&str; 7] = [
+    "display_name",
+    "seller_id",
+    "ship_from_name",
+    "ship_from_address1",
+    "ship_from_city",
+    "ship_from_state",
+    "ship_from_zip",
+];
+
+#[tokio::test]
+async fn the_secret_corpus_is_refused_on_connect_and_nothing_is_stored() {
+    let h = Harness::new().await;
+    let (entity, key) = h.tenant(false).await;
+    let (refused, _) = secret_corpus();
+    assert!(refused.len() >= 50);
+    for (i, secret) in refused.iter().enumerate() {
+        let field = TEXT_FIELDS[i % TEXT_FIELDS.len()];
+        for (body, param) in [
+            (json!({"display_name": secret}), "display_name"),
+            (json!({ field: secret, "config": {"region": "us"} }), field),
+            (
+                json!({"display_name": "Payments", "config": {"shop": {"notes": ["ok", {"text": secret}]}}}),
+                "config.shop.notes[1].text",
+            ),
+        ] {
+            let r = send_json(&h, "POST", STRIPE, &key, body.to_string()).await;
+            let case = format!("POST {param} = {secret:?}");
+            assert_error(&r, 422, "validation_error", Some(param), &case);
+            assert_not_echoed(&r, secret, &case);
+        }
+    }
+    assert_nothing_stored(&h, entity, &key).await;
+    assert_no_server_errors(&h);
+}
+
+#[tokio::test]
+async fn the_secret_corpus_is_refused_on_edit_and_the_row_is_unchanged() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let before = connected_stripe(&h, &key).await;
+    h.events(2).await; // connected, credentials: what follows must announce nothing
+    let (refused, _) = secret_corpus();
+    for (i, secret) in refused.iter().enumerate() {
+        let field = TEXT_FIELDS[i % TEXT_FIELDS.len()];
+        for (body, param) in [
+            (json!({"display_name": secret}), "display_name"),
+            (json!({ field: secret }), field),
+            (json!({"config": {"a": [{"b": {"c": secret}}]}}), "config.a[0].b.c"),
+            // A secret as a key: named by its parent, never echoed.
+            (
+                json!({"config": {"headers": { secret.as_str(): "x" }}}),
+                "config.headers",
+            ),
+        ] {
+            let r = send_json(&h, "PATCH", STRIPE, &key, body.to_string()).await;
+            let case = format!("PATCH {param} = {secret:?}");
+            assert_error(&r, 422, "validation_error", Some(param), &case);
+            assert_not_echoed(&r, secret, &case);
+        }
+    }
+    assert_unchanged(&h, &key, &before, "after every refused edit").await;
+    assert_eq!(h.events(0).await, Vec::<Value>::new(), "no event");
+    assert_no_server_errors(&h);
+}
+
+#[tokio::test]
+async fn the_ordinary_settings_of_the_corpus_are_stored_as_sent() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let (_, ordinary) = secret_corpus();
+    assert!(ordinary.len() >= 50);
+    // All of them in one connect…
+    let config = json!({"settings": ordinary, "nested": {"list": [{"value": ordinary[0]}]}});
+    let r = h.as_key(&key).post("stripe", Some(json!({"config": config}))).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(r.body["data"]["config"], config);
+    // …and each in an edit, in `config` and in a text field when it fits one.
+    for (i, value) in ordinary.iter().enumerate() {
+        let mut body = json!({"config": {"note": {"list": [value]}}});
+        let field = TEXT_FIELDS[i % TEXT_FIELDS.len()];
+        if shared::domain::fields::Text::new(value).is_some() {
+            body[field] = json!(value);
+        }
+        let r = h.as_key(&key).patch("stripe", body.clone()).await;
+        assert_eq!(r.status, 200, "{value:?}: {}", r.raw);
+        assert_eq!(r.body["data"]["config"], body["config"], "{value:?}");
+        if body.get(field).is_some() {
+            assert_eq!(r.body["data"][field], body[field], "{value:?}");
+        }
+    }
+    let stored = h.as_key(&key).get("stripe").await;
+    assert_eq!(
+        stored.body["data"]["config"]["note"]["list"][0],
+        json!(ordinary.last().unwrap())
+    );
+    assert_no_server_errors(&h);
+}
