@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::connector::Mode;
 use super::error::ApiError;
 use super::ids::ConnectorId;
+use super::secrets;
 
 /// The longest text a caller may store in a field.
 pub const MAX_TEXT_LEN: usize = 256;
@@ -159,10 +160,12 @@ pub fn parse_params<T: DeserializeOwned>(params: HashMap<String, String>) -> Res
     parse_fields(params.into_iter().map(|(k, v)| (k, Value::String(v))).collect(), &[])
 }
 
-/// A caller's text (a field name, a parameter) echoed in a hint: no control characters,
-/// cut short.
+/// A caller's text (a field name, a parameter) echoed in a hint or `param`: no control
+/// characters, no secret ([`secrets::redact`], after the control characters are gone so
+/// that none can split a secret from the detector), cut short.
 pub fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(64).collect()
+    let visible: String = text.chars().filter(|c| !c.is_control()).collect();
+    secrets::redact(&visible).chars().take(64).collect()
 }
 
 #[cfg(test)]
@@ -220,6 +223,24 @@ mod tests {
         assert_eq!(e.hint(), "Unknown parameter `colour`; accepted: name, note, on.");
         let e = parse(json!({"on": true}), &["on"]).unwrap_err();
         assert_eq!(e.hint(), "Unknown parameter `on`; accepted: name, note.");
+    }
+
+    #[test]
+    fn a_name_echoed_in_a_hint_never_carries_a_secret() {
+        assert_eq!(printable("region\u{7}"), "region");
+        assert_eq!(printable("sk_live_\u{0}51HxExample"), "[redacted]");
+        assert_eq!(printable(&format!("{}x", "a".repeat(70))), "a".repeat(64));
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        assert_eq!(
+            printable(&format!("key {jwt}")),
+            "key [redacted]",
+            "redacted before it is cut"
+        );
+        let e = parse(json!({"Bearer abc123def456": 1}), &[]).unwrap_err();
+        assert_eq!(e.param(), Some("Bearer [redacted]"));
+        assert!(!e.hint().contains("abc123"), "{}", e.hint());
+        let e = parse_params::<Sample>([("shpat_0123abcd".to_string(), "1".to_string())].into()).unwrap_err();
+        assert!(e.hint().starts_with("Unknown parameter `[redacted]`"), "{}", e.hint());
     }
 
     #[test]

@@ -242,7 +242,7 @@ async fn duplicated_json_keys_are_400_naming_the_key_never_the_value() {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
     // (route, body, the key the hint names)
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
         ("POST", r#"{"display_name": "a", "display_name": "b"}"#, "display_name"),
         ("POST", r#"{"mode": "sandbox", "mode": "live"}"#, "mode"),
         ("POST", r#"{"config": {"region": "us", "region": "eu"}}"#, "region"),
@@ -250,6 +250,12 @@ async fn duplicated_json_keys_are_400_naming_the_key_never_the_value() {
             "POST",
             r#"{"config": {"a": {"b": [{"c": 1, "c": 2}]}}, "display_name": "x"}"#,
             "c",
+        ),
+        // A key holding a secret is named without it.
+        (
+            "POST",
+            r#"{"config": {"sk_live_51HxVALUE0KEY": 1, "sk_live_51HxVALUE0KEY": 2}}"#,
+            "[redacted]",
         ),
         // An escaped spelling is the same key.
         (
