@@ -155,7 +155,14 @@ mod tests {
         let info = &document["info"];
         assert_eq!(info["x-api-version"].as_str(), Some(API_VERSION));
         let description = info["description"].as_str().unwrap();
-        assert!(description.contains(&format!("API version `{API_VERSION}`")), "{description}");
-        assert_ne!(info["version"].as_str(), Some(API_VERSION), "info.version must stay a package version");
+        assert!(
+            description.contains(&format!("API version `{API_VERSION}`")),
+            "{description}"
+        );
+        assert_ne!(
+            info["version"].as_str(),
+            Some(API_VERSION),
+            "info.version must stay a package version"
+        );
     }
 }
