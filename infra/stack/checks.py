@@ -330,3 +330,46 @@ def rule_failures(template, parameters):
             if not s.value(assertion["Assert"]):
                 failed.append(f"{name}: {assertion.get('AssertDescription')}")
     return failed
+
+
+# What API Gateway answers itself: the gateway response type, its status, the envelope's
+# code, and whether it says when to retry (docs/DECISIONS.md, "The deployed stack").
+GATEWAY_RESPONSES = {
+    "THROTTLED": ("429", "rate_limited", True),
+    "WAF_FILTERED": ("429", "rate_limited", True),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "not_found", False),
+    "RESOURCE_NOT_FOUND": ("404", "not_found", False),
+    "UNSUPPORTED_MEDIA_TYPE": ("415", "unsupported_media_type", False),
+    "REQUEST_TOO_LARGE": ("413", "payload_too_large", False),
+    "DEFAULT_4XX": ("400", "validation_error", False),
+    "DEFAULT_5XX": ("503", "service_unavailable", True),
+}
+ENVELOPE_FIELDS = ["error", "code", "type", "hint", "param", "request_id"]
+
+
+def gateway_response_problems(s):
+    """Every answer API Gateway makes itself is the error envelope, with its status."""
+    problems = []
+    (api,) = s.of_type("AWS::ApiGateway::RestApi").values()
+    responses = s.value(api["Properties"])["Body"].get("x-amazon-apigateway-gateway-responses", {})
+    for kind, (status, code, retry) in GATEWAY_RESPONSES.items():
+        r = responses.get(kind)
+        if r is None:
+            problems.append(f"{kind}: API Gateway's own body, not the envelope")
+            continue
+        if r.get("statusCode") != status:
+            problems.append(f"{kind}: status {r.get('statusCode')}, want {status}")
+        template = r.get("responseTemplates", {}).get("application/json", "")
+        try:
+            body = json.loads(template.replace("$context.requestId", "abc"))
+        except ValueError:
+            problems.append(f"{kind}: the body is not JSON")
+            continue
+        if list(body) != ENVELOPE_FIELDS or body["code"] != code or body["error"] != code:
+            problems.append(f"{kind}: body {body}")
+        if body.get("request_id") != "req_abc":
+            problems.append(f"{kind}: request_id is not req_ + API Gateway's request id")
+        has_retry = "gatewayresponse.header.Retry-After" in r.get("responseParameters", {})
+        if has_retry != retry:
+            problems.append(f"{kind}: Retry-After {'missing' if retry else 'where none belongs'}")
+    return problems

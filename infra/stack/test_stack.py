@@ -226,6 +226,15 @@ class AbuseResistance(unittest.TestCase):
                        f"Bearer ark_test_ent_{code}_{random[:-1]}!", "Bearer " + "A" * 5000):
             self.assertFalse(seen(header), header)
 
+    def test_what_api_gateway_answers_itself_is_the_error_envelope(self):
+        for stage in STAGES:
+            self.assertEqual(checks.gateway_response_problems(deployed(stage)), [])
+
+    def test_a_gateway_answer_without_the_envelope_fails(self):
+        t = planted(lambda t: t["Resources"]["Api"]["Properties"]["GatewayResponses"].pop("THROTTLED"))
+        self.assertEqual(checks.gateway_response_problems(deployed("dev", t)),
+                         ["THROTTLED: API Gateway's own body, not the envelope"])
+
     def test_an_acl_without_the_per_key_limit_fails(self):
         t = planted(lambda t: t["Resources"]["WebAcl"]["Properties"]["Rules"].pop())
         self.assertIn("WebAcl: no per-key rate limit", checks.abuse_problems(deployed("dev", t)))
