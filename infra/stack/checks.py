@@ -295,8 +295,9 @@ def abuse_problems(s):
     headers = [k.get("Header", {}).get("Name", "").lower() for k in key.get("CustomKeys", [])]
     if key.get("AggregateKeyType") != "CUSTOM_KEYS" or headers != ["authorization"]:
         problems.append(f"{acl_id}: no per-key rate limit")
-    if shape_regex(s) is None:
-        problems.append(f"{acl_id}: nothing blocks a malformed Authorization header")
+    shape = shape_regex(s)
+    if shape is None or shape[0] is None:
+        problems.append(f"{acl_id}: nothing blocks a malformed Authorization header (or its regex has a group WAF refuses)")
     missing = rules.get("missing-api-key", {})
     if missing.get("Action", {}).get("Block", {}).get("CustomResponse", {}).get("ResponseCode") != 401:
         problems.append(f"{acl_id}: a request without Authorization is not refused with 401")
@@ -314,7 +315,8 @@ def shape_regex(s):
             if inner and inner["FieldToMatch"].get("SingleHeader", {}).get("Name", "").lower() == "authorization":
                 if rule["Action"].get("Block", {}).get("CustomResponse", {}).get("ResponseCode") == 401:
                     lower = [t["Type"] for t in inner["TextTransformations"]] == ["LOWERCASE"]
-                    return inner["RegexString"], lower
+                    # WAF refuses capturing subexpressions (and the web ACL with them).
+                    return (None if "(" in inner["RegexString"] else inner["RegexString"]), lower
     return None
 
 

@@ -235,6 +235,13 @@ class AbuseResistance(unittest.TestCase):
         self.assertEqual(checks.gateway_response_problems(deployed("dev", t)),
                          ["THROTTLED: API Gateway's own body, not the envelope"])
 
+    def test_a_key_shape_regex_with_a_group_fails(self):
+        def mutate(t):
+            rule = t["Resources"]["WebAcl"]["Properties"]["Rules"][2]
+            regex = rule["Statement"]["NotStatement"]["Statement"]["RegexMatchStatement"]
+            regex["RegexString"] = regex["RegexString"].replace("[lt][ie][vs][et]", "(live|test)")
+        self.assertTrue(checks.abuse_problems(deployed("dev", planted(mutate))))
+
     def test_an_acl_without_the_per_key_limit_fails(self):
         t = planted(lambda t: t["Resources"]["WebAcl"]["Properties"]["Rules"].pop())
         self.assertIn("WebAcl: no per-key rate limit", checks.abuse_problems(deployed("dev", t)))

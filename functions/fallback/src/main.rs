@@ -1,4 +1,4 @@
-//! The `fallback` Lambda, behind the HTTP API's `$default` route: whatever matches no
+//! The `fallback` Lambda, behind the REST API's fallback routes: whatever matches no
 //! route of the API gets the error envelope (404, or 405 with `Allow`) from
 //! `shared::http`, not API Gateway's bare `{"message":"Not Found"}`. It builds no AWS
 //! client: nothing it answers needs one.

@@ -47,7 +47,8 @@ pub async fn handle_operation(
     Ok(response)
 }
 
-/// Serves what no route matches: the function behind the HTTP API's `$default` route, so
+/// Serves what no route matches: the function behind the REST API's fallback routes (each
+/// method a routed path lacks, and `ANY` on `/`, `/v1`, `/{proxy+}`), so
 /// that an unknown path (404) or a wrong method (405, with `Allow`) gets the envelope and a
 /// request id, as from the dev server, instead of API Gateway's own `{"message":"Not
 /// Found"}`. Routing is decided before authentication, so it needs no AWS client at all.
@@ -71,7 +72,7 @@ pub async fn handle_unrouted(req: Request) -> Result<Response<Body>, lambda_http
     Ok(response)
 }
 
-/// The function (and binary) behind the `$default` route.
+/// The function (and binary) behind the fallback routes.
 pub const UNROUTED_FUNCTION: &str = "fallback";
 
 /// One EMF metrics line per request of a Lambda function.

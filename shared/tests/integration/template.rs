@@ -608,8 +608,8 @@ fn each_function_s_grants_are_scoped_to_its_resources() {
 }
 
 /// API Gateway throttles the whole stage before a function runs (each request costs at
-/// least a strongly consistent read of its key, even an unknown one), and the routes that
-/// write to Secrets Manager lower still.
+/// least a strongly consistent read of its key, even an unknown one), and every route
+/// that may write to Secrets Manager lower still.
 #[test]
 fn the_api_is_throttled() {
     let t = template();
@@ -629,13 +629,15 @@ fn the_api_is_throttled() {
         ("/~1v1~1integrations~1{connector}~1credentials", "PUT"),
         ("/~1v1~1integrations~1{connector}~1restore", "POST"),
         ("/~1v1~1integrations~1{connector}", "DELETE"),
+        ("/~1v1~1integrations~1{connector}", "PATCH"),
+        ("/~1v1~1integrations~1{connector}", "POST"),
     ] {
         assert_eq!(
             limits(path, method),
             pair("SecretWriteRateLimit", "SecretWriteBurstLimit")
         );
     }
-    assert_eq!(settings.len(), 4, "no other method overrides the stage's limits");
+    assert_eq!(settings.len(), 6, "no other method overrides the stage's limits");
     for parameter in [
         "ApiRateLimit",
         "ApiBurstLimit",
