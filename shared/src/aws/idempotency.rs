@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::items::s;
@@ -117,6 +117,11 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .map_err(dynamo("GetItem"))?
             .item
             .unwrap_or_default();
+        // Our own claim: the put took effect but its answer was lost, and the SDK's retry
+        // of it met it. Still ours (the token is new to every claim).
+        if text(&existing, "token").as_deref() == Some(token.as_str()) {
+            return Ok(IdempotencyClaim::Claimed { token });
+        }
         if text(&existing, "fingerprint").as_deref() != Some(fingerprint) {
             return Ok(IdempotencyClaim::Mismatch);
         }
@@ -128,18 +133,38 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             (Some("done"), Some(status)) => IdempotencyClaim::Replay {
                 status,
                 body: text(&existing, "body").unwrap_or_default(),
+                follow_up: match text(&existing, "follow_up") {
+                    Some(json) => Some(serde_json::from_str(&json).map_err(|_| StoreError::Corrupt)?),
+                    None => None,
+                },
             },
             _ => IdempotencyClaim::InProgress,
         })
     }
 
-    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
-        let sent = self
+    async fn complete(
+        &self,
+        claim: HeldClaim<'_>,
+        status: u16,
+        body: &str,
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(claim.scope, claim.key)))
-            .update_expression("SET #state = :done, #status = :status, #body = :body")
+            .set_key(Some(key_of(claim.scope, claim.key)));
+        let update = match follow_up {
+            Some(follow_up) => update
+                .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
+                .expression_attribute_names("#follow_up", "follow_up")
+                .expression_attribute_values(
+                    ":follow_up",
+                    s(serde_json::to_string(&follow_up).map_err(|_| StoreError::Corrupt)?),
+                ),
+            None => update.update_expression("SET #state = :done, #status = :status, #body = :body"),
+        };
+        let sent = update
             .condition_expression("#token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#status", "status")
@@ -161,9 +186,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_of(claim.scope, claim.key)))
-            .condition_expression("#token = :token")
+            // A done key keeps its answer: a request whose change committed must not free
+            // its key for a retry that would run again against the new state.
+            .condition_expression("#token = :token AND #state = :in_progress")
             .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":token", s(claim.token))
+            .expression_attribute_values(":in_progress", s("in_progress"))
             .send()
             .await;
         unless_condition_failed("DeleteItem", sent)

@@ -20,8 +20,8 @@ use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
-use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
-use crate::service::{parse_connector_type, ConnectorRef, Outcome};
+use crate::ports::{DependencyError, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope};
+use crate::service::{parse_connector_type, CommitWitness, Committed, ConnectorRef, Outcome};
 use crate::{telemetry, App};
 
 use request::{credentials_body, header, json_body, list_query, query_params};
@@ -217,7 +217,16 @@ async fn serve(
         .claim(scope, key, &fingerprint, app.service.clock.now())
         .await?
     {
-        IdempotencyClaim::Replay { status, body } => {
+        IdempotencyClaim::Replay {
+            status,
+            body,
+            follow_up,
+        } => {
+            // The first request committed but did not finish the secret work after it:
+            // finish it first, so that the replayed answer is true of the secret too.
+            if let Some(follow_up) = follow_up {
+                within_budget(req, app.service.follow_up(follow_up)).await?;
+            }
             let body: Option<Value> = serde_json::from_str(&body).ok();
             let mut response = respond(status, body.as_ref(), request_id);
             response
@@ -234,9 +243,18 @@ async fn serve(
             hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
         }),
         IdempotencyClaim::Claimed { token } => {
-            let result = within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await;
-            // Only successes are kept: an error is safe to re-execute, and a transient one
-            // (429/503) must be retryable with the same key.
+            let witness = CommitWitness::default();
+            let work = run(app, operation, &principal, segment, params, permanent, req);
+            let result = within_budget(req, witness.watch(work)).await;
+            // A success is kept; so is a committed change whose request failed after its
+            // commit (the secret step, the deadline): the key's answer is what committed,
+            // and a retry replays it instead of running again against the new state. An
+            // error before any commit is released: safe to re-execute, and a transient
+            // one (429/503) must be retryable with the same key.
+            let answer = match &result {
+                Ok((status, body)) => Some((*status, body.clone(), None)),
+                Err(_) => witness.committed().map(|c| committed_answer(operation, c)),
+            };
             let store = &app.service.idempotency;
             let claim = HeldClaim {
                 scope,
@@ -244,12 +262,12 @@ async fn serve(
                 token: &token,
             };
             let bookkeeping = async {
-                match &result {
-                    Ok((status, body)) => {
+                match &answer {
+                    Some((status, body, follow_up)) => {
                         let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                        store.complete(claim, *status, &text).await
+                        store.complete(claim, *status, &text, *follow_up).await
                     }
-                    Err(_) => store.release(claim).await,
+                    None => store.release(claim).await,
                 }
             };
             // Held to the deadline too: a request cut short because DynamoDB stalls would
@@ -269,6 +287,21 @@ async fn serve(
             Ok((respond(status, body.as_ref(), request_id), operation))
         }
     }
+}
+
+/// The answer a committed write gives (as `run` would have built it), and the secret
+/// work a replay of it redoes first.
+fn committed_answer(operation: Operation, committed: Committed) -> (u16, Option<Value>, Option<FollowUp>) {
+    let status = match (&committed.row, operation) {
+        (None, _) => 204,
+        (Some(_), Operation::Connect) if committed.created => 201,
+        (Some(_), _) => 200,
+    };
+    tracing::warn!(
+        status,
+        "the change committed before the request failed; the key keeps its answer"
+    );
+    (status, committed.row.as_ref().map(data), Some(committed.follow_up))
 }
 
 /// The answer when the fingerprint key cannot be had: the request can be retried (429 or
@@ -323,13 +356,13 @@ fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
     Some(left.saturating_sub(margin))
 }
 
-/// Runs `work` (one operation: `None` as body means an empty response, 204) within the
-/// request's time budget. Cut short, it is a 503: whatever it did is safe to leave
+/// Runs `work` (one operation: `None` as body means an empty response, 204; or a
+/// replay's follow-up) within the request's time budget. Cut short, it is a 503: whatever it did is safe to leave
 /// half-done (the outbox and the sweeper finish it; the operations are safe to repeat).
-async fn within_budget(
+async fn within_budget<T>(
     req: &Request,
-    work: impl std::future::Future<Output = Result<(u16, Option<Value>), ApiError>>,
-) -> Result<(u16, Option<Value>), ApiError> {
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     match time_budget(req) {
         Some(budget) => tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
             tracing::warn!("request cut short at its deadline");

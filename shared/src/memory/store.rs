@@ -13,8 +13,8 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    ConnectorStore, Due, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
-    OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore,
+    LeaseClaim, OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -331,9 +331,10 @@ impl IdempotencyStore for Memory {
                 let r = &s.idempotency[&k];
                 match &r.answer {
                     _ if r.fingerprint != fingerprint => IdempotencyClaim::Mismatch,
-                    Some((status, body)) => IdempotencyClaim::Replay {
+                    Some((status, body, follow_up)) => IdempotencyClaim::Replay {
                         status: *status,
                         body: body.clone(),
+                        follow_up: *follow_up,
                     },
                     None => IdempotencyClaim::InProgress,
                 }
@@ -341,12 +342,18 @@ impl IdempotencyStore for Memory {
             .await?)
     }
 
-    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claim: HeldClaim<'_>,
+        status: u16,
+        body: &str,
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError> {
         Ok(self
             .call(DynamoDb, "UpdateItem", |s, _| {
                 if let Some(r) = s.idempotency.get_mut(&idempotency_key(claim.scope, claim.key)) {
                     if r.token == claim.token {
-                        r.answer = Some((status, body.to_string()));
+                        r.answer = Some((status, body.to_string(), follow_up));
                     }
                 }
             })
@@ -357,7 +364,11 @@ impl IdempotencyStore for Memory {
         Ok(self
             .call(DynamoDb, "DeleteItem", |s, _| {
                 let k = idempotency_key(claim.scope, claim.key);
-                if s.idempotency.get(&k).is_some_and(|r| r.token == claim.token) {
+                // A done key keeps its answer (as the DynamoDB adapter's condition).
+                if s.idempotency
+                    .get(&k)
+                    .is_some_and(|r| r.token == claim.token && r.answer.is_none())
+                {
                     s.idempotency.remove(&k);
                 }
             })

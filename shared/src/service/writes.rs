@@ -3,7 +3,9 @@
 //! the rules of `domain::lifecycle`; a write that lost a race on `version` is retried
 //! by [`retry_lost_races`].
 
+use super::committed::{self, Committed};
 use super::*;
+use crate::ports::FollowUp;
 
 impl Service {
     /// `POST /v1/integrations/{connector_type}`: connect (config only). A disconnected row
@@ -272,6 +274,14 @@ impl Service {
             let event = Event::new(EventType::Deleted, &row, Some(&principal.key_id), now);
             let record = OutboxRecord::new(&event, &row, Some(SecretAction::ForceDelete));
             self.store.delete(&row, std::slice::from_ref(&record)).await?;
+            committed::note(Committed {
+                row: None,
+                created: false,
+                follow_up: FollowUp {
+                    secret: row.secret_ref(),
+                    action: SecretAction::ForceDelete,
+                },
+            });
             let _ = self.deliver(&record).await;
             Ok(())
         })
@@ -301,6 +311,16 @@ impl Service {
             })
             .collect();
         self.store.save(row, expected_version, &records).await?;
+        // The request's answer from here on, whatever fails after this point; a replay
+        // makes the secret follow the row first, as the records' delivery does.
+        committed::note(Committed {
+            row: Some(row.clone()),
+            created: expected_version.is_none(),
+            follow_up: FollowUp {
+                secret: row.secret_ref(),
+                action: SecretAction::FollowRow,
+            },
+        });
         for record in &records {
             self.deliver_committed(record, row).await?;
         }

@@ -25,8 +25,9 @@ use shared::domain::lifecycle;
 use shared::domain::time::Timestamp;
 use shared::memory::{Memory, NoFaults};
 use shared::ports::{
-    Clock, ConnectorStore, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
-    ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
+    Clock, ConnectorStore, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore,
+    LeaseClaim, ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault,
+    IDEMPOTENCY_LEASE_SECONDS,
 };
 use support::Harness;
 
@@ -276,18 +277,32 @@ async fn idempotency_claims_hold_for_their_lease_and_their_mode(p: Ports) {
         key: "k",
         token,
     };
-    p.idempotency.complete(held(&first), 201, "first").await.unwrap();
+    p.idempotency.complete(held(&first), 201, "first", None).await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::InProgress
     );
     p.idempotency.release(held(&first)).await.unwrap();
-    p.idempotency.complete(held(&second), 200, "second").await.unwrap();
+    let follow_up = FollowUp {
+        secret: SecretRef {
+            entity_id: test.entity_id,
+            connector_id: ConnectorId::new_random(),
+            connector_type: ConnectorType::parse("stripe").unwrap(),
+        },
+        action: SecretAction::ForceDelete,
+    };
+    p.idempotency
+        .complete(held(&second), 200, "second", Some(follow_up))
+        .await
+        .unwrap();
+    // Done, the key keeps its answer: its own request cannot release it any more.
+    p.idempotency.release(held(&second)).await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::Replay {
             status: 200,
-            body: "second".into()
+            body: "second".into(),
+            follow_up: Some(follow_up),
         }
     );
 }
