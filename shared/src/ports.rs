@@ -214,17 +214,26 @@ pub trait ConnectorStore: Send + Sync {
 
     /// Writes `row` and an outbox record per event in one transaction. With
     /// `expected_version: None` the row must not exist yet; with `Some(v)` the stored row
-    /// must still have version `v`. Otherwise [`StoreError::ConditionFailed`].
+    /// must still have version `v`. Otherwise [`StoreError::ConditionFailed`]. With an
+    /// `answer`, the same transaction stores it as its `Idempotency-Key`'s answer, and
+    /// requires the key's claim to be still held (`ConditionFailed` otherwise).
     async fn save(
         &self,
         row: &Connector,
         expected_version: Option<u64>,
         records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError>;
 
     /// Deletes `row` if its stored version is still `row.version`, with the outbox
-    /// records, in one transaction; `ConditionFailed` otherwise.
-    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError>;
+    /// records (and `answer`, as in [`ConnectorStore::save`]), in one transaction;
+    /// `ConditionFailed` otherwise.
+    async fn delete(
+        &self,
+        row: &Connector,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError>;
 
     /// Removes an outbox record once its event is published. Absent records are fine.
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError>;
@@ -304,6 +313,22 @@ pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 pub struct FollowUp {
     pub secret: SecretRef,
     pub action: SecretAction,
+}
+
+/// The answer of a write made with an `Idempotency-Key`, stored by the write's own
+/// transaction: "committed" and "the key's answer is stored" are one fact, so no error,
+/// deadline or crash after the commit can leave the key free to run the write again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAnswer {
+    pub scope: IdempotencyScope,
+    pub key: String,
+    /// The claim's token: the transaction requires the claim to be still held.
+    pub token: String,
+    pub status: u16,
+    /// The JSON body (empty for a 204).
+    pub body: String,
+    /// Redone before a replay, until the request that committed clears it on success.
+    pub follow_up: Option<FollowUp>,
 }
 
 /// Whose `Idempotency-Key` it is: keys are scoped to an entity and a mode, so a test key

@@ -4,14 +4,15 @@
 //! lease has run out, and removed by TTL after 24 hours.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer, StoreError,
+    IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::items::s;
@@ -53,6 +54,37 @@ fn key_of(scope: IdempotencyScope, key: &str) -> std::collections::HashMap<Strin
         (TABLE.partition_key.to_string(), pk(scope, key)),
         (TABLE.sort_key.to_string(), s("IDEM")),
     ])
+}
+
+/// The write storing `answer` on its key's record, as one item of the transaction that
+/// commits the change it answers for; it requires the claim to be still held.
+pub(super) fn answer_update(table: &str, answer: &KeyAnswer) -> Result<TransactWriteItem, StoreError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_of(answer.scope, &answer.key)))
+        .condition_expression("#token = :token")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#body", "body")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_values(":done", s("done"))
+        .expression_attribute_values(":status", AttributeValue::N(answer.status.to_string()))
+        .expression_attribute_values(":body", s(&answer.body))
+        .expression_attribute_values(":token", s(&answer.token));
+    update = match answer.follow_up {
+        Some(follow_up) => update
+            .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
+            .expression_attribute_names("#follow_up", "follow_up")
+            .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
+        None => update.update_expression("SET #state = :done, #status = :status, #body = :body"),
+    };
+    Ok(TransactWriteItem::builder()
+        .update(update.build().map_err(|_| StoreError::Corrupt)?)
+        .build())
+}
+
+fn follow_up_json(follow_up: &FollowUp) -> Result<String, StoreError> {
+    serde_json::to_string(follow_up).map_err(|_| StoreError::Corrupt)
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
@@ -154,16 +186,15 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_of(claim.scope, claim.key)));
+        // Without a follow-up, one stored by the commit's transaction is removed: the
+        // request that committed has done its secret work, and replays need not redo it.
         let update = match follow_up {
             Some(follow_up) => update
                 .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
-                .expression_attribute_names("#follow_up", "follow_up")
-                .expression_attribute_values(
-                    ":follow_up",
-                    s(serde_json::to_string(&follow_up).map_err(|_| StoreError::Corrupt)?),
-                ),
-            None => update.update_expression("SET #state = :done, #status = :status, #body = :body"),
-        };
+                .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
+            None => update.update_expression("SET #state = :done, #status = :status, #body = :body REMOVE #follow_up"),
+        }
+        .expression_attribute_names("#follow_up", "follow_up");
         let sent = update
             .condition_expression("#token = :token")
             .expression_attribute_names("#state", "state")

@@ -20,8 +20,8 @@ use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
-use crate::ports::{DependencyError, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope};
-use crate::service::{parse_connector_type, CommitWitness, Committed, ConnectorRef, Outcome};
+use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
+use crate::service::{parse_connector_type, CommitWitness, ConnectorRef, KeyClaim, Outcome};
 use crate::{telemetry, App};
 
 use request::{credentials_body, header, json_body, list_query, query_params};
@@ -243,18 +243,24 @@ async fn serve(
             hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
         }),
         IdempotencyClaim::Claimed { token } => {
-            let witness = CommitWitness::default();
+            let witness = CommitWitness::for_claim(KeyClaim {
+                scope,
+                key: key.to_string(),
+                token: token.clone(),
+            });
             let work = run(app, operation, &principal, segment, params, permanent, req);
             let result = within_budget(req, witness.watch(work)).await;
-            // A success is kept; so is a committed change whose request failed after its
-            // commit (the secret step, the deadline): the key's answer is what committed,
-            // and a retry replays it instead of running again against the new state. An
-            // error before any commit is released: safe to re-execute, and a transient
-            // one (429/503) must be retryable with the same key.
-            let answer = match &result {
-                Ok((status, body)) => Some((*status, body.clone(), None)),
-                Err(_) => witness.committed().map(|c| committed_answer(operation, c)),
-            };
+            // A committed write stored the key's answer in its own transaction (with the
+            // secret work a replay redoes first). A success stores its answer here, with
+            // no follow-up left: the secret work is done. An error after the commit (the
+            // secret step, the deadline) leaves the stored answer alone, so a retry
+            // replays it instead of running again against the new state. An error before
+            // any commit releases the key: safe to re-execute, and a transient one
+            // (429/503) must be retryable with the same key.
+            let committed = result.is_err() && witness.committed().is_some();
+            if committed {
+                tracing::warn!("the change committed before the request failed; the key keeps its answer");
+            }
             let store = &app.service.idempotency;
             let claim = HeldClaim {
                 scope,
@@ -262,12 +268,13 @@ async fn serve(
                 token: &token,
             };
             let bookkeeping = async {
-                match &answer {
-                    Some((status, body, follow_up)) => {
+                match &result {
+                    Ok((status, body)) => {
                         let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                        store.complete(claim, *status, &text, *follow_up).await
+                        store.complete(claim, *status, &text, None).await
                     }
-                    None => store.release(claim).await,
+                    Err(_) if committed => Ok(()),
+                    Err(_) => store.release(claim).await,
                 }
             };
             // Held to the deadline too: a request cut short because DynamoDB stalls would
@@ -287,21 +294,6 @@ async fn serve(
             Ok((respond(status, body.as_ref(), request_id), operation))
         }
     }
-}
-
-/// The answer a committed write gives (as `run` would have built it), and the secret
-/// work a replay of it redoes first.
-fn committed_answer(operation: Operation, committed: Committed) -> (u16, Option<Value>, Option<FollowUp>) {
-    let status = match (&committed.row, operation) {
-        (None, _) => 204,
-        (Some(_), Operation::Connect) if committed.created => 201,
-        (Some(_), _) => 200,
-    };
-    tracing::warn!(
-        status,
-        "the change committed before the request failed; the key keeps its answer"
-    );
-    (status, committed.row.as_ref().map(data), Some(committed.follow_up))
 }
 
 /// The answer when the fingerprint key cannot be had: the request can be retried (429 or

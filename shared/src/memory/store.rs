@@ -13,8 +13,8 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore,
-    LeaseClaim, OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
+    KeyStore, LeaseClaim, OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -49,6 +49,7 @@ fn transact(
     state: &mut State,
     now: i64,
     records: &[OutboxRecord],
+    answer: Option<&KeyAnswer>,
     holds: bool,
     write: impl FnOnce(&mut State),
 ) -> Result<(), StoreError> {
@@ -58,10 +59,21 @@ fn transact(
             return Ok(());
         }
     }
-    if !holds {
+    // The key's answer goes in with the change, while its claim is still held.
+    let key = answer.map(|a| idempotency_key(a.scope, &a.key));
+    let claim_held = match (answer, &key) {
+        (Some(a), Some(k)) => state.idempotency.get(k).is_some_and(|r| r.token == a.token),
+        _ => true,
+    };
+    if !holds || !claim_held {
         return Err(StoreError::ConditionFailed);
     }
     write(state);
+    if let (Some(a), Some(k)) = (answer, key) {
+        if let Some(r) = state.idempotency.get_mut(&k) {
+            r.answer = Some((a.status, a.body.clone(), a.follow_up));
+        }
+    }
     for record in records {
         let seq = state.next_seq();
         state.outbox.insert(record.event_id.clone(), (seq, record.clone()));
@@ -106,23 +118,34 @@ impl ConnectorStore for Memory {
             .await?)
     }
 
-    async fn save(&self, row: &Connector, expected: Option<u64>, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        row: &Connector,
+        expected: Option<u64>,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         self.call(DynamoDb, "TransactWriteItems", |s, now| {
             let holds = match expected {
                 None => !s.rows.contains_key(&key(row)),
                 Some(v) => version_is(s, row, v),
             };
-            transact(s, now, records, holds, |s| {
+            transact(s, now, records, answer, holds, |s| {
                 s.rows.insert(key(row), stored(row));
             })
         })
         .await?
     }
 
-    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        row: &Connector,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         self.call(DynamoDb, "TransactWriteItems", |s, now| {
             let holds = version_is(s, row, row.version);
-            transact(s, now, records, holds, |s| {
+            transact(s, now, records, answer, holds, |s| {
                 s.rows.remove(&key(row));
             })
         })

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use committed::{CommitWitness, Committed};
+pub use committed::{CommitWitness, Committed, KeyClaim};
 pub use sweep::{SweepReport, SWEEP_BATCH, UNDELIVERED_ALARM_SECONDS};
 
 use crate::domain::api_key::{bearer_token, parse_key, AuthError, Principal};

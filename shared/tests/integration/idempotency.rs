@@ -5,6 +5,7 @@ use crate::support;
 
 use futures::future::join_all;
 use serde_json::{json, Value};
+use shared::ports::IDEMPOTENCY_LEASE_SECONDS;
 use support::faults::{Fault, FaultProxy};
 use support::{Harness, Reply};
 
@@ -319,4 +320,33 @@ async fn a_claim_whose_answer_was_lost_is_recognised_as_our_own() {
     let retry = caller().post("ups", None).await;
     assert_eq!((retry.status, replayed(&retry)), (201, true), "{}", retry.raw);
     assert_eq!(retry.body, first.body);
+}
+
+/// A connect killed right after its transaction committed (while publishing), before any
+/// bookkeeping: once the claim's lease has run out, the retry replays the 201 — the
+/// answer was stored by the transaction itself — instead of taking the claim over and
+/// running again into a 409 `already_connected`.
+#[tokio::test]
+async fn a_connect_killed_after_its_commit_replays_201_once_the_lease_runs_out() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
+    let app = app_via(&h, &proxy.url);
+    let caller = || h.as_key(&key).idempotency_key("killed-1").via(&app);
+
+    let mut hold = proxy.hold("PutEvents");
+    let first = caller().post("shippo", None);
+    tokio::select! {
+        reply = first => panic!("answered before its event was published: {}", reply.raw),
+        () = hold.reached() => {}
+    }
+    drop(hold); // the request is gone, and its held call with it
+    let row = h.as_key(&key).get("shippo").await;
+    assert_eq!(row.status, 200, "the connect committed");
+
+    h.clock.advance_seconds(IDEMPOTENCY_LEASE_SECONDS);
+    let retry = caller().post("shippo", None).await;
+    assert_eq!(retry.status, 201, "{}", retry.raw);
+    assert!(replayed(&retry));
+    assert_eq!(retry.body["data"]["id"], row.body["data"]["id"]);
 }
