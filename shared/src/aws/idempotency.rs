@@ -1,7 +1,9 @@
 //! DynamoDB adapter of [`IdempotencyStore`]: one item per entity, mode and key
 //! (`IDEM#<entity>#<live|test>#<sha256(key)>`), claimed with a conditional put so that
 //! concurrent duplicates cannot both execute, taken over by a retry once the claim's
-//! lease has run out, and removed by TTL after 24 hours.
+//! lease has run out (while still in progress), and removed by TTL after 24 hours. A write
+//! stores its answer in its own transaction (`answer_update`, used by the connector
+//! store), so a committed write's key is done however its request ends.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};

@@ -349,8 +349,9 @@ fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
 }
 
 /// Runs `work` (one operation: `None` as body means an empty response, 204; or a
-/// replay's follow-up) within the request's time budget. Cut short, it is a 503: whatever it did is safe to leave
-/// half-done (the outbox and the sweeper finish it; the operations are safe to repeat).
+/// replay's follow-up) within the request's time budget. Cut short, it is a 503: whatever
+/// it did is safe to leave half-done (the outbox and the sweeper finish it; the operations
+/// are safe to repeat; a committed write's answer is already the key's).
 async fn within_budget<T>(
     req: &Request,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
