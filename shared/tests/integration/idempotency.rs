@@ -350,3 +350,34 @@ async fn a_connect_killed_after_its_commit_replays_201_once_the_lease_runs_out()
     assert!(replayed(&retry));
     assert_eq!(retry.body["data"]["id"], row.body["data"]["id"]);
 }
+
+/// The connect's transaction takes effect but its answer is lost. Whatever the request
+/// then answers (DynamoDB's `ClientRequestToken` makes the SDK's retry succeed; moto runs
+/// it again and fails its condition, so the request sees a lost race), the key was made
+/// done by that transaction and is not released: the retry replays the 201.
+#[tokio::test]
+async fn a_connect_whose_transaction_answer_was_lost_replays_201_on_retry() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
+    let app = app_via(&h, &proxy.url);
+    let caller = || h.as_key(&key).idempotency_key("lost-commit-1").via(&app);
+
+    proxy.arm_call("TransactWriteItems", 0, Fault::LostAnswer);
+    let first = caller().post("ebay", None).await;
+    assert_eq!(
+        proxy.calls().1,
+        1,
+        "the transaction's answer was lost: {:?} {}",
+        proxy.calls(),
+        first.raw
+    );
+    proxy.disarm();
+    let row = h.as_key(&key).get("ebay").await;
+    assert_eq!(row.status, 200, "the connect committed; first answer: {}", first.raw);
+
+    let retry = caller().post("ebay", None).await;
+    assert_eq!(retry.status, 201, "first answer: {}; retry: {}", first.raw, retry.raw);
+    assert!(replayed(&retry));
+    assert_eq!(retry.body["data"]["id"], row.body["data"]["id"]);
+}
