@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP proxy in front of the emulator. The service's real SDK clients
 //! talk to it; it forwards everything to moto except one chosen AWS call (counted by the
 //! SDK's `amz-sdk-invocation-id`, so every retry of that call fails too), which gets the
-//! armed fault. It can also hold one call until the test lets it go (to interleave another
+//! armed fault — chosen by its place among all calls, its operation, or its place among
+//! that operation's calls ([`FaultProxy::arm_call`]). `LostAnswer` forwards the call and
+//! then tells the client it failed, on the first attempt only (the call took effect). It can also hold one call until the test lets it go (to interleave another
 //! request deterministically between two steps of an operation), and emulate Secrets
 //! Manager's asynchronous deletion, which moto does not.
 
