@@ -214,17 +214,26 @@ pub trait ConnectorStore: Send + Sync {
 
     /// Writes `row` and an outbox record per event in one transaction. With
     /// `expected_version: None` the row must not exist yet; with `Some(v)` the stored row
-    /// must still have version `v`. Otherwise [`StoreError::ConditionFailed`].
+    /// must still have version `v`. Otherwise [`StoreError::ConditionFailed`]. With an
+    /// `answer`, the same transaction stores it as its `Idempotency-Key`'s answer, and
+    /// requires the key's claim to be still held (`ConditionFailed` otherwise).
     async fn save(
         &self,
         row: &Connector,
         expected_version: Option<u64>,
         records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError>;
 
     /// Deletes `row` if its stored version is still `row.version`, with the outbox
-    /// records, in one transaction; `ConditionFailed` otherwise.
-    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError>;
+    /// records (and `answer`, as in [`ConnectorStore::save`]), in one transaction;
+    /// `ConditionFailed` otherwise.
+    async fn delete(
+        &self,
+        row: &Connector,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError>;
 
     /// Removes an outbox record once its event is published. Absent records are fine.
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError>;
@@ -278,8 +287,13 @@ pub enum IdempotencyClaim {
     /// First use (or the earlier one expired, or its lease ran out): execute, then
     /// `complete` or `release` with this claim's token.
     Claimed { token: String },
-    /// Done before with the same request: answer with this.
-    Replay { status: u16, body: String },
+    /// Done before with the same request: answer with this — after redoing `follow_up`,
+    /// if the first request committed its change but not all of the secret work after it.
+    Replay {
+        status: u16,
+        body: String,
+        follow_up: Option<FollowUp>,
+    },
     /// Used before with a different request.
     Mismatch,
     /// The first request with this key is still executing (its lease has not run out).
@@ -290,6 +304,32 @@ pub enum IdempotencyClaim {
 /// functions time out after seconds), so a request killed mid-way (Lambda timeout, crash)
 /// blocks its key for at most this long, and then a retry takes the claim over.
 pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
+
+/// The secret work that follows a committed write (as its outbox record's
+/// `secret_action`), kept with the key's answer when the first request did not finish it:
+/// a replay redoes it before answering, so that the answer is true of the secret too.
+/// Idempotent, and bound to one connector's secret (see [`SecretRef`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub secret: SecretRef,
+    pub action: SecretAction,
+}
+
+/// The answer of a write made with an `Idempotency-Key`, stored by the write's own
+/// transaction: "committed" and "the key's answer is stored" are one fact, so no error,
+/// deadline or crash after the commit can leave the key free to run the write again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAnswer {
+    pub scope: IdempotencyScope,
+    pub key: String,
+    /// The claim's token: the transaction requires the claim to be still held.
+    pub token: String,
+    pub status: u16,
+    /// The JSON body (empty for a 204).
+    pub body: String,
+    /// Redone before a replay, until the request that committed clears it on success.
+    pub follow_up: Option<FollowUp>,
+}
 
 /// Whose `Idempotency-Key` it is: keys are scoped to an entity and a mode, so a test key
 /// can neither replay nor pre-empt a live key's request (as Stripe scopes them).
@@ -319,10 +359,18 @@ pub trait IdempotencyStore: Send + Sync {
         fingerprint: &str,
         now: Timestamp,
     ) -> Result<IdempotencyClaim, StoreError>;
-    /// Stores the answer, if the claim is still held.
-    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError>;
-    /// Forgets a claim whose request failed, so that a retry can execute; only while the
-    /// claim is still held.
+    /// Stores the answer (and the secret work a replay redoes first), if the claim is
+    /// still held: the key is done, and a retry with the same request replays it.
+    async fn complete(
+        &self,
+        claim: HeldClaim<'_>,
+        status: u16,
+        body: &str,
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError>;
+    /// Forgets a claim whose request failed before committing anything, so that a retry
+    /// can execute; only while the claim is still held and not done (a done key keeps
+    /// its answer).
     async fn release(&self, claim: HeldClaim<'_>) -> Result<(), StoreError>;
 }
 

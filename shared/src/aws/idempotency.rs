@@ -1,17 +1,20 @@
 //! DynamoDB adapter of [`IdempotencyStore`]: one item per entity, mode and key
 //! (`IDEM#<entity>#<live|test>#<sha256(key)>`), claimed with a conditional put so that
 //! concurrent duplicates cannot both execute, taken over by a retry once the claim's
-//! lease has run out, and removed by TTL after 24 hours.
+//! lease has run out (while still in progress), and removed by TTL after 24 hours. A write
+//! stores its answer in its own transaction (`answer_update`, used by the connector
+//! store), so a committed write's key is done however its request ends.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use sha2::{Digest, Sha256};
 
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer, StoreError,
+    IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::items::s;
@@ -53,6 +56,37 @@ fn key_of(scope: IdempotencyScope, key: &str) -> std::collections::HashMap<Strin
         (TABLE.partition_key.to_string(), pk(scope, key)),
         (TABLE.sort_key.to_string(), s("IDEM")),
     ])
+}
+
+/// The write storing `answer` on its key's record, as one item of the transaction that
+/// commits the change it answers for; it requires the claim to be still held.
+pub(super) fn answer_update(table: &str, answer: &KeyAnswer) -> Result<TransactWriteItem, StoreError> {
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_of(answer.scope, &answer.key)))
+        .condition_expression("#token = :token")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#body", "body")
+        .expression_attribute_names("#token", "token")
+        .expression_attribute_values(":done", s("done"))
+        .expression_attribute_values(":status", AttributeValue::N(answer.status.to_string()))
+        .expression_attribute_values(":body", s(&answer.body))
+        .expression_attribute_values(":token", s(&answer.token));
+    update = match answer.follow_up {
+        Some(follow_up) => update
+            .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
+            .expression_attribute_names("#follow_up", "follow_up")
+            .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
+        None => update.update_expression("SET #state = :done, #status = :status, #body = :body"),
+    };
+    Ok(TransactWriteItem::builder()
+        .update(update.build().map_err(|_| StoreError::Corrupt)?)
+        .build())
+}
+
+fn follow_up_json(follow_up: &FollowUp) -> Result<String, StoreError> {
+    serde_json::to_string(follow_up).map_err(|_| StoreError::Corrupt)
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
@@ -117,6 +151,11 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .map_err(dynamo("GetItem"))?
             .item
             .unwrap_or_default();
+        // Our own claim: the put took effect but its answer was lost, and the SDK's retry
+        // of it met it. Still ours (the token is new to every claim).
+        if text(&existing, "token").as_deref() == Some(token.as_str()) {
+            return Ok(IdempotencyClaim::Claimed { token });
+        }
         if text(&existing, "fingerprint").as_deref() != Some(fingerprint) {
             return Ok(IdempotencyClaim::Mismatch);
         }
@@ -128,18 +167,37 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             (Some("done"), Some(status)) => IdempotencyClaim::Replay {
                 status,
                 body: text(&existing, "body").unwrap_or_default(),
+                follow_up: match text(&existing, "follow_up") {
+                    Some(json) => Some(serde_json::from_str(&json).map_err(|_| StoreError::Corrupt)?),
+                    None => None,
+                },
             },
             _ => IdempotencyClaim::InProgress,
         })
     }
 
-    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
-        let sent = self
+    async fn complete(
+        &self,
+        claim: HeldClaim<'_>,
+        status: u16,
+        body: &str,
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError> {
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(claim.scope, claim.key)))
-            .update_expression("SET #state = :done, #status = :status, #body = :body")
+            .set_key(Some(key_of(claim.scope, claim.key)));
+        // Without a follow-up, one stored by the commit's transaction is removed: the
+        // request that committed has done its secret work, and replays need not redo it.
+        let update = match follow_up {
+            Some(follow_up) => update
+                .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
+                .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
+            None => update.update_expression("SET #state = :done, #status = :status, #body = :body REMOVE #follow_up"),
+        }
+        .expression_attribute_names("#follow_up", "follow_up");
+        let sent = update
             .condition_expression("#token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#status", "status")
@@ -161,9 +219,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_of(claim.scope, claim.key)))
-            .condition_expression("#token = :token")
+            // A done key keeps its answer: a request whose change committed must not free
+            // its key for a retry that would run again against the new state.
+            .condition_expression("#token = :token AND #state = :in_progress")
             .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#state", "state")
             .expression_attribute_values(":token", s(claim.token))
+            .expression_attribute_values(":in_progress", s("in_progress"))
             .send()
             .await;
         unless_condition_failed("DeleteItem", sent)

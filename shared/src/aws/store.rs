@@ -12,7 +12,9 @@ use crate::domain::connector::Connector;
 use crate::domain::error::Dependency;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
-use crate::ports::{ConnectorStore, DependencyError, Due, LeaseClaim, OutboxRecord, SecretGuard, StoreError};
+use crate::ports::{
+    ConnectorStore, DependencyError, Due, KeyAnswer, LeaseClaim, OutboxRecord, SecretGuard, StoreError,
+};
 
 use super::errors::{classify, is_throttle_code};
 use super::items::{connector_item, connector_sk, entity_pk};
@@ -152,6 +154,7 @@ impl ConnectorStore for DynamoConnectorStore {
         row: &Connector,
         expected_version: Option<u64>,
         records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError> {
         let put_row = Put::builder()
             .table_name(&self.table)
@@ -168,14 +171,19 @@ impl ConnectorStore for DynamoConnectorStore {
         let write = TransactWriteItem::builder()
             .put(put_row.build().expect("complete put"))
             .build();
-        self.transact(write, records).await
+        self.transact(write, records, answer).await
     }
 
-    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        row: &Connector,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         let delete = on_row_at_its_version!(Delete::builder().table_name(&self.table), row)
             .build()
             .expect("complete delete");
-        self.transact(TransactWriteItem::builder().delete(delete).build(), records)
+        self.transact(TransactWriteItem::builder().delete(delete).build(), records, answer)
             .await
     }
 
@@ -313,10 +321,18 @@ impl ConnectorStore for DynamoConnectorStore {
 
 impl DynamoConnectorStore {
     /// One transaction: the row's write and the outbox records of its events.
-    async fn transact(&self, row_write: TransactWriteItem, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn transact(
+        &self,
+        row_write: TransactWriteItem,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         let mut request = self.client.transact_write_items().transact_items(row_write);
         for record in records {
             request = request.transact_items(outbox_put(&self.table, record));
+        }
+        if let Some(answer) = answer {
+            request = request.transact_items(super::idempotency::answer_update(&self.table, answer)?);
         }
         // The same token on an SDK retry of a timed-out attempt makes DynamoDB treat it as
         // the same transaction instead of failing its conditions against its own writes.

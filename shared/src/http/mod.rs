@@ -21,7 +21,7 @@ use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::view::project;
 use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
-use crate::service::{parse_connector_type, ConnectorRef, Outcome};
+use crate::service::{parse_connector_type, CommitWitness, ConnectorRef, KeyClaim, Outcome};
 use crate::{telemetry, App};
 
 use request::{credentials_body, header, json_body, list_query, query_params};
@@ -218,7 +218,16 @@ async fn serve(
         .claim(scope, key, &fingerprint, app.service.clock.now())
         .await?
     {
-        IdempotencyClaim::Replay { status, body } => {
+        IdempotencyClaim::Replay {
+            status,
+            body,
+            follow_up,
+        } => {
+            // The first request committed but did not finish the secret work after it:
+            // finish it first, so that the replayed answer is true of the secret too.
+            if let Some(follow_up) = follow_up {
+                within_budget(req, app.service.follow_up(follow_up)).await?;
+            }
             let body: Option<Value> = serde_json::from_str(&body).ok();
             let mut response = respond(status, body.as_ref(), request_id);
             response
@@ -235,9 +244,24 @@ async fn serve(
             hint: "A request with this Idempotency-Key is still in progress; retry shortly.".into(),
         }),
         IdempotencyClaim::Claimed { token } => {
-            let result = within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await;
-            // Only successes are kept: an error is safe to re-execute, and a transient one
+            let witness = CommitWitness::for_claim(KeyClaim {
+                scope,
+                key: key.to_string(),
+                token: token.clone(),
+            });
+            let work = run(app, operation, &principal, segment, params, permanent, req);
+            let result = within_budget(req, witness.watch(work)).await;
+            // A committed write stored the key's answer in its own transaction (with the
+            // secret work a replay redoes first). A success stores its answer here, with
+            // no follow-up left: the secret work is done. An error after the commit (the
+            // secret step, the deadline) leaves the stored answer alone, so a retry
+            // replays it instead of running again against the new state. An error before
+            // any commit releases the key: safe to re-execute, and a transient one
             // (429/503) must be retryable with the same key.
+            let committed = result.is_err() && witness.committed().is_some();
+            if committed {
+                tracing::warn!("the change committed before the request failed; the key keeps its answer");
+            }
             let store = &app.service.idempotency;
             let claim = HeldClaim {
                 scope,
@@ -248,8 +272,9 @@ async fn serve(
                 match &result {
                     Ok((status, body)) => {
                         let text = body.as_ref().map(Value::to_string).unwrap_or_default();
-                        store.complete(claim, *status, &text).await
+                        store.complete(claim, *status, &text, None).await
                     }
+                    Err(_) if committed => Ok(()),
                     Err(_) => store.release(claim).await,
                 }
             };
@@ -324,13 +349,14 @@ fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
     Some(left.saturating_sub(margin))
 }
 
-/// Runs `work` (one operation: `None` as body means an empty response, 204) within the
-/// request's time budget. Cut short, it is a 503: whatever it did is safe to leave
-/// half-done (the outbox and the sweeper finish it; the operations are safe to repeat).
-async fn within_budget(
+/// Runs `work` (one operation: `None` as body means an empty response, 204; or a
+/// replay's follow-up) within the request's time budget. Cut short, it is a 503: whatever
+/// it did is safe to leave half-done (the outbox and the sweeper finish it; the operations
+/// are safe to repeat; a committed write's answer is already the key's).
+async fn within_budget<T>(
     req: &Request,
-    work: impl std::future::Future<Output = Result<(u16, Option<Value>), ApiError>>,
-) -> Result<(u16, Option<Value>), ApiError> {
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     match time_budget(req) {
         Some(budget) => tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
             tracing::warn!("request cut short at its deadline");

@@ -7,7 +7,7 @@ use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::ids::{ConnectorId, EntityId};
-use crate::ports::{OutboxRecord, SecretGuard, SecretRef};
+use crate::ports::{FollowUp, OutboxRecord, SecretGuard, SecretRef};
 
 /// DynamoDB deletes an item some time after its TTL passes: up to ~48 hours, AWS says.
 pub const TTL_MAX_DELAY_SECONDS: i64 = 48 * 3600;
@@ -41,8 +41,8 @@ pub struct IdempotencyRecord {
     pub token: String,
     pub lease_until: i64,
     pub expires_at: i64,
-    /// `Some` once done: the stored answer.
-    pub answer: Option<(u16, String)>,
+    /// `Some` once done: the stored answer, and the secret work a replay redoes first.
+    pub answer: Option<(u16, String, Option<FollowUp>)>,
 }
 
 #[derive(Default)]

@@ -13,8 +13,8 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
-    ConnectorStore, Due, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
-    OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
+    KeyStore, LeaseClaim, OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -49,6 +49,7 @@ fn transact(
     state: &mut State,
     now: i64,
     records: &[OutboxRecord],
+    answer: Option<&KeyAnswer>,
     holds: bool,
     write: impl FnOnce(&mut State),
 ) -> Result<(), StoreError> {
@@ -58,10 +59,21 @@ fn transact(
             return Ok(());
         }
     }
-    if !holds {
+    // The key's answer goes in with the change, while its claim is still held.
+    let key = answer.map(|a| idempotency_key(a.scope, &a.key));
+    let claim_held = match (answer, &key) {
+        (Some(a), Some(k)) => state.idempotency.get(k).is_some_and(|r| r.token == a.token),
+        _ => true,
+    };
+    if !holds || !claim_held {
         return Err(StoreError::ConditionFailed);
     }
     write(state);
+    if let (Some(a), Some(k)) = (answer, key) {
+        if let Some(r) = state.idempotency.get_mut(&k) {
+            r.answer = Some((a.status, a.body.clone(), a.follow_up));
+        }
+    }
     for record in records {
         let seq = state.next_seq();
         state.outbox.insert(record.event_id.clone(), (seq, record.clone()));
@@ -106,23 +118,34 @@ impl ConnectorStore for Memory {
             .await?)
     }
 
-    async fn save(&self, row: &Connector, expected: Option<u64>, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn save(
+        &self,
+        row: &Connector,
+        expected: Option<u64>,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         self.call(DynamoDb, "TransactWriteItems", |s, now| {
             let holds = match expected {
                 None => !s.rows.contains_key(&key(row)),
                 Some(v) => version_is(s, row, v),
             };
-            transact(s, now, records, holds, |s| {
+            transact(s, now, records, answer, holds, |s| {
                 s.rows.insert(key(row), stored(row));
             })
         })
         .await?
     }
 
-    async fn delete(&self, row: &Connector, records: &[OutboxRecord]) -> Result<(), StoreError> {
+    async fn delete(
+        &self,
+        row: &Connector,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
         self.call(DynamoDb, "TransactWriteItems", |s, now| {
             let holds = version_is(s, row, row.version);
-            transact(s, now, records, holds, |s| {
+            transact(s, now, records, answer, holds, |s| {
                 s.rows.remove(&key(row));
             })
         })
@@ -331,9 +354,10 @@ impl IdempotencyStore for Memory {
                 let r = &s.idempotency[&k];
                 match &r.answer {
                     _ if r.fingerprint != fingerprint => IdempotencyClaim::Mismatch,
-                    Some((status, body)) => IdempotencyClaim::Replay {
+                    Some((status, body, follow_up)) => IdempotencyClaim::Replay {
                         status: *status,
                         body: body.clone(),
+                        follow_up: *follow_up,
                     },
                     None => IdempotencyClaim::InProgress,
                 }
@@ -341,12 +365,18 @@ impl IdempotencyStore for Memory {
             .await?)
     }
 
-    async fn complete(&self, claim: HeldClaim<'_>, status: u16, body: &str) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claim: HeldClaim<'_>,
+        status: u16,
+        body: &str,
+        follow_up: Option<FollowUp>,
+    ) -> Result<(), StoreError> {
         Ok(self
             .call(DynamoDb, "UpdateItem", |s, _| {
                 if let Some(r) = s.idempotency.get_mut(&idempotency_key(claim.scope, claim.key)) {
                     if r.token == claim.token {
-                        r.answer = Some((status, body.to_string()));
+                        r.answer = Some((status, body.to_string(), follow_up));
                     }
                 }
             })
@@ -357,7 +387,11 @@ impl IdempotencyStore for Memory {
         Ok(self
             .call(DynamoDb, "DeleteItem", |s, _| {
                 let k = idempotency_key(claim.scope, claim.key);
-                if s.idempotency.get(&k).is_some_and(|r| r.token == claim.token) {
+                // A done key keeps its answer (as the DynamoDB adapter's condition).
+                if s.idempotency
+                    .get(&k)
+                    .is_some_and(|r| r.token == claim.token && r.answer.is_none())
+                {
                     s.idempotency.remove(&k);
                 }
             })

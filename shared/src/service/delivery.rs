@@ -9,7 +9,7 @@
 use crate::domain::connector::Connector;
 use crate::domain::error::ApiError;
 use crate::domain::lifecycle::RECOVERY_WINDOW_DAYS;
-use crate::ports::{OutboxRecord, SecretAction, SecretRef};
+use crate::ports::{FollowUp, OutboxRecord, SecretAction, SecretRef};
 
 use super::{lost_race, Failure, Service};
 
@@ -60,6 +60,16 @@ impl Service {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Redoes the secret work after a committed write (see [`FollowUp`]) before its
+    /// answer is replayed: the secret follows its row, or a removed connector's secret is
+    /// deleted. Idempotent; an error (429/503) means the replay must wait.
+    pub async fn follow_up(&self, follow_up: FollowUp) -> Result<(), ApiError> {
+        match follow_up.action {
+            SecretAction::FollowRow => self.reconcile_secret(follow_up.secret, None).await,
+            SecretAction::ForceDelete => Ok(self.vault.force_delete(&follow_up.secret).await?),
+        }
     }
 
     /// After a failed write that followed a secret restore or write: best-effort

@@ -3,6 +3,7 @@
 //! delivery and secret reconciliation live in [`delivery`], the scheduled sweep in
 //! [`sweep`].
 
+mod committed;
 mod delivery;
 mod sweep;
 mod writes;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use committed::{CommitWitness, Committed, KeyClaim};
 pub use sweep::{SweepReport, SWEEP_BATCH, UNDELIVERED_ALARM_SECONDS};
 
 use crate::domain::api_key::{bearer_token, parse_key, AuthError, Principal};

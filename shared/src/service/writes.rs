@@ -3,7 +3,9 @@
 //! the rules of `domain::lifecycle`; a write that lost a race on `version` is retried
 //! by [`retry_lost_races`].
 
+use super::committed::{self, Committed};
 use super::*;
+use crate::ports::FollowUp;
 
 impl Service {
     /// `POST /v1/integrations/{connector_type}`: connect (config only). A disconnected row
@@ -271,7 +273,19 @@ impl Service {
             let now = self.clock.now();
             let event = Event::new(EventType::Deleted, &row, Some(&principal.key_id), now);
             let record = OutboxRecord::new(&event, &row, Some(SecretAction::ForceDelete));
-            self.store.delete(&row, std::slice::from_ref(&record)).await?;
+            let committed = Committed {
+                row: None,
+                created: false,
+                follow_up: FollowUp {
+                    secret: row.secret_ref(),
+                    action: SecretAction::ForceDelete,
+                },
+            };
+            let answer = committed::key_answer(&committed);
+            self.store
+                .delete(&row, std::slice::from_ref(&record), answer.as_ref())
+                .await?;
+            committed::note(committed);
             let _ = self.deliver(&record).await;
             Ok(())
         })
@@ -300,7 +314,22 @@ impl Service {
                 OutboxRecord::new(&event, row, if i == 0 { action } else { None })
             })
             .collect();
-        self.store.save(row, expected_version, &records).await?;
+        // The key's answer is committed with the change: it is the request's answer from
+        // then on, whatever fails after this point; a replay makes the secret follow the
+        // row first, as the records' delivery does.
+        let committed = Committed {
+            row: Some(row.clone()),
+            created: expected_version.is_none(),
+            follow_up: FollowUp {
+                secret: row.secret_ref(),
+                action: SecretAction::FollowRow,
+            },
+        };
+        let answer = committed::key_answer(&committed);
+        self.store
+            .save(row, expected_version, &records, answer.as_ref())
+            .await?;
+        committed::note(committed);
         for record in &records {
             self.deliver_committed(record, row).await?;
         }
@@ -313,7 +342,7 @@ impl Service {
     pub(super) async fn finalize_expiry(&self, row: &Connector, now: Timestamp) -> Result<bool, Failure> {
         let event = Event::new(EventType::Expired, row, None, now);
         let record = OutboxRecord::new(&event, row, Some(SecretAction::ForceDelete));
-        self.store.delete(row, std::slice::from_ref(&record)).await?;
+        self.store.delete(row, std::slice::from_ref(&record), None).await?;
         Ok(matches!(self.deliver(&record).await, Ok(true)))
     }
 }

@@ -25,8 +25,9 @@ use shared::domain::lifecycle;
 use shared::domain::time::Timestamp;
 use shared::memory::{Memory, NoFaults};
 use shared::ports::{
-    Clock, ConnectorStore, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyStore, LeaseClaim,
-    ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault, IDEMPOTENCY_LEASE_SECONDS,
+    Clock, ConnectorStore, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
+    KeyStore, LeaseClaim, ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault,
+    IDEMPOTENCY_LEASE_SECONDS,
 };
 use support::Harness;
 
@@ -136,15 +137,18 @@ fn payload(value: &str) -> SecretPayload {
 async fn rows_are_written_only_at_their_expected_version(p: Ports) {
     let now = p.clock.now();
     let row = new_row(now);
-    p.store.save(&row, None, &[]).await.unwrap();
-    assert_eq!(p.store.save(&row, None, &[]).await, Err(StoreError::ConditionFailed));
+    p.store.save(&row, None, &[], None).await.unwrap();
+    assert_eq!(
+        p.store.save(&row, None, &[], None).await,
+        Err(StoreError::ConditionFailed)
+    );
     let mut next = row.clone();
     next.display_name = "renamed".into();
     next.version = row.version + 1;
     let lost = record(&next, now);
     assert_eq!(
         p.store
-            .save(&next, Some(row.version + 7), std::slice::from_ref(&lost))
+            .save(&next, Some(row.version + 7), std::slice::from_ref(&lost), None)
             .await,
         Err(StoreError::ConditionFailed)
     );
@@ -153,7 +157,7 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
     assert!(due.items.iter().all(|r| r.event_id != lost.event_id), "all or nothing");
     let kept = record(&next, now);
     p.store
-        .save(&next, Some(row.version), std::slice::from_ref(&kept))
+        .save(&next, Some(row.version), std::slice::from_ref(&kept), None)
         .await
         .unwrap();
     assert_eq!(
@@ -164,8 +168,8 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
     // Clearing checks the row's version in the same call.
     assert!(!p.store.clear_outbox_if_unchanged(&kept.event_id, &row).await.unwrap());
     assert!(p.store.clear_outbox_if_unchanged(&kept.event_id, &next).await.unwrap());
-    assert_eq!(p.store.delete(&row, &[]).await, Err(StoreError::ConditionFailed));
-    p.store.delete(&next, &[]).await.unwrap();
+    assert_eq!(p.store.delete(&row, &[], None).await, Err(StoreError::ConditionFailed));
+    p.store.delete(&next, &[], None).await.unwrap();
     assert_eq!(p.store.get(row.entity_id, row.connector_type).await.unwrap(), None);
 }
 
@@ -174,12 +178,12 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
 async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
     let now = p.clock.now();
     let row = new_row(now);
-    p.store.save(&row, None, &[]).await.unwrap();
+    p.store.save(&row, None, &[], None).await.unwrap();
     let mut gone = lifecycle::disconnect(&row, now).unwrap();
     gone.version = row.version + 1;
     let pending = record(&gone, now);
     p.store
-        .save(&gone, Some(row.version), std::slice::from_ref(&pending))
+        .save(&gone, Some(row.version), std::slice::from_ref(&pending), None)
         .await
         .unwrap();
     let expiries = |at: Timestamp| {
@@ -276,18 +280,93 @@ async fn idempotency_claims_hold_for_their_lease_and_their_mode(p: Ports) {
         key: "k",
         token,
     };
-    p.idempotency.complete(held(&first), 201, "first").await.unwrap();
+    p.idempotency.complete(held(&first), 201, "first", None).await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::InProgress
     );
     p.idempotency.release(held(&first)).await.unwrap();
-    p.idempotency.complete(held(&second), 200, "second").await.unwrap();
+    let follow_up = FollowUp {
+        secret: SecretRef {
+            entity_id: test.entity_id,
+            connector_id: ConnectorId::new_random(),
+            connector_type: ConnectorType::parse("stripe").unwrap(),
+        },
+        action: SecretAction::ForceDelete,
+    };
+    p.idempotency
+        .complete(held(&second), 200, "second", Some(follow_up))
+        .await
+        .unwrap();
+    // Done, the key keeps its answer: its own request cannot release it any more.
+    p.idempotency.release(held(&second)).await.unwrap();
     assert_eq!(
         p.idempotency.claim(test, "k", "fp", after_lease).await.unwrap(),
         IdempotencyClaim::Replay {
             status: 200,
-            body: "second".into()
+            body: "second".into(),
+            follow_up: Some(follow_up),
+        }
+    );
+}
+
+/// A write's transaction stores its key's answer with the change, only while the claim
+/// is held; a key whose claim was taken over fails the whole transaction.
+async fn a_write_commits_its_key_answer_in_its_own_transaction(p: Ports) {
+    let now = p.clock.now();
+    let row = new_row(now);
+    let scope = IdempotencyScope {
+        entity_id: row.entity_id,
+        livemode: false,
+    };
+    let IdempotencyClaim::Claimed { token } = p.idempotency.claim(scope, "w", "fp", now).await.unwrap() else {
+        panic!("a new key is claimed");
+    };
+    let follow_up = FollowUp {
+        secret: row.secret_ref(),
+        action: SecretAction::FollowRow,
+    };
+    let answer = |token: &str| KeyAnswer {
+        scope,
+        key: "w".into(),
+        token: token.into(),
+        status: 201,
+        body: "created".into(),
+        follow_up: Some(follow_up),
+    };
+    let stale = answer("not-the-claim");
+    assert_eq!(
+        p.store.save(&row, None, &[], Some(&stale)).await,
+        Err(StoreError::ConditionFailed),
+        "a claim no longer held fails the write"
+    );
+    assert_eq!(p.store.get(row.entity_id, row.connector_type).await.unwrap(), None);
+    p.store.save(&row, None, &[], Some(&answer(&token))).await.unwrap();
+    let replay = IdempotencyClaim::Replay {
+        status: 201,
+        body: "created".into(),
+        follow_up: Some(follow_up),
+    };
+    assert_eq!(p.idempotency.claim(scope, "w", "fp", now).await.unwrap(), replay);
+    let held = HeldClaim {
+        scope,
+        key: "w",
+        token: &token,
+    };
+    p.idempotency.release(held).await.unwrap();
+    assert_eq!(
+        p.idempotency.claim(scope, "w", "fp", now).await.unwrap(),
+        replay,
+        "committed, the key keeps its answer"
+    );
+    // The request that committed finished its secret work: no follow-up left to redo.
+    p.idempotency.complete(held, 201, "created", None).await.unwrap();
+    assert_eq!(
+        p.idempotency.claim(scope, "w", "fp", now).await.unwrap(),
+        IdempotencyClaim::Replay {
+            status: 201,
+            body: "created".into(),
+            follow_up: None,
         }
     );
 }
@@ -420,6 +499,7 @@ on_both!(
     rows_are_written_only_at_their_expected_version,
     the_due_index_finds_what_is_due_and_nothing_else,
     idempotency_claims_hold_for_their_lease_and_their_mode,
+    a_write_commits_its_key_answer_in_its_own_transaction,
     secrets_move_between_active_scheduled_and_gone,
     keys_are_found_by_hash_unique_and_revoked_once,
     leases_are_held_until_their_end_and_released_only_by_their_owner,

@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP proxy in front of the emulator. The service's real SDK clients
 //! talk to it; it forwards everything to moto except one chosen AWS call (counted by the
 //! SDK's `amz-sdk-invocation-id`, so every retry of that call fails too), which gets the
-//! armed fault. It can also hold one call until the test lets it go (to interleave another
+//! armed fault — chosen by its place among all calls, its operation, or its place among
+//! that operation's calls ([`FaultProxy::arm_call`]). `LostAnswer` forwards the call and
+//! then tells the client it failed, on the first attempt only (the call took effect). It can also hold one call until the test lets it go (to interleave another
 //! request deterministically between two steps of an operation), and emulate Secrets
 //! Manager's asynchronous deletion, which moto does not.
 
@@ -28,9 +30,14 @@ pub enum Fault {
     Timeout,
     /// The connection is dropped without an answer.
     Dropped,
+    /// The call is forwarded and takes effect, but its answer is lost: the client gets a
+    /// 500 `InternalServerError` instead. First attempt only: the SDK's retry of the same
+    /// call goes through (and meets the effect of the first).
+    LostAnswer,
 }
 
 impl Fault {
+    /// The faults under which a call does not take effect.
     pub const ALL: [Fault; 4] = [Fault::Throttle, Fault::ServerError, Fault::Timeout, Fault::Dropped];
 }
 
@@ -45,12 +52,23 @@ enum Trigger {
     Operation(String),
     /// Every call from the n-th on (0-based): a dependency browning out for good.
     From(usize),
+    /// The n-th call (0-based) of this operation, named `Operation` or
+    /// `service.Operation` (the `x-amz-target`, e.g. `secretsmanager.RestoreSecret`).
+    Nth(String, usize),
+}
+
+/// Whether `target` (an `x-amz-target`) is the operation `name` (bare or with its service).
+fn is_operation(target: &str, name: &str) -> bool {
+    target == name || target.rsplit('.').next() == Some(name)
 }
 
 impl Trigger {
     /// Whether the call just seen — the `seen`-th (1-based), of `operation` — is the one.
-    fn fires(&self, seen: usize, operation: &str, failing: &HashSet<String>) -> bool {
+    fn fires(&self, seen: usize, operation: &str, failing: &HashSet<String>, calls: &[(String, String)]) -> bool {
         match self {
+            Trigger::Nth(op, n) => {
+                is_operation(operation, op) && calls.iter().filter(|(_, o)| is_operation(o, op)).count() == n + 1
+            }
             Trigger::Step(n) => failing.is_empty() && seen == n + 1,
             Trigger::Operation(op) => failing.is_empty() && operation.rsplit('.').next() == Some(op.as_str()),
             Trigger::From(n) => seen > *n,
@@ -68,6 +86,8 @@ struct State {
     failing: HashSet<String>,
     /// Faulted HTTP attempts, for the report.
     injected: usize,
+    /// Invocations whose one faulted attempt is over (`LostAnswer`).
+    spent: HashSet<String>,
 }
 
 /// Behaviour set independently of the armed fault (`arm` and `record` leave it alone).
@@ -197,6 +217,15 @@ impl FaultProxy {
         };
     }
 
+    /// Fails the `nth` (0-based) `operation` call from now on with `fault`; `operation` is
+    /// bare (`PutItem`) or names its service too (`secretsmanager.RestoreSecret`).
+    pub fn arm_call(&self, operation: &str, nth: usize, fault: Fault) {
+        *self.state.lock().unwrap() = State {
+            armed: Some((Trigger::Nth(operation.to_string(), nth), fault)),
+            ..State::default()
+        };
+    }
+
     /// Fails every AWS call from the `step`-th on (every attempt of each) with `fault`.
     pub fn arm_from(&self, step: usize, fault: Fault) {
         *self.state.lock().unwrap() = State {
@@ -313,15 +342,18 @@ async fn forward(
             let seen = s.calls.len();
             if s.armed
                 .as_ref()
-                .is_some_and(|(t, _)| t.fires(seen, &operation, &s.failing))
+                .is_some_and(|(t, _)| t.fires(seen, &operation, &s.failing, &s.calls))
             {
                 s.failing.insert(invocation.clone());
             }
         }
         match &s.armed {
-            Some((_, fault)) if s.failing.contains(&invocation) => {
+            Some((_, fault)) if s.failing.contains(&invocation) && !s.spent.contains(&invocation) => {
                 let fault = *fault;
                 s.injected += 1;
+                if fault == Fault::LostAnswer {
+                    s.spent.insert(invocation.clone());
+                }
                 Decision::Fail(fault)
             }
             _ => Decision::Pass,
@@ -336,7 +368,7 @@ async fn forward(
         }
         // Returning an error makes hyper drop the connection without an answer.
         Decision::Fail(Fault::Dropped) => Err(std::io::Error::other("injected: connection dropped")),
-        Decision::Pass => {
+        Decision::Pass | Decision::Fail(Fault::LostAnswer) => {
             let _turn = match &serializer {
                 Some(lock) if operation.starts_with("DynamoDB") => Some(lock.lock().await),
                 _ => None,
@@ -359,6 +391,9 @@ async fn forward(
                 if let (Some(names), Some(name)) = (&mut hooks.lock().unwrap().deleting, secret) {
                     names.insert(name);
                 }
+            }
+            if matches!(decision, Decision::Fail(Fault::LostAnswer)) {
+                return Ok(error(500, "InternalServerError", "Injected: the answer was lost"));
             }
             Ok(Response::from_parts(parts, Full::new(body)))
         }
