@@ -282,7 +282,7 @@ impl Harness {
         &self,
         app: &App,
     ) -> Result<shared::service::SweepReport, shared::domain::error::ApiError> {
-        as_function("sweeper", app.service.sweep()).await
+        as_function("sweeper", app.service.sweep(shared::service::SweepBudget::unlimited())).await
     }
 
     /// What a Lambda function's entry point does with `req` (`handle_operation`), as that
@@ -465,7 +465,7 @@ impl Harness {
     /// Outbox records still waiting (read from every shard of the sparse `due` index).
     pub async fn outbox(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
-        for shard in shared::aws::table::DueKind::Outbox.partitions() {
+        for shard in shared::aws::table::DueKind::Outbox.partitions(0) {
             let out = self
                 .dynamo
                 .query()
