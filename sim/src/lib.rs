@@ -11,6 +11,7 @@
 pub mod check;
 pub mod exec;
 pub mod plan;
+pub mod scale;
 mod world;
 
 pub use exec::{FaultCounts, FaultRates};

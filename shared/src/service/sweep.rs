@@ -297,7 +297,10 @@ impl Service {
             Ok(false) => note(progress, |r| r.orphans_deleted += 1),
             Err(e) => {
                 let now = self.clock.now();
-                let retry_at = now.plus_seconds(retry_delay_seconds(guard.due_at().seconds_until(now)));
+                // Overdue since its grace ended (not since its last retry time), so
+                // the wait grows with every failure.
+                let first_due = guard.created_at.plus_seconds(GUARD_GRACE_SECONDS);
+                let retry_at = now.plus_seconds(retry_delay_seconds(first_due.seconds_until(now)));
                 tracing::warn!(connector_id = %guard.secret.connector_id, code = e.code(), %retry_at, "guard check failed; retried later");
                 note(progress, |r| r.failed += 1);
                 let deferred = SecretGuard {
