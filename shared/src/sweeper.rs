@@ -312,4 +312,57 @@ mod tests {
         assert_eq!(error.to_string(), "sweep not started: lease: service_unavailable");
         assert_eq!(hooks.queries.load(std::sync::atomic::Ordering::SeqCst), 0, "no sweep");
     }
+
+    /// Lets every call through but `GetItem`, which never answers (a dependency hung
+    /// past every SDK timeout).
+    struct GetItemHangs;
+
+    impl crate::memory::Hooks for GetItemHangs {
+        fn call(&self, call: crate::memory::Call) -> crate::memory::FaultFuture {
+            if call.operation == "GetItem" {
+                Box::pin(std::future::pending())
+            } else {
+                Box::pin(std::future::ready(crate::memory::Fault::None))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_still_going_at_its_hard_stop_is_cut_there_and_reports() {
+        let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
+        let memory = Memory::new(Arc::new(GetItemHangs), clock.clone(), "connectors/");
+        let app = memory.app(Settings::from_lookup(|_| None));
+        let orphan = crate::ports::SecretRef {
+            entity_id: crate::domain::ids::EntityId::new_random(),
+            connector_id: crate::domain::ids::ConnectorId::new_random(),
+            connector_type: crate::domain::catalog::ConnectorType::parse("stripe").unwrap(),
+        };
+        let guard = crate::ports::SecretGuard::new(orphan, clock.now().plus_seconds(-3600));
+        memory.guard_secret(&guard).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let deadline_ms = clock.now_ms() + 30_000;
+        let summary = run(
+            &app,
+            Invocation {
+                request_id: "cut".into(),
+                deadline_ms: deadline_ms as u64,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::from_millis(30_000 - HARD_STOP_MARGIN_MS as u64),
+            "cut at the hard stop"
+        );
+        assert!(summary.swept && summary.report.budget_exhausted, "{summary:?}");
+        assert_eq!(
+            (summary.report.guards_attempted, summary.report.orphans_deleted),
+            (1, 0)
+        );
+        assert!(memory.state.lock().unwrap().leases.is_empty(), "released");
+        let line: serde_json::Value =
+            serde_json::from_str(&crate::telemetry::sweep_metric_line("Connectors", &summary.report, 0)).unwrap();
+        assert_eq!(line["budget_exhausted"], 1);
+    }
 }

@@ -332,3 +332,225 @@ impl Service {
         Ok(owned)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::api_key::{KeyId, Principal, Scope};
+    use crate::domain::catalog::ConnectorType;
+    use crate::domain::edits::Edits;
+    use crate::domain::error::Dependency;
+    use crate::domain::ids::{ConnectorId, EntityId};
+    use crate::domain::lifecycle;
+    use crate::memory::{Call, Fault, FaultFuture, Hooks, Memory};
+    use crate::ports::{Clock, ConnectorStore, DependencyError, ManualClock, SecretRef};
+    use crate::App;
+
+    /// Every call takes a second of the manual clock; calls of `failing` fail while
+    /// `failures` is on.
+    struct Slow {
+        clock: Arc<ManualClock>,
+        failing: Vec<(Dependency, Option<&'static str>)>,
+        failures: AtomicBool,
+    }
+
+    impl Hooks for Slow {
+        fn call(&self, call: Call) -> FaultFuture {
+            self.clock.advance_seconds(1);
+            let fails = self.failures.load(Ordering::SeqCst)
+                && self
+                    .failing
+                    .iter()
+                    .any(|(d, op)| *d == call.dependency && op.is_none_or(|o| o == call.operation));
+            let fault = if fails {
+                Fault::Before(DependencyError::Unavailable(call.dependency))
+            } else {
+                Fault::None
+            };
+            Box::pin(std::future::ready(fault))
+        }
+    }
+
+    fn world(failing: Vec<(Dependency, Option<&'static str>)>) -> (Arc<ManualClock>, Arc<Slow>, App) {
+        let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
+        let hooks = Arc::new(Slow {
+            clock: clock.clone(),
+            failing,
+            failures: AtomicBool::new(false),
+        });
+        let memory = Memory::new(hooks.clone(), clock.clone(), "t/");
+        (clock, hooks, memory.app(Settings::from_lookup(|_| None)))
+    }
+
+    /// `n` due items of every kind: expired rows, records past their grace, orphan guards.
+    async fn seed(app: &App, clock: &ManualClock, n: usize) {
+        let now = clock.now();
+        let types: Vec<ConnectorType> = ConnectorType::all().collect();
+        for i in 0..n {
+            let p = Principal {
+                entity_id: EntityId::new_random(),
+                key_id: KeyId::parse("key_seed00000000").unwrap(),
+                livemode: true,
+                scopes: Scope::ALL.into(),
+            };
+            let t = types[i % types.len()];
+            let row = lifecycle::connect(&p, t, &Edits::default(), now.plus_days(-9)).unwrap();
+            let mut gone = lifecycle::disconnect(&row, now.plus_days(-8)).unwrap();
+            gone.version = row.version + 1;
+            app.service.store.save(&gone, None, &[]).await.unwrap();
+            let p = Principal {
+                entity_id: EntityId::new_random(),
+                ..p
+            };
+            let live = lifecycle::connect(&p, t, &Edits::default(), now.plus_seconds(-600)).unwrap();
+            let event = crate::domain::event::Event::new(
+                crate::domain::event::EventType::Connected,
+                &live,
+                None,
+                now.plus_seconds(-600),
+            );
+            let record = OutboxRecord::new(&event, &live, None);
+            app.service.store.save(&live, None, &[record]).await.unwrap();
+            let orphan = SecretRef {
+                entity_id: EntityId::new_random(),
+                connector_id: ConnectorId::new_random(),
+                connector_type: t,
+            };
+            let guard = SecretGuard::new(orphan, now.plus_seconds(-GUARD_GRACE_SECONDS - 60));
+            app.service.store.guard_secret(&guard).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_budget_that_cannot_finish_all_still_attempts_every_kind_in_every_run() {
+        let (clock, _, app) = world(vec![]);
+        seed(&app, &clock, 30).await;
+        let mut remaining = 90;
+        for run in 0..3 {
+            // 30 s to the deadline, 1 s a call: items start for the first 22 s only.
+            let budget = SweepBudget::seconds_from(clock.now_ms(), 30);
+            let report = app.service.sweep(budget).await.unwrap();
+            assert!(
+                report.expiries_attempted > 0 && report.outbox_attempted > 0 && report.guards_attempted > 0,
+                "run {run} starved a kind: {report:?}"
+            );
+            assert!(report.budget_exhausted, "{report:?}");
+            let done = report.expired + report.republished + report.orphans_deleted;
+            assert_eq!(report.failed, 0);
+            assert_eq!(
+                report.left_for_next_run + done,
+                remaining,
+                "every item read was done or left for the next run: {report:?}"
+            );
+            assert!(clock.now_ms() <= budget.deadline_ms, "the run ended by its deadline");
+            remaining -= done;
+            clock.advance_seconds(300);
+        }
+        assert!(remaining < 90);
+    }
+
+    #[tokio::test]
+    async fn no_item_starts_inside_the_margin_and_the_report_says_so() {
+        let (clock, _, app) = world(vec![]);
+        seed(&app, &clock, 2).await;
+        let budget = SweepBudget::seconds_from(clock.now_ms(), SWEEP_MARGIN_MS / 1000);
+        let report = app.service.sweep(budget).await.unwrap();
+        assert_eq!(
+            (
+                report.expiries_attempted + report.outbox_attempted + report.guards_attempted,
+                report.left_for_next_run
+            ),
+            (0, 6)
+        );
+        assert!(report.budget_exhausted);
+        let unlimited = app.service.sweep(SweepBudget::unlimited()).await.unwrap();
+        assert_eq!(
+            (unlimited.expired, unlimited.republished, unlimited.orphans_deleted),
+            (2, 2, 2)
+        );
+        assert!(!unlimited.budget_exhausted && unlimited.left_for_next_run == 0);
+    }
+
+    #[test]
+    fn the_first_shard_rotates_through_every_shard_on_a_five_minute_schedule() {
+        let start = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let shards: std::collections::BTreeSet<u32> = (0..DUE_SHARDS as i64)
+            .map(|run| first_shard(start.plus_seconds(run * 300)))
+            .collect();
+        assert_eq!(shards.len(), DUE_SHARDS as usize);
+        assert_ne!(
+            first_shard(start),
+            first_shard(start.plus_seconds(60)),
+            "a retry a minute later"
+        );
+    }
+
+    #[tokio::test]
+    async fn failing_expiries_and_guards_back_off_and_are_retried() {
+        let (clock, hooks, app) = world(vec![
+            (Dependency::DynamoDb, Some("TransactWriteItems")),
+            (Dependency::SecretsManager, None),
+        ]);
+        seed(&app, &clock, 1).await;
+        hooks.failures.store(true, Ordering::SeqCst);
+        let first = app.service.sweep(SweepBudget::unlimited()).await.unwrap();
+        assert_eq!(
+            (first.expiries_attempted, first.guards_attempted, first.failed),
+            (1, 1, 2),
+            "{first:?}"
+        );
+        // The next scheduled run: both are still backed off (the expiry by an hour, as it
+        // has been overdue for a day; the guard by 2 minutes and more).
+        clock.advance_seconds(60);
+        let next = app.service.sweep(SweepBudget::unlimited()).await.unwrap();
+        assert_eq!((next.expiries_attempted, next.guards_attempted), (0, 0), "{next:?}");
+        hooks.failures.store(false, Ordering::SeqCst);
+        clock.advance_seconds(3600);
+        let later = app.service.sweep(SweepBudget::unlimited()).await.unwrap();
+        assert_eq!(
+            (later.expired, later.orphans_deleted, later.failed),
+            (1, 1, 0),
+            "{later:?}"
+        );
+    }
+
+    /// Fails every index query of one kind (outbox records' `Query` is the second).
+    struct OneQueryDown(std::sync::atomic::AtomicUsize);
+
+    impl Hooks for OneQueryDown {
+        fn call(&self, call: Call) -> FaultFuture {
+            let fault = if call.operation == "Query" && self.0.fetch_add(1, Ordering::SeqCst) == 1 {
+                Fault::Before(DependencyError::Unavailable(Dependency::DynamoDb))
+            } else {
+                Fault::None
+            };
+            Box::pin(std::future::ready(fault))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_index_query_leaves_the_other_kinds_swept_and_fails_the_run_after() {
+        let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
+        let memory = Memory::new(
+            Arc::new(OneQueryDown(std::sync::atomic::AtomicUsize::new(0))),
+            clock.clone(),
+            "t/",
+        );
+        let app = memory.app(Settings::from_lookup(|_| None));
+        seed(&app, &clock, 2).await;
+        let progress = Mutex::new(SweepReport::default());
+        let outcome = app.service.sweep_into(SweepBudget::unlimited(), &progress).await;
+        assert_eq!(outcome.unwrap_err().code(), "service_unavailable");
+        let report = progress.into_inner().unwrap();
+        assert_eq!(report.query_failures, 1);
+        assert_eq!(
+            (report.expired, report.orphans_deleted, report.outbox_attempted),
+            (2, 2, 0),
+            "{report:?}"
+        );
+    }
+}
