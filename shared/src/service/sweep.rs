@@ -38,17 +38,31 @@ pub const SWEEP_MARGIN_MS: i64 = 8_000;
 /// `undelivered` (the sweeper's metric, which an alarm watches).
 pub const UNDELIVERED_ALARM_SECONDS: i64 = 3600;
 
-/// Until when a sweep may start items.
+/// What a sweep may spend: until when it may start items, and how many at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepBudget {
     /// The run's deadline, epoch milliseconds (Lambda's `deadline_ms`).
     pub deadline_ms: i64,
+    /// Items in flight at once: [`SWEEP_PARALLELISM`] unless told otherwise.
+    pub in_flight: usize,
 }
 
 impl SweepBudget {
     /// A run that must be over at `deadline_ms` (epoch milliseconds).
     pub fn until(deadline_ms: i64) -> Self {
-        SweepBudget { deadline_ms }
+        SweepBudget {
+            deadline_ms,
+            in_flight: SWEEP_PARALLELISM,
+        }
+    }
+
+    /// The same, `n` items at a time (at least one): the emulator's tests, whose moto
+    /// serialises transactions and copies the table in each, sweep one at a time.
+    pub fn in_flight(self, n: usize) -> Self {
+        SweepBudget {
+            in_flight: n.max(1),
+            ..self
+        }
     }
 
     /// A run of `seconds` from `now_ms`.
@@ -193,7 +207,7 @@ impl Service {
                     Work::Guard(guard) => self.sweep_guard(guard, progress).await,
                 }
             })
-            .buffer_unordered(SWEEP_PARALLELISM)
+            .buffer_unordered(budget.in_flight)
             .for_each(|()| async {})
             .await;
         let report = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -347,7 +361,7 @@ mod tests {
     use crate::domain::ids::{ConnectorId, EntityId};
     use crate::domain::lifecycle;
     use crate::memory::{Call, Fault, FaultFuture, Hooks, Memory};
-    use crate::ports::{Clock, ConnectorStore, DependencyError, ManualClock, SecretRef};
+    use crate::ports::{Clock, DependencyError, ManualClock, SecretRef};
     use crate::App;
 
     /// Every call takes a second of the manual clock; calls of `failing` fail while

@@ -277,6 +277,13 @@ impl Harness {
         self.try_sweep_via(&self.app).await.expect("sweep")
     }
 
+    /// One sweep as the sweeper function, within `budget`.
+    pub async fn sweep_within(&self, budget: shared::service::SweepBudget) -> shared::service::SweepReport {
+        as_function("sweeper", self.app.service.sweep(budget))
+            .await
+            .expect("sweep")
+    }
+
     /// One sweep as the sweeper function, served by `app`, its error kept.
     pub async fn try_sweep_via(
         &self,
