@@ -130,7 +130,13 @@ impl World {
                     let op = plan[next];
                     match op.action {
                         Action::Jump(seconds) => self.jump(seconds, &mut running, &mut retries),
-                        _ => running.push(self.start(next, op, 0)),
+                        _ => {
+                            let sweeping = running.iter().any(|r| r.op.action == Action::Sweep);
+                            if op.action == Action::Sweep && sweeping {
+                                self.outcome.overlapping_sweeps += 1;
+                            }
+                            running.push(self.start(next, op, 0));
+                        }
                     }
                     next += 1;
                 } else if let Some((index, op, attempt)) = retries.pop_front() {
