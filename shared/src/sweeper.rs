@@ -148,7 +148,7 @@ pub async fn run(app: &App, invocation: Invocation) -> Result<SweepSummary, lamb
         Ok(done) => done,
         Err(_) => {
             tracing::warn!("sweep cut at its hard stop, {HARD_STOP_MARGIN_MS} ms before the deadline");
-            report.budget_exhausted = true;
+            report.cut();
             Ok(())
         }
     };
@@ -357,8 +357,12 @@ mod tests {
         );
         assert!(summary.swept && summary.report.budget_exhausted, "{summary:?}");
         assert_eq!(
-            (summary.report.guards_attempted, summary.report.orphans_deleted),
-            (1, 0)
+            (
+                summary.report.guards_attempted,
+                summary.report.orphans_deleted,
+                summary.report.left_for_next_run
+            ),
+            (1, 0, 0)
         );
         assert!(memory.state.lock().unwrap().leases.is_empty(), "released");
         let line: serde_json::Value =

@@ -335,7 +335,9 @@ impl ScaleWorld {
             }
         }
         let mut report = progress.into_inner().unwrap();
-        report.budget_exhausted |= cut;
+        if cut {
+            report.cut();
+        }
         Run {
             report,
             cut,

@@ -125,6 +125,16 @@ pub struct SweepReport {
     pub first_shard: u32,
 }
 
+impl SweepReport {
+    /// The report of a run cut where it stood (at its hard stop): the budget ran out, and
+    /// every item read but not started waits for the next run.
+    pub fn cut(&mut self) {
+        self.budget_exhausted = true;
+        let started = self.expiries_attempted + self.outbox_attempted + self.guards_attempted;
+        self.left_for_next_run = self.index_items_read.saturating_sub(self.bad_items + started);
+    }
+}
+
 /// One due item.
 enum Work {
     Expiry(Box<Connector>),
