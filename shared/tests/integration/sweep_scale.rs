@@ -190,9 +190,11 @@ async fn a_run_over_hundreds_of_due_items_of_every_kind_stops_at_its_deadline_ha
     assert!(summary.swept && r.budget_exhausted, "{r:?}");
     let started = r.expiries_attempted + r.outbox_attempted + r.guards_attempted;
     assert_eq!(r.left_for_next_run, 3 * PER_KIND - started, "the rest waits: {r:?}");
+    // Cut at the hard stop (8 s); metrics and the lease's release before the deadline.
     assert!(
-        took < std::time::Duration::from_millis(10_000 - HARD_STOP_MARGIN_MS as u64 + 1_000),
-        "stopped at its hard stop: {took:?}"
+        took >= std::time::Duration::from_millis(10_000 - HARD_STOP_MARGIN_MS as u64)
+            && took < std::time::Duration::from_millis(10_000),
+        "stopped at its hard stop, done by its deadline: {took:?}"
     );
     assert!(
         r.expiries_attempted > 0 && r.outbox_attempted > 0 && r.guards_attempted > 0,
