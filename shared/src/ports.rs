@@ -101,6 +101,10 @@ pub struct SecretGuard {
     pub created_at: Timestamp,
     /// Tells this guard apart from a renewal written in the same second.
     pub write_id: uuid::Uuid,
+    /// Set by the sweeper after a failed check: not checked again before then (see
+    /// [`retry_delay_seconds`]). A renewal starts without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Timestamp>,
 }
 
 impl SecretGuard {
@@ -109,8 +113,35 @@ impl SecretGuard {
             secret,
             created_at: now,
             write_id: uuid::Uuid::new_v4(),
+            retry_at: None,
         }
     }
+
+    /// When the sweeper may check it: [`GUARD_GRACE_SECONDS`] after it was written, or
+    /// its `retry_at` after a failed check.
+    pub fn due_at(&self) -> Timestamp {
+        self.retry_at
+            .unwrap_or_else(|| self.created_at.plus_seconds(GUARD_GRACE_SECONDS))
+    }
+
+    /// The moment the `due` index sorts it by: the sweep reads guards whose key is at or
+    /// before `now - GUARD_GRACE_SECONDS`, so a retry is keyed that much before it.
+    pub fn index_key(&self) -> Timestamp {
+        self.due_at().plus_seconds(-GUARD_GRACE_SECONDS)
+    }
+}
+
+/// Index partitions per kind of due item (the `due` index's `due_pk` is
+/// `<KIND>#<shard>`, two digits). A sweep reads them in turn from a first shard that
+/// rotates between runs.
+pub const DUE_SHARDS: u32 = 16;
+
+/// The back-off of a failing expiry or guard check: as long as the item has already been
+/// overdue, at least 2 minutes and at most an hour. Each failure thus about doubles the
+/// wait (2, 4, 8, 16, 32 minutes, then hourly from the moment it became due), like the
+/// outbox's `attempts`-based schedule, without storing a count.
+pub fn retry_delay_seconds(overdue_seconds: i64) -> i64 {
+    overdue_seconds.clamp(120, 3600)
 }
 
 /// Secret work that must be done before an event is announced (and is redone by the
@@ -194,6 +225,17 @@ pub struct Due<T> {
     pub bad_items: usize,
 }
 
+impl<T> Due<T> {
+    /// The same read, each item turned into `U`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Due<U> {
+        Due {
+            items: self.items.into_iter().map(f).collect(),
+            items_read: self.items_read,
+            bad_items: self.bad_items,
+        }
+    }
+}
+
 /// The outcome of trying to take a lease (see [`ConnectorStore::take_lease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseClaim {
@@ -245,18 +287,37 @@ pub trait ConnectorStore: Send + Sync {
     /// Stores a record's new attempt count and next attempt time, if it still exists.
     async fn reschedule_outbox(&self, record: &OutboxRecord) -> Result<(), StoreError>;
 
-    /// Disconnected rows whose window ended at or before `now` (from the sparse index,
-    /// which is eventually consistent: re-read before acting). At most `limit`.
-    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError>;
+    /// Disconnected rows whose window ended at or before `now` and whose retry time (see
+    /// [`ConnectorStore::defer_expiry`]) is not after `now` (from the sparse index, which
+    /// is eventually consistent: re-read before acting). At most `limit`, shard by shard
+    /// from `first_shard` (mod [`DUE_SHARDS`]).
+    async fn due_expiries(&self, now: Timestamp, limit: usize, first_shard: u32) -> Result<Due<Connector>, StoreError>;
 
-    /// Outbox records whose `next_attempt_at` is at or before `now`. At most `limit`.
-    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError>;
+    /// Postpones the sweeper's next attempt at expiring `row` to `retry_at` (after a failed
+    /// attempt), if the stored row is still at `row.version`; otherwise nothing. The row's
+    /// fields do not change; any later write of the row (restore, purge) drops it.
+    async fn defer_expiry(&self, row: &Connector, retry_at: Timestamp) -> Result<(), StoreError>;
+
+    /// Outbox records whose `next_attempt_at` is at or before `now`. At most `limit`,
+    /// shard by shard from `first_shard`.
+    async fn due_outbox(&self, now: Timestamp, limit: usize, first_shard: u32)
+        -> Result<Due<OutboxRecord>, StoreError>;
 
     /// Stores (or renews) the guard of a secret about to be written.
     async fn guard_secret(&self, guard: &SecretGuard) -> Result<(), StoreError>;
 
-    /// Guards written at or before `before`. At most `limit`.
-    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError>;
+    /// Guards whose [`SecretGuard::index_key`] is at or before `before`. At most `limit`,
+    /// shard by shard from `first_shard`.
+    async fn due_guards(
+        &self,
+        before: Timestamp,
+        limit: usize,
+        first_shard: u32,
+    ) -> Result<Due<SecretGuard>, StoreError>;
+
+    /// Stores `guard` (with the `retry_at` the sweeper set after a failed check) if the
+    /// stored guard is still the one read (same `write_id`); a renewal is left alone.
+    async fn defer_guard(&self, guard: &SecretGuard) -> Result<(), StoreError>;
 
     /// Removes a guard if it is still the one read (same `write_id`): a renewed
     /// guard belongs to a newer write and is kept.
@@ -420,6 +481,12 @@ pub trait EventBus: Send + Sync {
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// Epoch milliseconds, for time budgets (the sweep's deadline). Clocks that only
+    /// know seconds answer the second's start.
+    fn now_ms(&self) -> i64 {
+        self.now().unix() * 1000
+    }
 }
 
 /// The wall clock: what every deployed function uses.
@@ -428,6 +495,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_datetime(chrono::Utc::now())
+    }
+
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
     }
 }
 

@@ -11,7 +11,7 @@ use lambda_http::lambda_runtime::Context;
 use crate::domain::error::ApiError;
 use crate::domain::time::Timestamp;
 use crate::ports::LeaseClaim;
-use crate::service::SweepReport;
+use crate::service::{SweepBudget, SweepReport};
 use crate::App;
 
 /// The lease's name (its item is `LEASE#sweeper`).
@@ -69,6 +69,22 @@ pub struct SweepSummary {
     pub skipped_because: Option<&'static str>,
 }
 
+/// The run's own hard stop, this long before the invocation's deadline: a sweep still
+/// going then (items slower than [`crate::service::SWEEP_MARGIN_MS`] allowed for) is cut
+/// where it stands, as Lambda would cut it, but the run still writes its metrics.
+pub const HARD_STOP_MARGIN_MS: i64 = 2_000;
+
+impl Invocation {
+    /// The run's deadline, epoch milliseconds: the invocation's, or `now_ms` plus the
+    /// template's timeout without one.
+    pub fn deadline_ms(&self, now_ms: i64) -> i64 {
+        match i64::try_from(self.deadline_ms) {
+            Ok(ms) if ms > 0 => ms,
+            _ => now_ms + RUN_SECONDS_WITHOUT_DEADLINE * 1000,
+        }
+    }
+}
+
 /// One scheduled run.
 ///
 /// - Lease held by another run: nothing is done and the invocation succeeds (the other run
@@ -77,17 +93,23 @@ pub struct SweepSummary {
 /// - Lease not takeable because DynamoDB failed (throttled, unavailable, refused): nothing
 ///   is done and the invocation fails, so the schedule's retries, the on-failure queue and
 ///   the errors alarm see it (the sweep's own queries would have failed the same way).
-/// - A failed sweep fails the invocation too; whatever it had done stays done.
+/// - The sweep runs within the invocation's deadline: it starts no item within
+///   [`crate::service::SWEEP_MARGIN_MS`] of it, and is cut [`HARD_STOP_MARGIN_MS`] before
+///   it if still going (`budget_exhausted`).
+/// - Every run that swept writes one EMF metrics line (`undelivered_records`,
+///   `bad_items`, `budget_exhausted`, …), which the template's alarms watch: after a
+///   finished sweep, a cut one, and a failed one (a failed index query), which then
+///   fails the invocation; whatever it had done stays done.
 ///
 /// The lease is released whether the sweep succeeded or not (only if still ours); a failed
 /// release is only logged, as the lease runs out on its own at the deadline.
-/// Each finished sweep writes one EMF metrics line (`undelivered_records`, `bad_items`,
-/// …), which the template's alarms watch.
 pub async fn run(app: &App, invocation: Invocation) -> Result<SweepSummary, lambda_http::Error> {
     let now = app.service.clock.now();
+    let now_ms = app.service.clock.now_ms();
     // Unique per run: async retries of one event share the Lambda request id.
     let owner = format!("{}/{}", invocation.request_id, uuid::Uuid::new_v4().simple());
     let until = invocation.lease_until(now);
+    let deadline_ms = invocation.deadline_ms(now_ms);
     let namespace = &app.settings.metric_namespace;
     match app.service.store.take_lease(SWEEPER_LEASE, &owner, until, now).await {
         Ok(LeaseClaim::Taken) => {}
@@ -114,18 +136,34 @@ pub async fn run(app: &App, invocation: Invocation) -> Result<SweepSummary, lamb
             )));
         }
     }
-    let swept = app.service.sweep().await;
-    if let Err(e) = app.service.store.release_lease(SWEEPER_LEASE, &owner).await {
-        tracing::warn!(failure = %e, "the sweeper's lease was not released; it runs out at {until}");
-    }
-    let report = swept.map_err(|e| {
-        tracing::error!(failure = %e, "sweep failed");
-        lambda_http::Error::from(format!("sweep failed: {}", e.code()))
-    })?;
+    let progress = std::sync::Mutex::new(SweepReport::default());
+    let hard_stop = (deadline_ms - app.service.clock.now_ms() - HARD_STOP_MARGIN_MS).max(0);
+    let swept = tokio::time::timeout(
+        std::time::Duration::from_millis(hard_stop as u64),
+        app.service.sweep_into(SweepBudget::until(deadline_ms), &progress),
+    )
+    .await;
+    let mut report = progress.into_inner().unwrap_or_else(|e| e.into_inner());
+    let swept = match swept {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::warn!("sweep cut at its hard stop, {HARD_STOP_MARGIN_MS} ms before the deadline");
+            report.cut();
+            Ok(())
+        }
+    };
+    // The metrics first: they must be out even if the release is slow and the run cut.
     println!(
         "{}",
         crate::telemetry::sweep_metric_line(namespace, &report, chrono::Utc::now().timestamp_millis())
     );
+    if let Err(e) = app.service.store.release_lease(SWEEPER_LEASE, &owner).await {
+        tracing::warn!(failure = %e, "the sweeper's lease was not released; it runs out at {until}");
+    }
+    swept.map_err(|e| {
+        tracing::error!(failure = %e, "sweep failed");
+        lambda_http::Error::from(format!("sweep failed: {}", e.code()))
+    })?;
     Ok(SweepSummary {
         report,
         swept: true,
@@ -273,5 +311,62 @@ mod tests {
         let error = run(&app, invocation("c")).await.unwrap_err();
         assert_eq!(error.to_string(), "sweep not started: lease: service_unavailable");
         assert_eq!(hooks.queries.load(std::sync::atomic::Ordering::SeqCst), 0, "no sweep");
+    }
+
+    /// Lets every call through but `GetItem`, which never answers (a dependency hung
+    /// past every SDK timeout).
+    struct GetItemHangs;
+
+    impl crate::memory::Hooks for GetItemHangs {
+        fn call(&self, call: crate::memory::Call) -> crate::memory::FaultFuture {
+            if call.operation == "GetItem" {
+                Box::pin(std::future::pending())
+            } else {
+                Box::pin(std::future::ready(crate::memory::Fault::None))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_still_going_at_its_hard_stop_is_cut_there_and_reports() {
+        let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
+        let memory = Memory::new(Arc::new(GetItemHangs), clock.clone(), "connectors/");
+        let app = memory.app(Settings::from_lookup(|_| None));
+        let orphan = crate::ports::SecretRef {
+            entity_id: crate::domain::ids::EntityId::new_random(),
+            connector_id: crate::domain::ids::ConnectorId::new_random(),
+            connector_type: crate::domain::catalog::ConnectorType::parse("stripe").unwrap(),
+        };
+        let guard = crate::ports::SecretGuard::new(orphan, clock.now().plus_seconds(-3600));
+        memory.guard_secret(&guard).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let deadline_ms = clock.now_ms() + 30_000;
+        let summary = run(
+            &app,
+            Invocation {
+                request_id: "cut".into(),
+                deadline_ms: deadline_ms as u64,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::from_millis(30_000 - HARD_STOP_MARGIN_MS as u64),
+            "cut at the hard stop"
+        );
+        assert!(summary.swept && summary.report.budget_exhausted, "{summary:?}");
+        assert_eq!(
+            (
+                summary.report.guards_attempted,
+                summary.report.orphans_deleted,
+                summary.report.left_for_next_run
+            ),
+            (1, 0, 0)
+        );
+        assert!(memory.state.lock().unwrap().leases.is_empty(), "released");
+        let line: serde_json::Value =
+            serde_json::from_str(&crate::telemetry::sweep_metric_line("Connectors", &summary.report, 0)).unwrap();
+        assert_eq!(line["budget_exhausted"], 1);
     }
 }

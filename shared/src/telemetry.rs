@@ -109,7 +109,13 @@ pub fn sweep_metric_line(namespace: &str, report: &crate::service::SweepReport, 
                     {"Name": "failed", "Unit": "Count"},
                     {"Name": "orphans_deleted", "Unit": "Count"},
                     {"Name": "expired", "Unit": "Count"},
-                    {"Name": "lease_skips", "Unit": "Count"}
+                    {"Name": "lease_skips", "Unit": "Count"},
+                    {"Name": "budget_exhausted", "Unit": "Count"},
+                    {"Name": "left_for_next_run", "Unit": "Count"},
+                    {"Name": "query_failures", "Unit": "Count"},
+                    {"Name": "expiries_attempted", "Unit": "Count"},
+                    {"Name": "outbox_attempted", "Unit": "Count"},
+                    {"Name": "guards_attempted", "Unit": "Count"}
                 ]
             }]
         },
@@ -120,6 +126,13 @@ pub fn sweep_metric_line(namespace: &str, report: &crate::service::SweepReport, 
         "orphans_deleted": report.orphans_deleted,
         "expired": report.expired,
         "lease_skips": 0,
+        "budget_exhausted": u8::from(report.budget_exhausted),
+        "left_for_next_run": report.left_for_next_run,
+        "query_failures": report.query_failures,
+        "expiries_attempted": report.expiries_attempted,
+        "outbox_attempted": report.outbox_attempted,
+        "guards_attempted": report.guards_attempted,
+        "first_shard": report.first_shard,
     })
     .to_string()
 }

@@ -215,8 +215,24 @@ pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, 
     }
 }
 
-/// Invariants 4 and 5 after every deadline has passed and the sweeper has run again.
+/// Invariants 4, 5 and 8 after every deadline has passed and the sweeper has run again.
 pub fn quiescent(state: &State, violations: &mut Vec<String>) {
+    let mut ended: BTreeMap<_, Vec<&str>> = BTreeMap::new();
+    for record in &state.committed {
+        if matches!(
+            record.detail_type.as_str(),
+            "integration.expired" | "integration.deleted"
+        ) {
+            ended.entry(record.connector_id).or_default().push(&record.detail_type);
+        }
+    }
+    for (connector, ends) in ended {
+        if ends.len() > 1 && ends.contains(&"integration.expired") {
+            violations.push(format!(
+                "8: connector {connector} was finalised more than once: {ends:?}"
+            ));
+        }
+    }
     let owned: BTreeSet<_> = state.rows.values().map(|r| r.row.id).collect();
     for secret in state.secrets.values() {
         if !owned.contains(&secret.owner.connector_id) {

@@ -37,6 +37,10 @@ impl Clock for SimClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_unix(self.seconds()).expect("the simulated clock stays in range")
     }
+
+    fn now_ms(&self) -> i64 {
+        self.ms()
+    }
 }
 
 /// Faults injected, by kind.
@@ -140,11 +144,14 @@ struct YieldOnce(bool);
 
 impl Future for YieldOnce {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.0 {
             Poll::Ready(())
         } else {
             self.0 = true;
+            // Ready to go on at the next poll: combinators that poll only what was woken
+            // (the sweep's `buffer_unordered`) must hear of it.
+            cx.waker().wake_by_ref();
             Poll::Pending
         }
     }

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod exec;
 pub mod plan;
+pub mod scale;
 mod world;
 
 pub use exec::{FaultCounts, FaultRates};
@@ -27,6 +28,8 @@ pub struct Outcome {
     pub operations: u64,
     pub violations: Vec<String>,
     pub faults: FaultCounts,
+    /// Sweeps started while another was still running (invariant 8 holds over them).
+    pub overlapping_sweeps: u64,
     /// What happened, step by step (only when asked for).
     pub trace: Vec<String>,
 }

@@ -57,13 +57,14 @@ fn main() {
         None => env_number("SIM_FIRST_SEED", 1),
     };
     let started = Instant::now();
-    let (mut operations, mut seeds, mut violations) = (0u64, 0u64, 0u64);
+    let (mut operations, mut seeds, mut violations, mut overlapping) = (0u64, 0u64, 0u64, 0u64);
     let mut faults = FaultCounts::default();
     loop {
         let outcome = run(seed, &plan_for(seed, plan_length), &options);
         operations += outcome.operations;
         seeds += 1;
         faults.add(&outcome.faults);
+        overlapping += outcome.overlapping_sweeps;
         if !outcome.violations.is_empty() {
             violations += outcome.violations.len() as u64;
             report_violation(seed, plan_length, &options);
@@ -79,6 +80,7 @@ fn main() {
         faults.throttled, faults.unavailable, faults.failed_after_effect, faults.killed, faults.calls,
         operations as f64 / seconds
     );
+    println!("sweeps started while another ran: {overlapping}");
     println!("simulate: {operations} operations, {seeds} seeds, {violations} violations");
     if violations > 0 {
         std::process::exit(1);

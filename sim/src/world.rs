@@ -13,6 +13,7 @@ use shared::domain::api_key::Scope;
 use shared::domain::ids::EntityId;
 use shared::memory::Memory;
 use shared::ports::{GUARD_GRACE_SECONDS, OUTBOX_GRACE_SECONDS};
+use shared::service::SweepBudget;
 use shared::App;
 
 use crate::check::{self, Answer, Model, Seen, Submission};
@@ -129,7 +130,13 @@ impl World {
                     let op = plan[next];
                     match op.action {
                         Action::Jump(seconds) => self.jump(seconds, &mut running, &mut retries),
-                        _ => running.push(self.start(next, op, 0)),
+                        _ => {
+                            let sweeping = running.iter().any(|r| r.op.action == Action::Sweep);
+                            if op.action == Action::Sweep && sweeping {
+                                self.outcome.overlapping_sweeps += 1;
+                            }
+                            running.push(self.start(next, op, 0));
+                        }
                     }
                     next += 1;
                 } else if let Some((index, op, attempt)) = retries.pop_front() {
@@ -185,8 +192,7 @@ impl World {
             self.advance_ms(hop * 1000);
             self.kill_overdue(running, retries);
             if hop == 3600 || left == 0 {
-                let app = self.app.clone();
-                let _ = run_to_end(Box::pin(async move { app.service.sweep().await }));
+                self.sweep();
             }
         }
     }
@@ -196,8 +202,10 @@ impl World {
         let started_ms = self.clock.ms();
         let app = self.app.clone();
         let task: BoxedTask<'static, Option<Reply>> = if op.action == Action::Sweep {
+            // Cut at the same deadline as requests (`kill_overdue`), and told so.
+            let budget = SweepBudget::until(started_ms + DEADLINE_MS);
             Box::pin(async move {
-                let _ = app.service.sweep().await;
+                let _ = app.service.sweep(budget).await;
                 None
             })
         } else {
@@ -361,10 +369,12 @@ impl World {
             .push(submission);
     }
 
+    /// A whole scheduled run (the clock stands still meanwhile), with the template's 60 s.
     fn sweep(&mut self) {
         let app = self.app.clone();
-        let report = run_to_end(Box::pin(async move { app.service.sweep().await }));
-        self.note(|| format!("quiescence sweep {report:?}"));
+        let budget = SweepBudget::seconds_from(self.clock.ms(), 60);
+        let report = run_to_end(Box::pin(async move { app.service.sweep(budget).await }));
+        self.note(|| format!("whole sweep {report:?}"));
     }
 
     fn advance(&mut self, seconds: i64) {

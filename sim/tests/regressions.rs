@@ -25,3 +25,12 @@ fn a_few_seeds_hold_every_invariant() {
         assert!(outcome.violations.is_empty(), "seed {seed}: {:?}", outcome.violations);
     }
 }
+
+#[test]
+fn sweeps_overlap_each_other_in_the_simulated_runs() {
+    // Invariant 8 (no connector finalised twice) is checked over these overlaps.
+    let overlapping: u64 = (100..104)
+        .map(|seed| run(seed, &plan_for(seed, 500), &Options::default()).overlapping_sweeps)
+        .sum();
+    assert!(overlapping > 0, "no sweep ever overlapped another");
+}

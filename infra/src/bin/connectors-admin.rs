@@ -98,7 +98,12 @@ async fn main() -> ExitCode {
             }
             Command::Sweep => {
                 let app = App::new(&sdk, settings, std::sync::Arc::new(shared::ports::SystemClock));
-                let report = app.service.sweep().await.map_err(|e| e.code().to_string())?;
+                // The scheduled function's budget: its 60 s timeout from now.
+                let budget = shared::service::SweepBudget::seconds_from(
+                    shared::ports::Clock::now_ms(app.service.clock.as_ref()),
+                    shared::sweeper::RUN_SECONDS_WITHOUT_DEADLINE,
+                );
+                let report = app.service.sweep(budget).await.map_err(|e| e.code().to_string())?;
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
             }
             Command::Events {

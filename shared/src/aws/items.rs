@@ -37,6 +37,12 @@ pub fn connector_sk(connector_type: ConnectorType) -> String {
 /// The stored item of a row: its fields, its keys and, while disconnected, the TTL
 /// attribute and the sparse `due` index keys that the expiry sweep queries.
 pub fn connector_item(row: &Connector) -> Item {
+    connector_item_due(row, None)
+}
+
+/// [`connector_item`], with the expiry's `due` sort key at `retry_at` instead of the end
+/// of the window when that is later (the sweeper's back-off after a failed expiry).
+pub(crate) fn connector_item_due(row: &Connector, retry_at: Option<crate::domain::time::Timestamp>) -> Item {
     let mut item: Item = serde_dynamo::to_item(row).expect("a connector row always converts to an item");
     item.insert(TABLE.partition_key.into(), s(entity_pk(row.entity_id)));
     item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
@@ -46,9 +52,10 @@ pub fn connector_item(row: &Connector) -> Item {
         item.insert(TABLE.ttl_attribute.into(), AttributeValue::N(ttl.to_string()));
         let shard_key = format!("{}#{}", row.entity_id, row.connector_type);
         item.insert(due.partition_key.into(), s(due_partition(DueKind::Expiry, &shard_key)));
+        let due_at = retry_at.filter(|at| *at > until).unwrap_or(until);
         item.insert(
             due.sort_key.into(),
-            s(format!("{until}#{}#{}", row.entity_id, row.connector_type)),
+            s(format!("{due_at}#{}#{}", row.entity_id, row.connector_type)),
         );
     }
     item
@@ -91,7 +98,7 @@ pub(crate) fn guard_item(guard: &SecretGuard) -> Item {
     );
     item.insert(
         due.sort_key.into(),
-        s(format!("{}#{}", guard.created_at, guard.secret.connector_id)),
+        s(format!("{}#{}", guard.index_key(), guard.secret.connector_id)),
     );
     item
 }

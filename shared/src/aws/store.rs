@@ -17,7 +17,7 @@ use crate::ports::{
 };
 
 use super::errors::{classify, is_throttle_code};
-use super::items::{connector_item, connector_sk, entity_pk};
+use super::items::{connector_item, connector_item_due, connector_sk, entity_pk};
 use super::items::{guard_item, guard_key, lease_key, outbox_item, outbox_key, outbox_put, s, Item};
 use super::table::{DueKind, TABLE};
 
@@ -235,14 +235,38 @@ impl ConnectorStore for DynamoConnectorStore {
         unless_condition_failed("PutItem", sent)
     }
 
-    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
-        // `due_at` is `<recoverable_until>#<entity>#<type>`; `~` sorts after every id
-        // character, so `<= now#~` takes every row whose window ended at or before now.
-        self.query_due(DueKind::Expiry, format!("{now}#~"), limit).await
+    async fn due_expiries(&self, now: Timestamp, limit: usize, first_shard: u32) -> Result<Due<Connector>, StoreError> {
+        // `due_at` is `<recoverable_until or retry time>#<entity>#<type>`; `~` sorts after
+        // every id character, so `<= now#~` takes every row due at or before now.
+        self.query_due(DueKind::Expiry, format!("{now}#~"), limit, first_shard)
+            .await
     }
 
-    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
-        self.query_due(DueKind::Outbox, format!("{now}#~"), limit).await
+    async fn defer_expiry(&self, row: &Connector, retry_at: Timestamp) -> Result<(), StoreError> {
+        // The row as it is stored (same version, same fields), only keyed later in the
+        // index: a `PutItem` (which the sweeper may send) rather than an `UpdateItem`.
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(connector_item_due(row, Some(retry_at))))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+            .send()
+            .await;
+        // Moved or gone meanwhile: the newer write decides what is due.
+        unless_condition_failed("PutItem", sent)
+    }
+
+    async fn due_outbox(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        first_shard: u32,
+    ) -> Result<Due<OutboxRecord>, StoreError> {
+        self.query_due(DueKind::Outbox, format!("{now}#~"), limit, first_shard)
+            .await
     }
 
     async fn guard_secret(&self, guard: &SecretGuard) -> Result<(), StoreError> {
@@ -256,8 +280,29 @@ impl ConnectorStore for DynamoConnectorStore {
         Ok(())
     }
 
-    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError> {
-        self.query_due(DueKind::Guard, format!("{before}#~"), limit).await
+    async fn due_guards(
+        &self,
+        before: Timestamp,
+        limit: usize,
+        first_shard: u32,
+    ) -> Result<Due<SecretGuard>, StoreError> {
+        self.query_due(DueKind::Guard, format!("{before}#~"), limit, first_shard)
+            .await
+    }
+
+    async fn defer_guard(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(guard_item(guard)))
+            .condition_expression("#write = :write")
+            .expression_attribute_names("#write", "write_id")
+            .expression_attribute_values(":write", s(guard.write_id.to_string()))
+            .send()
+            .await;
+        // Renewed by a newer write, or cleared: not ours to postpone.
+        unless_condition_failed("PutItem", sent)
     }
 
     async fn clear_guard(&self, guard: &SecretGuard) -> Result<(), StoreError> {
@@ -343,14 +388,15 @@ impl DynamoConnectorStore {
         Ok(())
     }
 
-    /// Queries every shard of `kind` in the sparse `due` index: reads only due items,
-    /// oldest first within a shard. Its cost grows with what is due, never with the
-    /// table. Items that do not decode are counted and skipped.
+    /// Queries every shard of `kind` in the sparse `due` index, from `first_shard` on:
+    /// reads only due items, oldest first within a shard. Its cost grows with what is
+    /// due, never with the table. Items that do not decode are counted and skipped.
     async fn query_due<T: serde::de::DeserializeOwned>(
         &self,
         kind: DueKind,
         upper_bound: String,
         limit: usize,
+        first_shard: u32,
     ) -> Result<Due<T>, StoreError> {
         let index = &TABLE.indexes[0];
         let mut due = Due {
@@ -358,7 +404,7 @@ impl DynamoConnectorStore {
             items_read: 0,
             bad_items: 0,
         };
-        for shard in kind.partitions() {
+        for shard in kind.partitions(first_shard) {
             let mut start = None;
             while due.items.len() < limit {
                 let page = self

@@ -57,7 +57,7 @@ pub const TABLE: TableDefinition = TableDefinition {
 };
 
 /// Index partitions per kind of due item.
-pub const DUE_SHARDS: u32 = 16;
+pub const DUE_SHARDS: u32 = crate::ports::DUE_SHARDS;
 
 /// The kinds of item the sweep finds through the `due` index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,19 +76,25 @@ impl DueKind {
         }
     }
 
-    /// Every index partition key of this kind: what one sweep queries.
-    pub fn partitions(self) -> impl Iterator<Item = String> {
-        (0..DUE_SHARDS).map(move |shard| format!("{}#{shard:02}", self.prefix()))
+    /// Every index partition key of this kind, from `first` (mod [`DUE_SHARDS`]) round
+    /// to the one before it: what one sweep queries, in that order.
+    pub fn partitions(self, first: u32) -> impl Iterator<Item = String> {
+        (0..DUE_SHARDS).map(move |i| format!("{}#{:02}", self.prefix(), (first + i) % DUE_SHARDS))
     }
 }
 
-/// The index partition key of an item of `kind`, spread by a stable hash (FNV-1a) of
-/// `shard_key` (the item's own identity).
-pub fn due_partition(kind: DueKind, shard_key: &str) -> String {
+/// The shard of an item, by a stable hash (FNV-1a) of `shard_key` (the item's own
+/// identity; the in-memory store shards by it too).
+pub fn due_shard(shard_key: &str) -> u32 {
     let hash = shard_key
         .bytes()
         .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    format!("{}#{:02}", kind.prefix(), hash % DUE_SHARDS)
+    hash % DUE_SHARDS
+}
+
+/// The index partition key of an item of `kind`, spread by [`due_shard`].
+pub fn due_partition(kind: DueKind, shard_key: &str) -> String {
+    format!("{}#{:02}", kind.prefix(), due_shard(shard_key))
 }
 
 fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
@@ -190,7 +196,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for i in 0..1000 {
             let partition = due_partition(DueKind::Outbox, &format!("evt_{i}"));
-            assert!(DueKind::Outbox.partitions().any(|p| p == partition), "{partition}");
+            assert!(DueKind::Outbox.partitions(0).any(|p| p == partition), "{partition}");
             seen.insert(partition);
         }
         assert_eq!(seen.len(), DUE_SHARDS as usize);

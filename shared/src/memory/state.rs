@@ -23,6 +23,9 @@ pub struct StoredRow {
     pub ttl: Option<i64>,
     /// When TTL will actually delete the item (drawn once the TTL has passed).
     pub reap_at: Option<i64>,
+    /// The sweeper's next attempt at expiring it, after a failed one (the `due` index
+    /// key's time when later than the window's end); dropped by any write of the row.
+    pub retry_at: Option<crate::domain::time::Timestamp>,
 }
 
 /// A secret under one name.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::aws::idempotency::IDEMPOTENCY_WINDOW_SECONDS;
 use crate::aws::items::TTL_MARGIN_DAYS;
+use crate::aws::table::due_shard;
 use crate::domain::api_key::{ApiKeyRecord, KeyHash, KeyId};
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
@@ -14,7 +15,7 @@ use crate::domain::ids::EntityId;
 use crate::domain::time::Timestamp;
 use crate::ports::{
     ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
-    KeyStore, LeaseClaim, OutboxRecord, SecretGuard, StoreError, IDEMPOTENCY_LEASE_SECONDS,
+    KeyStore, LeaseClaim, OutboxRecord, SecretGuard, StoreError, DUE_SHARDS, IDEMPOTENCY_LEASE_SECONDS,
 };
 
 use super::state::{IdempotencyRecord, State, StoredRow};
@@ -32,6 +33,7 @@ fn stored(row: &Connector) -> StoredRow {
         row: row.clone(),
         ttl,
         reap_at: None,
+        retry_at: None,
     }
 }
 
@@ -85,15 +87,29 @@ fn transact(
     Ok(())
 }
 
-/// The first `limit` items by (due time, insertion order).
-fn first<T: Clone>(mut items: Vec<(Timestamp, u64, T)>, limit: usize) -> Due<T> {
-    items.sort_by_key(|(at, seq, _)| (*at, *seq));
-    let items: Vec<T> = items.into_iter().take(limit).map(|(_, _, t)| t).collect();
+/// The first `limit` items as the DynamoDB adapter reads them: shard by shard from
+/// `first_shard`, then by (due time, insertion order) within a shard. Rows are in the
+/// adapter's shard (a hash of entity and type); records and guards, whose ids are random,
+/// in their insertion number's, so that a simulated run replays from its seed.
+fn first<T: Clone>(items: Vec<(u32, Timestamp, u64, T)>, limit: usize, first_shard: u32) -> Due<T> {
+    let mut items: Vec<(u32, Timestamp, u64, T)> = items
+        .into_iter()
+        .map(|(shard, at, seq, t)| {
+            let order = (shard + DUE_SHARDS - first_shard % DUE_SHARDS) % DUE_SHARDS;
+            (order, at, seq, t)
+        })
+        .collect();
+    items.sort_by_key(|(order, at, seq, _)| (*order, *at, *seq));
+    let items: Vec<T> = items.into_iter().take(limit).map(|(_, _, _, t)| t).collect();
     Due {
         items_read: items.len(),
         items,
         bad_items: 0,
     }
+}
+
+fn shard_of(seq: u64) -> u32 {
+    (seq % u64::from(DUE_SHARDS)) as u32
 }
 
 #[async_trait]
@@ -182,32 +198,51 @@ impl ConnectorStore for Memory {
             .await?)
     }
 
-    async fn due_expiries(&self, now: Timestamp, limit: usize) -> Result<Due<Connector>, StoreError> {
+    async fn due_expiries(&self, now: Timestamp, limit: usize, first_shard: u32) -> Result<Due<Connector>, StoreError> {
         Ok(self
             .call(DynamoDb, "Query", |s, _| {
                 let due = s
                     .rows
                     .values()
                     .filter_map(|r| match (r.row.is_active, r.row.recoverable_until) {
-                        (false, Some(until)) if until <= now => Some((until, 0, r.row.clone())),
+                        (false, Some(until)) => {
+                            let at = r.retry_at.filter(|at| *at > until).unwrap_or(until);
+                            let shard = due_shard(&format!("{}#{}", r.row.entity_id, r.row.connector_type));
+                            (at <= now).then(|| (shard, at, 0, r.row.clone()))
+                        }
                         _ => None,
                     })
                     .collect();
-                first(due, limit)
+                first(due, limit, first_shard)
             })
             .await?)
     }
 
-    async fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Due<OutboxRecord>, StoreError> {
+    async fn defer_expiry(&self, row: &Connector, retry_at: Timestamp) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                if let Some(stored) = s.rows.get_mut(&key(row)).filter(|r| r.row.version == row.version) {
+                    stored.retry_at = Some(retry_at);
+                }
+            })
+            .await?)
+    }
+
+    async fn due_outbox(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        first_shard: u32,
+    ) -> Result<Due<OutboxRecord>, StoreError> {
         Ok(self
             .call(DynamoDb, "Query", |s, _| {
                 let due = s
                     .outbox
                     .values()
                     .filter(|(_, r)| r.next_attempt_at <= now)
-                    .map(|(seq, r)| (r.next_attempt_at, *seq, r.clone()))
+                    .map(|(seq, r)| (shard_of(*seq), r.next_attempt_at, *seq, r.clone()))
                     .collect();
-                first(due, limit)
+                first(due, limit, first_shard)
             })
             .await?)
     }
@@ -221,16 +256,32 @@ impl ConnectorStore for Memory {
             .await?)
     }
 
-    async fn due_guards(&self, before: Timestamp, limit: usize) -> Result<Due<SecretGuard>, StoreError> {
+    async fn due_guards(
+        &self,
+        before: Timestamp,
+        limit: usize,
+        first_shard: u32,
+    ) -> Result<Due<SecretGuard>, StoreError> {
         Ok(self
             .call(DynamoDb, "Query", |s, _| {
                 let due = s
                     .guards
                     .values()
-                    .filter(|(_, g)| g.created_at <= before)
-                    .map(|(seq, g)| (g.created_at, *seq, *g))
+                    .filter(|(_, g)| g.index_key() <= before)
+                    .map(|(seq, g)| (shard_of(*seq), g.index_key(), *seq, *g))
                     .collect();
-                first(due, limit)
+                first(due, limit, first_shard)
+            })
+            .await?)
+    }
+
+    async fn defer_guard(&self, guard: &SecretGuard) -> Result<(), StoreError> {
+        Ok(self
+            .call(DynamoDb, "PutItem", |s, _| {
+                let id = guard.secret.connector_id;
+                if let Some(entry) = s.guards.get_mut(&id).filter(|(_, g)| g.write_id == guard.write_id) {
+                    entry.1 = *guard;
+                }
             })
             .await?)
     }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use committed::{CommitWitness, Committed, KeyClaim};
-pub use sweep::{SweepReport, SWEEP_BATCH, UNDELIVERED_ALARM_SECONDS};
+pub use sweep::{
+    first_shard, SweepBudget, SweepReport, SWEEP_BATCH, SWEEP_MARGIN_MS, SWEEP_PARALLELISM, UNDELIVERED_ALARM_SECONDS,
+};
 
 use crate::domain::api_key::{bearer_token, parse_key, AuthError, Principal};
 use crate::domain::catalog::ConnectorType;

@@ -464,7 +464,7 @@ async fn due_items_spread_over_every_shard_and_the_sweep_reads_them_all() {
     let h = Harness::new().await;
     // One tenant per expiry shard (the shard is a hash of the row's identity).
     let mut by_shard: HashMap<String, EntityId> = HashMap::new();
-    while by_shard.len() < DueKind::Expiry.partitions().count() {
+    while by_shard.len() < DueKind::Expiry.partitions(0).count() {
         let entity = EntityId::new_random();
         by_shard
             .entry(due_partition(DueKind::Expiry, &format!("{entity}#ups")))

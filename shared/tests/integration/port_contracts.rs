@@ -27,8 +27,9 @@ use shared::memory::{Memory, NoFaults};
 use shared::ports::{
     Clock, ConnectorStore, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
     KeyStore, LeaseClaim, ManualClock, OutboxRecord, SecretAction, SecretGuard, SecretRef, StoreError, Vault,
-    IDEMPOTENCY_LEASE_SECONDS,
+    GUARD_GRACE_SECONDS, IDEMPOTENCY_LEASE_SECONDS,
 };
+use shared::service::first_shard;
 use support::Harness;
 
 /// A secret as a reader sees it: its value if readable, and whether it is scheduled.
@@ -153,7 +154,7 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
         Err(StoreError::ConditionFailed)
     );
     p.clock.advance_seconds(3600);
-    let due = p.store.due_outbox(p.clock.now(), 100).await.unwrap();
+    let due = p.store.due_outbox(p.clock.now(), 100, 0).await.unwrap();
     assert!(due.items.iter().all(|r| r.event_id != lost.event_id), "all or nothing");
     let kept = record(&next, now);
     p.store
@@ -190,7 +191,7 @@ async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
         let store = p.store.clone();
         async move {
             store
-                .due_expiries(at, 100)
+                .due_expiries(at, 100, first_shard(at))
                 .await
                 .unwrap()
                 .items
@@ -200,12 +201,28 @@ async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
     };
     assert!(!expiries(now.plus_days(6)).await);
     assert!(expiries(now.plus_days(7)).await);
+    // A failed expiry is backed off: not due again before its retry time. A stale
+    // version defers nothing, and the row's fields never change.
+    let due = now.plus_days(7);
+    p.store.defer_expiry(&gone, due.plus_seconds(600)).await.unwrap();
+    assert!(!expiries(due.plus_seconds(599)).await, "deferred");
+    assert!(expiries(due.plus_seconds(600)).await);
+    let stale = Connector {
+        version: gone.version + 5,
+        ..gone.clone()
+    };
+    p.store.defer_expiry(&stale, due.plus_days(30)).await.unwrap();
+    assert!(expiries(due.plus_seconds(600)).await, "a stale version defers nothing");
+    assert_eq!(
+        p.store.get(row.entity_id, row.connector_type).await.unwrap(),
+        Some(gone.clone())
+    );
     let outbox = |at: Timestamp| {
         let store = p.store.clone();
         let id = pending.event_id.clone();
         async move {
             store
-                .due_outbox(at, 100)
+                .due_outbox(at, 100, first_shard(at))
                 .await
                 .unwrap()
                 .items
@@ -226,12 +243,30 @@ async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
     p.store.guard_secret(&guard).await.unwrap();
     let guarded = |before: Timestamp| {
         let store = p.store.clone();
-        async move { store.due_guards(before, 100).await.unwrap().items }
+        async move { store.due_guards(before, 100, first_shard(before)).await.unwrap().items }
     };
     assert_eq!(guarded(now).await, vec![guard]);
     assert!(guarded(now.plus_seconds(-1)).await.is_empty());
+    // A failed check is backed off: keyed `GUARD_GRACE_SECONDS` before its retry time.
+    let deferred = SecretGuard {
+        retry_at: Some(now.plus_seconds(GUARD_GRACE_SECONDS + 600)),
+        ..guard
+    };
+    p.store.defer_guard(&deferred).await.unwrap();
+    assert!(guarded(now.plus_seconds(599)).await.is_empty(), "deferred");
+    assert_eq!(guarded(now.plus_seconds(600)).await, vec![deferred]);
     let renewed = SecretGuard::new(row.secret_ref(), now.plus_seconds(5));
     p.store.guard_secret(&renewed).await.unwrap();
+    let late = SecretGuard {
+        retry_at: Some(now.plus_days(1)),
+        ..guard
+    };
+    p.store.defer_guard(&late).await.unwrap();
+    assert_eq!(
+        guarded(now.plus_seconds(5)).await,
+        vec![renewed],
+        "a renewal is not deferred by the guard it replaced"
+    );
     p.store.clear_guard(&guard).await.unwrap();
     assert_eq!(
         guarded(now.plus_seconds(5)).await,

@@ -11,8 +11,13 @@ use shared::aws::items::connector_item;
 use shared::domain::api_key::{KeyId, Principal, Scope};
 use shared::domain::catalog::ConnectorType;
 use shared::domain::edits::Edits;
+use shared::domain::event::{Event, EventType};
+use shared::domain::ids::ConnectorId;
 use shared::domain::ids::EntityId;
 use shared::domain::lifecycle;
+use shared::ports::{Clock, OutboxRecord, SecretGuard, SecretRef, GUARD_GRACE_SECONDS};
+use shared::service::SweepBudget;
+use shared::sweeper::HARD_STOP_MARGIN_MS;
 use support::Harness;
 
 const UNRELATED: usize = 5_000;
@@ -86,9 +91,16 @@ async fn sweep_cost_follows_due_items_not_table_size() {
     }
     batch_write(&h, items).await;
     h.clock.advance_seconds(7 * 86_400 - 1);
-    assert_eq!(h.sweep().await.expired, 0, "nothing due a second early");
+    // One item at a time: moto copies this 5,000-item table in every transaction and
+    // serialises them, so items in flight would wait past the SDK's timeouts.
+    let one_at_a_time = SweepBudget::unlimited().in_flight(1);
+    assert_eq!(
+        h.sweep_within(one_at_a_time).await.expired,
+        0,
+        "nothing due a second early"
+    );
     h.clock.advance_seconds(1);
-    let report = h.sweep().await;
+    let report = h.sweep_within(one_at_a_time).await;
     println!(
         "sweep over {} rows ({NOT_YET_DUE} disconnected, not due): {report:?}",
         UNRELATED + DUE
@@ -106,6 +118,90 @@ async fn sweep_cost_follows_due_items_not_table_size() {
     }
     assert_eq!(h.events(DUE).await.len(), DUE, "one integration.expired per due row");
     // The emulator copies every table on each transaction: drop this big one.
+    h.dynamo
+        .delete_table()
+        .table_name(&h.settings.table)
+        .send()
+        .await
+        .unwrap();
+}
+
+const PER_KIND: usize = 200;
+
+/// The time budget with the real adapters: ~200 due items of every kind and a synthetic
+/// 10 s deadline. The harness's clock stands still, so the sweep keeps starting items
+/// and the run is cut at its hard stop (2 s before the deadline): it has attempted every
+/// kind, says `budget_exhausted`, and released its lease (its EMF line is written from
+/// this report).
+#[tokio::test]
+async fn a_run_over_hundreds_of_due_items_of_every_kind_stops_at_its_deadline_having_tried_every_kind() {
+    let h = Harness::new().await;
+    let now = h.now();
+    let types: Vec<ConnectorType> = ConnectorType::all().collect();
+    let principal = |entity| Principal {
+        entity_id: entity,
+        key_id: KeyId::parse("key_seed00000000").unwrap(),
+        livemode: true,
+        scopes: Scope::ALL.into(),
+    };
+    let mut rows = Vec::new();
+    for i in 0..PER_KIND {
+        let p = principal(EntityId::new_random());
+        let row = lifecycle::connect(&p, types[i % types.len()], &Edits::default(), now.plus_days(-9)).unwrap();
+        rows.push(connector_item(&lifecycle::disconnect(&row, now.plus_days(-8)).unwrap()));
+    }
+    batch_write(&h, rows).await;
+    let store = &h.app.service.store;
+    for i in 0..PER_KIND {
+        let p = principal(EntityId::new_random());
+        let row = lifecycle::connect(&p, types[i % types.len()], &Edits::default(), now).unwrap();
+        let event = Event::new(EventType::Connected, &row, None, now.plus_seconds(-600));
+        let record = OutboxRecord::new(&event, &row, None);
+        support::as_function("connect", store.save(&row, None, &[record], None))
+            .await
+            .unwrap();
+        let orphan = SecretRef {
+            entity_id: EntityId::new_random(),
+            connector_id: ConnectorId::new_random(),
+            connector_type: types[i % types.len()],
+        };
+        let guard = SecretGuard::new(orphan, now.plus_seconds(-GUARD_GRACE_SECONDS - 60));
+        support::as_function("credentials", store.guard_secret(&guard))
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let deadline_ms = h.clock.now_ms() + 10_000;
+    let summary = support::as_function(
+        "sweeper",
+        shared::sweeper::run(
+            &h.app,
+            shared::sweeper::Invocation {
+                request_id: "scale".into(),
+                deadline_ms: deadline_ms as u64,
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let r = &summary.report;
+    println!("{PER_KIND} due of each kind, 10 s deadline, cut after {took:?}: {r:?}");
+    assert!(summary.swept && r.budget_exhausted, "{r:?}");
+    let started = r.expiries_attempted + r.outbox_attempted + r.guards_attempted;
+    assert_eq!(r.left_for_next_run, 3 * PER_KIND - started, "the rest waits: {r:?}");
+    // Cut at the hard stop (8 s); metrics and the lease's release before the deadline.
+    assert!(
+        took >= std::time::Duration::from_millis(10_000 - HARD_STOP_MARGIN_MS as u64)
+            && took < std::time::Duration::from_millis(10_000),
+        "stopped at its hard stop, done by its deadline: {took:?}"
+    );
+    assert!(
+        r.expiries_attempted > 0 && r.outbox_attempted > 0 && r.guards_attempted > 0,
+        "every kind attempted: {r:?}"
+    );
+    assert!(r.expired + r.republished + r.orphans_deleted > 0);
+    // The emulator copies every table on each transaction: drop this one.
     h.dynamo
         .delete_table()
         .table_name(&h.settings.table)

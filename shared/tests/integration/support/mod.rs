@@ -277,12 +277,19 @@ impl Harness {
         self.try_sweep_via(&self.app).await.expect("sweep")
     }
 
+    /// One sweep as the sweeper function, within `budget`.
+    pub async fn sweep_within(&self, budget: shared::service::SweepBudget) -> shared::service::SweepReport {
+        as_function("sweeper", self.app.service.sweep(budget))
+            .await
+            .expect("sweep")
+    }
+
     /// One sweep as the sweeper function, served by `app`, its error kept.
     pub async fn try_sweep_via(
         &self,
         app: &App,
     ) -> Result<shared::service::SweepReport, shared::domain::error::ApiError> {
-        as_function("sweeper", app.service.sweep()).await
+        as_function("sweeper", app.service.sweep(shared::service::SweepBudget::unlimited())).await
     }
 
     /// What a Lambda function's entry point does with `req` (`handle_operation`), as that
@@ -465,7 +472,7 @@ impl Harness {
     /// Outbox records still waiting (read from every shard of the sparse `due` index).
     pub async fn outbox(&self) -> Vec<HashMap<String, AttributeValue>> {
         let mut items = Vec::new();
-        for shard in shared::aws::table::DueKind::Outbox.partitions() {
+        for shard in shared::aws::table::DueKind::Outbox.partitions(0) {
             let out = self
                 .dynamo
                 .query()
