@@ -17,15 +17,7 @@ bash infra/venv.sh
 CLIENT_VENV="$ROOT/.venv-client"
 OUT="$STATE/client"
 source "$ROOT/infra/dev-background.sh"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/client.XXXXXX")
-cleanup() {
-  local rc=$?
-  dev_stop || true
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+dev_scratch client
 
 # Generate: ruff (the generator's post-processing) comes from .venv-client too.
 rm -rf "$OUT"

@@ -2,6 +2,20 @@
 # on a free API port with an emulator of its own on another free port, so that a `make dev`
 # already running (on 3000 and 4566) is neither reused nor disturbed.
 
+# dev_scratch NAME: a scratch directory in WORK, removed on exit together with the dev
+# server dev_start started (Ctrl-C too).
+dev_scratch() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  trap _dev_scratch_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+_dev_scratch_cleanup() {
+  local rc=$?
+  dev_stop || true
+  rm -rf "$WORK"
+  exit "$rc"
+}
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 answers() {  # PORT: something accepts connections on 127.0.0.1:PORT

@@ -25,16 +25,8 @@ export CARGO_TARGET_DIR="$TARGET_DIR"
 bash infra/venv.sh  # the emulator, shared with the copy (not reinstalled there)
 
 source "$ROOT/infra/dev-background.sh"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/target-dir-smoke.XXXXXX")
+dev_scratch target-dir-smoke
 SRC="$WORK/src"
-cleanup() {
-  local rc=$?
-  dev_stop || true
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 fail() { echo "target-dir-smoke: $*" >&2; exit 1; }
 
 mkdir -p "$SRC"
