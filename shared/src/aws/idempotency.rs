@@ -5,6 +5,8 @@
 //! stores its answer in its own transaction (`answer_update`, used by the connector
 //! store), so a committed write's key is done however its request ends.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
@@ -58,28 +60,63 @@ fn key_of(scope: IdempotencyScope, key: &str) -> std::collections::HashMap<Strin
     ])
 }
 
+/// What marks a claimed key's record done with its answer, conditioned on the claim's
+/// token: the update expression and its names and values. Without a follow-up, one stored
+/// earlier (by the commit's transaction) is removed: the request that committed has done
+/// its secret work, and replays need not redo it.
+struct DoneUpdate {
+    expression: &'static str,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+const DONE_CONDITION: &str = "#token = :token";
+
+impl DoneUpdate {
+    fn new(token: &str, status: u16, body: &str, follow_up: Option<&FollowUp>) -> Result<DoneUpdate, StoreError> {
+        let names = [
+            ("#state", "state"),
+            ("#status", "status"),
+            ("#body", "body"),
+            ("#token", "token"),
+            ("#follow_up", "follow_up"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        let mut values: HashMap<String, AttributeValue> = [
+            (":done", s("done")),
+            (":status", AttributeValue::N(status.to_string())),
+            (":body", s(body)),
+            (":token", s(token)),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+        let expression = match follow_up {
+            Some(follow_up) => {
+                values.insert(":follow_up".into(), s(follow_up_json(follow_up)?));
+                "SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up"
+            }
+            None => "SET #state = :done, #status = :status, #body = :body REMOVE #follow_up",
+        };
+        Ok(DoneUpdate {
+            expression,
+            names,
+            values,
+        })
+    }
+}
+
 /// The write storing `answer` on its key's record, as one item of the transaction that
 /// commits the change it answers for; it requires the claim to be still held.
 pub(super) fn answer_update(table: &str, answer: &KeyAnswer) -> Result<TransactWriteItem, StoreError> {
-    let mut update = Update::builder()
+    let done = DoneUpdate::new(&answer.token, answer.status, &answer.body, answer.follow_up.as_ref())?;
+    let update = Update::builder()
         .table_name(table)
         .set_key(Some(key_of(answer.scope, &answer.key)))
-        .condition_expression("#token = :token")
-        .expression_attribute_names("#state", "state")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_names("#body", "body")
-        .expression_attribute_names("#token", "token")
-        .expression_attribute_values(":done", s("done"))
-        .expression_attribute_values(":status", AttributeValue::N(answer.status.to_string()))
-        .expression_attribute_values(":body", s(&answer.body))
-        .expression_attribute_values(":token", s(&answer.token));
-    update = match answer.follow_up {
-        Some(follow_up) => update
-            .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
-            .expression_attribute_names("#follow_up", "follow_up")
-            .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
-        None => update.update_expression("SET #state = :done, #status = :status, #body = :body"),
-    };
+        .condition_expression(DONE_CONDITION)
+        .update_expression(done.expression)
+        .set_expression_attribute_names(Some(done.names))
+        .set_expression_attribute_values(Some(done.values));
     Ok(TransactWriteItem::builder()
         .update(update.build().map_err(|_| StoreError::Corrupt)?)
         .build())
@@ -183,30 +220,16 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         body: &str,
         follow_up: Option<FollowUp>,
     ) -> Result<(), StoreError> {
-        let update = self
+        let done = DoneUpdate::new(claim.token, status, body, follow_up.as_ref())?;
+        let sent = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_of(claim.scope, claim.key)));
-        // Without a follow-up, one stored by the commit's transaction is removed: the
-        // request that committed has done its secret work, and replays need not redo it.
-        let update = match follow_up {
-            Some(follow_up) => update
-                .update_expression("SET #state = :done, #status = :status, #body = :body, #follow_up = :follow_up")
-                .expression_attribute_values(":follow_up", s(follow_up_json(&follow_up)?)),
-            None => update.update_expression("SET #state = :done, #status = :status, #body = :body REMOVE #follow_up"),
-        }
-        .expression_attribute_names("#follow_up", "follow_up");
-        let sent = update
-            .condition_expression("#token = :token")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#body", "body")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":done", s("done"))
-            .expression_attribute_values(":status", AttributeValue::N(status.to_string()))
-            .expression_attribute_values(":body", s(body))
-            .expression_attribute_values(":token", s(claim.token))
+            .set_key(Some(key_of(claim.scope, claim.key)))
+            .condition_expression(DONE_CONDITION)
+            .update_expression(done.expression)
+            .set_expression_attribute_names(Some(done.names))
+            .set_expression_attribute_values(Some(done.values))
             .send()
             .await;
         // Taken over by a retry after our lease ran out: its answer is the one kept.
