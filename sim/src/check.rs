@@ -198,7 +198,8 @@ pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, 
             _ => {}
         }
         let valid = model.valid_values(tenant, ty, &row.id.to_string());
-        if !valid.iter().any(|v| secret.value.contains(v)) {
+        let current = secret.current_value().unwrap_or_default();
+        if !valid.iter().any(|v| current.contains(v)) {
             violations.push(format!(
                 "1/2: connector {}'s secret holds credentials no accepted request sent (valid: {valid:?})",
                 row.id

@@ -19,12 +19,13 @@ use crate::domain::api_key::Principal;
 use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
+use crate::domain::versions::versions_view;
 use crate::domain::view::project;
 use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, CommitWitness, ConnectorRef, KeyClaim, Outcome};
 use crate::{telemetry, App};
 
-use request::{credentials_body, header, json_body, list_query, query_params};
+use request::{credentials_body, header, json_body, list_query, query_params, rollback_body};
 use response::{empty_response, error_response, json_response, new_request_id};
 use router::{route, Operation, RouteMatch};
 
@@ -170,7 +171,10 @@ async fn serve(
         .path_parameters_ref()
         .and_then(|p| p.first("connector").map(str::to_owned));
     let disagrees = delivered.is_some_and(|d| connector.as_deref() != Some(d.as_str()));
-    if only.is_some_and(|o| o != operation) || (only.is_some() && disagrees) {
+    // A function serves the operations named for it (the credentials function serves
+    // every credentials route).
+    let foreign = only.is_some_and(|o| o.function_name() != operation.function_name());
+    if foreign || (only.is_some() && disagrees) {
         return Err(ApiError::not_found("No such route on this function."));
     }
     // A write with an `Idempotency-Key` needs the fingerprint key: its first fetch in a
@@ -431,6 +435,22 @@ async fn run(
             200,
             Some(data(&service.restore(principal, parse_connector_type(segment)?).await?)),
         ),
+        Operation::CredentialVersions => {
+            let row = service.get(principal, ConnectorRef::parse(segment)?).await?;
+            let url = format!("/v1/integrations/{segment}/credentials/versions");
+            (
+                200,
+                Some(json!({"object": "list", "data": versions_view(&row), "has_more": false, "url": url})),
+            )
+        }
+        Operation::Rollback => {
+            let connector_type = parse_connector_type(segment)?;
+            let version = rollback_body(json_body(req)?.unwrap_or(Value::Null))?;
+            let row = service
+                .roll_back_credentials(principal, connector_type, &version)
+                .await?;
+            (200, Some(data(&row)))
+        }
     })
 }
 
