@@ -190,7 +190,9 @@ impl Vault for SecretsManagerVault {
                 return Ok(());
             }
         }
-        Err(SecretError::Dependency(DependencyError::Unavailable(Dependency::SecretsManager)))
+        Err(SecretError::Dependency(DependencyError::Unavailable(
+            Dependency::SecretsManager,
+        )))
     }
 
     async fn label_current(&self, secret: &SecretRef, label: &str) -> Result<Option<String>, SecretError> {

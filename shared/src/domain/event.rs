@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(v["livemode"], true);
         assert_eq!(v["data"]["object"].as_object().unwrap().len(), ROW_FIELDS.len());
         assert!(!e.detail_json().contains("CANARY"));
-        assert!(v["data"].get("version").is_none(), "only a credentials change names a version");
+        assert!(
+            v["data"].get("version").is_none(),
+            "only a credentials change names a version"
+        );
         let changed = Event::new(EventType::CredentialsUpdated, &row, Some(&p.key_id), now);
         let v: Value = serde_json::from_str(&changed.detail_json()).unwrap();
         assert_eq!(v["data"]["version"].as_str(), row.current_credential_version.as_deref());

@@ -352,7 +352,10 @@ mod tests {
         let listed = &next.credential_versions;
         assert_eq!(listed.len(), 1);
         assert_eq!(next.current_credential_version.as_deref(), Some(listed[0].id.as_str()));
-        assert_eq!(listed[0].id, listed[0].secret_version_id, "the id is the secret version's token");
+        assert_eq!(
+            listed[0].id, listed[0].secret_version_id,
+            "the id is the secret version's token"
+        );
     }
 
     #[test]
@@ -365,7 +368,10 @@ mod tests {
         assert_eq!(back.credential_keys, first.credential_keys);
         assert!(!back.has_webhook_secret);
         assert_eq!(back.version, second.version + 1);
-        assert_eq!(back.credential_versions, second.credential_versions, "a rollback makes no version");
+        assert_eq!(
+            back.credential_versions, second.credential_versions,
+            "a rollback makes no version"
+        );
         assert_eq!(roll_back(&back, &old, t0()), Ok(None), "already current: no-op");
         assert_eq!(roll_back(&back, "nope", t0()), Err(RollbackError::UnknownVersion));
         let gone = disconnect(&back, t0()).unwrap();
@@ -383,14 +389,20 @@ mod tests {
         let next = stored(&row, &["secret_key"], true, t0().plus_seconds(101));
         let listed = &next.credential_versions;
         assert_eq!(listed.len(), crate::domain::versions::LISTED_VERSIONS);
-        assert!(listed.iter().any(|v| v.id == first), "the rolled-back-to version stays listed");
+        assert!(
+            listed.iter().any(|v| v.id == first),
+            "the rolled-back-to version stays listed"
+        );
         let slots: std::collections::BTreeSet<u8> = listed.iter().map(|v| v.slot).collect();
         assert_eq!(slots.len(), listed.len(), "one slot each");
         // A slot chosen before a rollback moved to its owner: the write starts over.
         let owner_slot = listed.iter().find(|v| v.id == first).unwrap().slot;
         let at_first = roll_back(&next, &first, t0().plus_seconds(102)).unwrap().unwrap();
         let clash = CredentialVersion::new(Default::default(), false, owner_slot, t0());
-        assert_eq!(with_credentials(&at_first, clash, SecretArn::new("a".into()), t0()), None);
+        assert_eq!(
+            with_credentials(&at_first, clash, SecretArn::new("a".into()), t0()),
+            None
+        );
     }
 
     #[test]

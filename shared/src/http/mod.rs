@@ -202,8 +202,11 @@ async fn serve(
         _ => None,
     };
     let Some(key) = idempotency_key else {
-        let (status, body) =
-            within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await?;
+        let (status, body) = within_budget(
+            req,
+            Box::pin(run(app, operation, &principal, segment, params, permanent, req)),
+        )
+        .await?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
     let fingerprint_key = match fingerprint_key {
@@ -253,7 +256,9 @@ async fn serve(
                 key: key.to_string(),
                 token: token.clone(),
             });
-            let work = run(app, operation, &principal, segment, params, permanent, req);
+            // Boxed (here and above): the operations' futures are large, and a debug
+            // build's test threads have 2 MiB of stack.
+            let work = Box::pin(run(app, operation, &principal, segment, params, permanent, req));
             let result = within_budget(req, witness.watch(work)).await;
             // A committed write stored the key's answer in its own transaction (with the
             // secret work a replay redoes first). A success stores its answer here, with
@@ -414,14 +419,11 @@ async fn run(
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or(Value::Null);
             let (credentials, webhook_secret) = credentials_body(body)?;
-            (
-                200,
-                Some(data(
-                    &service
-                        .put_credentials(principal, connector_type, &credentials, webhook_secret.as_ref())
-                        .await?,
-                )),
-            )
+            // Boxed: the credentials steps make a large future, and a debug build's test
+            // threads have 2 MiB of stack.
+            let put =
+                Box::pin(service.put_credentials(principal, connector_type, &credentials, webhook_secret.as_ref()));
+            (200, Some(data(&put.await?)))
         }
         Operation::Disconnect if permanent => {
             service.purge(principal, ConnectorRef::parse(segment)?).await?;

@@ -311,7 +311,12 @@ struct RollbackBody {
 }
 
 pub fn rollback_body(body: Value) -> Result<String, ApiError> {
-    let missing = || ApiError::bad_request("version", "`version` is required: the id of a version from GET …/credentials/versions.");
+    let missing = || {
+        ApiError::bad_request(
+            "version",
+            "`version` is required: the id of a version from GET …/credentials/versions.",
+        )
+    };
     let Value::Object(map) = body else {
         return Err(missing());
     };

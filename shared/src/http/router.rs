@@ -33,6 +33,15 @@ impl Operation {
         }
     }
 
+    /// Its `operationId` in openapi.yaml.
+    pub fn operation_id(self) -> &'static str {
+        match self {
+            Operation::CredentialVersions => "credentialVersions",
+            Operation::Rollback => "rollbackCredentials",
+            other => other.function_name(),
+        }
+    }
+
     /// The scope a request needs; a permanent delete needs `integrations:purge`.
     pub fn scope(self, permanent: bool) -> Scope {
         match self {

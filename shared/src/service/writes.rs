@@ -322,11 +322,7 @@ impl Service {
             }
             Err(SecretError::Dependency(e)) => return Err(e.into()),
         };
-        Ok(WrittenVersion {
-            version,
-            arn,
-            initial,
-        })
+        Ok(WrittenVersion { version, arn, initial })
     }
 
     /// Credentials stored before versions existed: their secret version is labelled
@@ -359,8 +355,15 @@ impl Service {
                 return Ok(row);
             };
             let believed = row.current_version_record().map(|v| v.secret_version_id.clone());
-            self.commit_credentials_change(principal, &row, &next, &[EventType::CredentialsUpdated], believed.as_deref(), now)
-                .await?;
+            self.commit_credentials_change(
+                principal,
+                &row,
+                &next,
+                &[EventType::CredentialsUpdated],
+                believed.as_deref(),
+                now,
+            )
+            .await?;
             Ok(next)
         })
         .await

@@ -27,8 +27,7 @@ use shared::memory::{Memory, NoFaults};
 use shared::ports::{
     Clock, ConnectorStore, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
     KeyStore, LeaseClaim, ManualClock, OutboxRecord, SecretAction, SecretError, SecretGuard, SecretRef, StoreError,
-    Vault,
-    GUARD_GRACE_SECONDS, IDEMPOTENCY_LEASE_SECONDS,
+    Vault, GUARD_GRACE_SECONDS, IDEMPOTENCY_LEASE_SECONDS,
 };
 use shared::service::first_shard;
 use support::Harness;
@@ -478,18 +477,39 @@ async fn credential_versions_move_as_aws_moves_them(p: Ports) {
     );
     p.vault.create(&secret).await.unwrap();
     p.vault.create(&secret).await.unwrap();
-    p.vault.write_version(&secret, &one, "v0", &payload("one")).await.unwrap();
-    assert_eq!((p.inspect)(secret).await, active("one"), "a first version is current at once");
-    p.vault.write_version(&secret, &one, "v0", &payload("one")).await.unwrap();
-    p.vault.write_version(&secret, &two, "v1", &payload("two")).await.unwrap();
-    assert_eq!((p.inspect)(secret).await, active("one"), "a staged write is not current");
+    p.vault
+        .write_version(&secret, &one, "v0", &payload("one"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.inspect)(secret).await,
+        active("one"),
+        "a first version is current at once"
+    );
+    p.vault
+        .write_version(&secret, &one, "v0", &payload("one"))
+        .await
+        .unwrap();
+    p.vault
+        .write_version(&secret, &two, "v1", &payload("two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.inspect)(secret).await,
+        active("one"),
+        "a staged write is not current"
+    );
     p.vault.make_current(&secret, &two, Some(&one)).await.unwrap();
     assert_eq!((p.inspect)(secret).await, active("two"));
     // A stale premise (`one` no longer holds AWSCURRENT): looked up, then moved.
     p.vault.make_current(&secret, &one, Some(&two)).await.unwrap();
     assert_eq!((p.inspect)(secret).await, active("one"), "rolled back");
     p.vault.make_current(&secret, &two, Some(&two)).await.unwrap();
-    assert_eq!((p.inspect)(secret).await, active("one"), "believed current: nothing to move");
+    assert_eq!(
+        (p.inspect)(secret).await,
+        active("one"),
+        "believed current: nothing to move"
+    );
     p.vault.make_current(&secret, &two, Some(&two)).await.unwrap();
     p.vault.make_current(&secret, &two, None).await.unwrap();
     assert_eq!((p.inspect)(secret).await, active("two"));
@@ -516,12 +536,19 @@ async fn credential_versions_move_as_aws_moves_them(p: Ports) {
         // Emulator departure: it accepts a write to a scheduled secret (AWS refuses it
         // with InvalidRequestException; the fault matrix drives that answer through the
         // fault proxy).
-        assert!(written.is_ok(), "the emulator now refuses writes to scheduled secrets: {written:?}");
+        assert!(
+            written.is_ok(),
+            "the emulator now refuses writes to scheduled secrets: {written:?}"
+        );
     } else {
         assert_eq!(written, Err(SecretError::Scheduled));
     }
     p.vault.restore(&secret).await.unwrap();
-    assert_eq!((p.inspect)(secret).await, active("two"), "a staged write never became current");
+    assert_eq!(
+        (p.inspect)(secret).await,
+        active("two"),
+        "a staged write never became current"
+    );
 }
 
 /// API keys: found by hash, unique by hash and id, listed per entity, revoked once.
