@@ -306,7 +306,10 @@ async fn a_rollback_takes_an_idempotency_key() {
         "not re-executed"
     );
     let mismatch = send(&two, "rb-1").await;
-    assert_eq!((mismatch.status, mismatch.error_code()), (409, "idempotency_key_mismatch".into()));
+    assert_eq!(
+        (mismatch.status, mismatch.error_code()),
+        (409, "idempotency_key_mismatch".into())
+    );
 }
 
 /// Issue-23 call budget: over an active row with a secret, a PUT makes no CreateSecret and
@@ -365,4 +368,65 @@ async fn a_credentials_put_makes_only_the_secret_calls_the_row_says_it_needs() {
         "sk_four"
     );
     h.events(2).await;
+}
+
+/// Rollbacks racing credentials PUTs on one connector: whichever commits last, the
+/// secret's `AWSCURRENT` ends as the version the row records as current (its VersionId is
+/// the version's id), and the versions list marks exactly that one current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollbacks_racing_puts_leave_the_secret_at_the_version_the_row_records() {
+    use std::sync::Arc;
+    // DynamoDB's transaction isolation, which the emulator lacks (see `start_serializing`).
+    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
+    let clock = Arc::new(shared::ports::ManualClock::new(
+        shared::domain::time::Timestamp::from_datetime(chrono::Utc::now()),
+    ));
+    let h = Harness::with_clock_and_endpoint(clock.clone(), clock, Some(&proxy.url)).await;
+    let (entity, key) = h.tenant(false).await;
+    let (one, two) = two_versions(&h, &key, "stripe").await;
+    for round in 0..3 {
+        let calls = (0..12).map(|i| {
+            let caller = h.as_key(&key);
+            let (one, two) = (one.clone(), two.clone());
+            async move {
+                match i % 3 {
+                    0 => caller.roll_back("stripe", &one).await,
+                    1 => caller.roll_back("stripe", &two).await,
+                    _ => {
+                        let body = json!({"credentials": {"secret_key": format!("sk_r{round}_{i}")}});
+                        caller.put_credentials("stripe", body).await
+                    }
+                }
+            }
+        });
+        for reply in futures::future::join_all(calls).await {
+            assert!([200, 409, 503].contains(&reply.status), "{}", reply.raw);
+        }
+        h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
+        h.sweep().await;
+        let listed = h.as_key(&key).versions("stripe").await;
+        let current: Vec<&Value> = listed.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["current"] == true)
+            .collect();
+        assert_eq!(current.len(), 1, "{}", listed.raw);
+        let secret = h
+            .secrets
+            .get_secret_value()
+            .secret_id(h.secret_name(entity, "stripe").await)
+            .version_stage("AWSCURRENT")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            secret.version_id(),
+            current[0]["version"].as_str(),
+            "round {round}: the secret's current version is the one the row records"
+        );
+        let row = h.as_key(&key).get("stripe").await;
+        assert_eq!(row.body["data"]["credentials_masked"], current[0]["credential_keys"]);
+        h.events(0).await;
+    }
 }
