@@ -43,6 +43,16 @@ async fn two_versions(h: &Harness, key: &str, t: &str) -> (String, String) {
     (versions[0].clone(), versions[1].clone())
 }
 
+/// The entries of a versions list marked current.
+fn current_versions(list: &Value) -> Vec<&Value> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["current"] == true)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_rollback_makes_the_older_version_current_in_the_secret_the_row_and_the_event() {
     let h = Harness::new().await;
@@ -91,12 +101,7 @@ async fn a_rollback_makes_the_older_version_current_in_the_secret_the_row_and_th
     );
 
     let listed = h.as_key(&key).versions("stripe").await;
-    let current: Vec<&Value> = listed.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["current"] == true)
-        .collect();
+    let current = current_versions(&listed.body);
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["version"], one.as_str());
 
@@ -405,12 +410,7 @@ async fn rollbacks_racing_puts_leave_the_secret_at_the_version_the_row_records()
         h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
         h.sweep().await;
         let listed = h.as_key(&key).versions("stripe").await;
-        let current: Vec<&Value> = listed.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|v| v["current"] == true)
-            .collect();
+        let current = current_versions(&listed.body);
         assert_eq!(current.len(), 1, "{}", listed.raw);
         let secret = h
             .secrets
