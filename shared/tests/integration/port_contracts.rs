@@ -180,6 +180,33 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
     assert_eq!(p.store.delete(&row, &[], None).await, Err(StoreError::ConditionFailed));
     p.store.delete(&next, &[], None).await.unwrap();
     assert_eq!(p.store.get(row.entity_id, row.connector_type).await.unwrap(), None);
+    // A new connector of the same type starts at the same version: a late write or
+    // delete of the old one (same version, other id) must not land on it.
+    let newer = lifecycle::connect(&principal(row.entity_id), row.connector_type, &Edits::default(), now).unwrap();
+    p.store.save(&newer, None, &[], None).await.unwrap();
+    let mut stale = row.clone();
+    stale.version = newer.version + 1;
+    assert_eq!(
+        p.store.save(&stale, Some(newer.version), &[], None).await,
+        Err(StoreError::ConditionFailed)
+    );
+    let stale_at = Connector {
+        version: newer.version,
+        ..row.clone()
+    };
+    assert_eq!(
+        p.store.delete(&stale_at, &[], None).await,
+        Err(StoreError::ConditionFailed)
+    );
+    assert!(!p
+        .store
+        .clear_outbox_if_unchanged(&kept.event_id, &stale_at)
+        .await
+        .unwrap());
+    assert_eq!(
+        p.store.get(row.entity_id, row.connector_type).await.unwrap(),
+        Some(newer)
+    );
 }
 
 /// The sparse `due` index: expiries when their window has ended, outbox records from
