@@ -23,7 +23,7 @@ use crate::{Options, Outcome};
 
 const PREFIX: &str = "sim/";
 /// A request past this is dead (the function's timeout).
-const DEADLINE_MS: i64 = 10_000;
+pub(crate) const DEADLINE_MS: i64 = 10_000;
 const MAX_IN_FLIGHT: usize = 6;
 
 struct Reply {
