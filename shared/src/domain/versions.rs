@@ -74,6 +74,16 @@ impl Connector {
         self.credential_versions.iter().find(|v| v.id == current)
     }
 
+    /// The row with `initial` recorded as its one, current version, if it still records
+    /// none (credentials stored before versions existed).
+    pub fn recording_initial(mut self, initial: &CredentialVersion) -> Connector {
+        if self.has_unrecorded_version() {
+            self.credential_versions = vec![initial.clone()];
+            self.current_credential_version = Some(initial.id.clone());
+        }
+        self
+    }
+
     /// Credentials stored before versions existed: a secret, no recorded version.
     pub fn has_unrecorded_version(&self) -> bool {
         self.has_secret() && self.credential_versions.is_empty()

@@ -19,12 +19,11 @@ struct WrittenVersion {
 
 impl WrittenVersion {
     /// `row` with the initial version recorded, if the row still records none.
-    fn with_initial_version(&self, mut row: Connector) -> Connector {
-        if let (Some(initial), true) = (&self.initial, row.has_unrecorded_version()) {
-            row.credential_versions = vec![initial.clone()];
-            row.current_credential_version = Some(initial.id.clone());
+    fn with_initial_version(&self, row: Connector) -> Connector {
+        match &self.initial {
+            Some(initial) => row.recording_initial(initial),
+            None => row,
         }
-        row
     }
 }
 
@@ -294,11 +293,10 @@ impl Service {
             true => self.record_initial_version(row).await?,
             false => None,
         };
-        let mut slot_owner = row.clone();
-        if let Some(initial) = &initial {
-            slot_owner.credential_versions = vec![initial.clone()];
-            slot_owner.current_credential_version = Some(initial.id.clone());
-        }
+        let slot_owner = match &initial {
+            Some(initial) => row.clone().recording_initial(initial),
+            None => row.clone(),
+        };
         let version = CredentialVersion::new(
             payload.key_names().into_iter().collect(),
             payload.webhook_secret.is_some(),
