@@ -4,8 +4,9 @@ Run by `infra/sam_local.sh smoke` once `sam local start-api` is starting, with t
 base URL, the built template and the connectors-admin binary (in cargo's target
 directory, wherever CARGO_TARGET_DIR puts it):
 
-1. through the API on port 3001, the lifecycle connect -> credentials -> get -> list ->
-   disconnect -> restore -> permanent delete, plus what no route matches (404, 405) and
+1. through the API on port 3001, the lifecycle connect -> credentials (two versions, the
+   versions list, a rollback and its 400/404/409) -> get -> list -> disconnect -> restore
+   -> permanent delete, plus what no route matches (404, 405) and
    a call without a key (401);
 2. each percent-encoded path of infra/encoded-paths.json, with the answer the dev server
    and the API Gateway events give;
@@ -152,6 +153,7 @@ def walk_the_api(api):
     )["data"]
     if row["credentials_masked"] != ["secret_key"] or "sk_test_sam" in json.dumps(row):
         sys.exit(f"FAIL credentials: {row}")
+    first_version = walk_credential_versions(api, key)
     got = expect("get", *api.call("GET", "/v1/integrations/stripe", key, label="get first"), 200, "RowResponse")
     expect("get again (warm)", *api.call("GET", f"/v1/integrations/{row['id']}", key, label="get warm"), 200)
     for _ in range(4):
@@ -164,6 +166,9 @@ def walk_the_api(api):
     gone = expect("disconnect", *api.call("DELETE", "/v1/integrations/stripe", key), 200, "RowResponse")["data"]
     if gone["is_active"] or not gone["recoverable_until"]:
         sys.exit(f"FAIL disconnect: {gone}")
+    rollback = "/v1/integrations/stripe/credentials/rollback"
+    expect("rollback of a disconnected connector", *api.call("POST", rollback, key, {"version": first_version}), 409)
+    expect("versions of a disconnected connector", *api.call("GET", "/v1/integrations/stripe/credentials/versions", key), 200, "CredentialVersionList")
     back = expect("restore", *api.call("POST", "/v1/integrations/stripe/restore", key), 200, "RowResponse")["data"]
     if not back["is_active"] or back["id"] != row["id"] or back["credentials_masked"] != ["secret_key"]:
         sys.exit(f"FAIL restore: {back}")
@@ -221,6 +226,34 @@ def check_http_result(what, result, want_status, schema):
     headers.update({k.lower(): v for k, v in (result.get("headers") or {}).items()})
     headers = {"x-request-id": headers.get("x-request-id")}
     expect(what, status, headers, body, want_status, schema)
+
+
+def walk_credential_versions(api, key):
+    """A second version, the list, a rollback to the first and its error statuses; the
+    credentials function serves all three routes. Returns the first version's id."""
+    newer = {"credentials": {"secret_key": "sk_test_sam2", "publishable_key": "pk_test_sam2"}}
+    expect("credentials, a second version", *api.call("PUT", "/v1/integrations/stripe/credentials", key, newer), 200, "RowResponse")
+    versions = "/v1/integrations/stripe/credentials/versions"
+    listed = expect("credential versions", *api.call("GET", versions, key), 200, "CredentialVersionList")
+    if [v["current"] for v in listed["data"]] != [True, False] or "sk_test_sam" in json.dumps(listed):
+        sys.exit(f"FAIL credential versions: {listed}")
+    first = listed["data"][1]["version"]
+    rollback = "/v1/integrations/stripe/credentials/rollback"
+    row = expect("rollback", *api.call("POST", rollback, key, {"version": first}), 200, "RowResponse")["data"]
+    if row["credentials_masked"] != ["secret_key"]:
+        sys.exit(f"FAIL rollback: {row}")
+    expect("rollback to the current version (no-op)", *api.call("POST", rollback, key, {"version": first}), 200, "RowResponse")
+    status, headers, body = api.call("POST", rollback, key, {})
+    expect("rollback without a version", status, headers, body, 400)
+    if body["param"] != "version":
+        sys.exit(f"FAIL rollback without a version: {body}")
+    status, headers, body = api.call("POST", rollback, key, {"version": "no-such-version"})
+    expect("rollback to an unknown version", status, headers, body, 404)
+    if body["param"] != "version":
+        sys.exit(f"FAIL rollback to an unknown version: {body}")
+    status, headers, body = api.call("GET", rollback, key)
+    expect("wrong method on rollback (fallback)", status, headers, body, 405)
+    return first
 
 
 def invoke_sample_events(template):

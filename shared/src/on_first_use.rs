@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::connector::SecretArn;
 use crate::domain::credentials::SecretPayload;
-use crate::ports::{DependencyError, EventBus, OutboxRecord, SecretRef, Vault};
+use crate::ports::{DependencyError, EventBus, OutboxRecord, SecretError, SecretRef, Vault};
 
 pub struct OnFirstUse<T> {
     adapter: OnceLock<T>,
@@ -37,8 +37,31 @@ impl<T> OnFirstUse<T> {
 
 #[async_trait]
 impl<T: Vault> Vault for OnFirstUse<T> {
-    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
-        self.adapter().put(secret, payload).await
+    async fn create(&self, secret: &SecretRef) -> Result<(), DependencyError> {
+        self.adapter().create(secret).await
+    }
+
+    async fn write_version(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        label: &str,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, SecretError> {
+        self.adapter().write_version(secret, version_id, label, payload).await
+    }
+
+    async fn make_current(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        believed_current: Option<&str>,
+    ) -> Result<(), SecretError> {
+        self.adapter().make_current(secret, version_id, believed_current).await
+    }
+
+    async fn label_current(&self, secret: &SecretRef, label: &str) -> Result<Option<String>, SecretError> {
+        self.adapter().label_current(secret, label).await
     }
 
     async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError> {
@@ -76,7 +99,22 @@ mod tests {
 
     #[async_trait]
     impl Vault for CountingVault {
-        async fn put(&self, _: &SecretRef, _: &SecretPayload) -> Result<SecretArn, DependencyError> {
+        async fn create(&self, _: &SecretRef) -> Result<(), DependencyError> {
+            unreachable!("not called by this test")
+        }
+        async fn write_version(
+            &self,
+            _: &SecretRef,
+            _: &str,
+            _: &str,
+            _: &SecretPayload,
+        ) -> Result<SecretArn, SecretError> {
+            unreachable!("not called by this test")
+        }
+        async fn make_current(&self, _: &SecretRef, _: &str, _: Option<&str>) -> Result<(), SecretError> {
+            unreachable!("not called by this test")
+        }
+        async fn label_current(&self, _: &SecretRef, _: &str) -> Result<Option<String>, SecretError> {
             unreachable!("not called by this test")
         }
         async fn schedule_deletion(&self, _: &SecretRef, _: i64) -> Result<(), DependencyError> {

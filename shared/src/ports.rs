@@ -446,12 +446,66 @@ pub trait KeyStore: Send + Sync {
     async fn list(&self, entity: EntityId) -> Result<Vec<ApiKeyRecord>, StoreError>;
 }
 
-/// Connector credentials, one secret per connector, named from its [`SecretRef`].
+/// Why a secret call on an existing secret did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// No secret under the connector's name (or its name is still being deleted).
+    #[error("the secret does not exist")]
+    Absent,
+    /// The secret is scheduled for deletion: it must be restored first.
+    #[error("the secret is scheduled for deletion")]
+    Scheduled,
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
+}
+
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            // Where the service does not fall back, a secret that is not where the row
+            // says is a state a retry (or the sweeper) resolves.
+            SecretError::Absent | SecretError::Scheduled => ApiError::Unavailable(Dependency::SecretsManager),
+            SecretError::Dependency(d) => d.into(),
+        }
+    }
+}
+
+/// Connector credentials, one secret per connector, named from its [`SecretRef`]. A
+/// secret holds one version per credential version, each under the staging label of its
+/// slot; the current one also carries `AWSCURRENT`, which is what readers ask for.
 #[async_trait]
 pub trait Vault: Send + Sync {
-    /// Creates the connector's secret or replaces its value (restoring it first if it was
-    /// scheduled for deletion). Returns its ARN.
-    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError>;
+    /// Creates the connector's secret with no version yet (tagged with its connector).
+    /// One that exists already is fine.
+    async fn create(&self, secret: &SecretRef) -> Result<(), DependencyError>;
+
+    /// Writes `payload` as the secret's version `version_id` (its `ClientRequestToken`),
+    /// labelled `label` only: staged, not current (readers still get the current version
+    /// until [`Vault::make_current`]). The label moves here from any version that had it.
+    /// Returns the secret's ARN. Repeating the same write changes nothing.
+    async fn write_version(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        label: &str,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, SecretError>;
+
+    /// Makes `version_id` current (`AWSCURRENT`). `believed_current` is the version the
+    /// caller's row recorded as current before its change: moved from in one call while it
+    /// still is (a compare-and-swap); if it no longer is, or is unknown, the secret's
+    /// current version is looked up and moved from.
+    async fn make_current(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        believed_current: Option<&str>,
+    ) -> Result<(), SecretError>;
+
+    /// Labels the secret's current version with `label` and returns its `VersionId`:
+    /// how credentials stored before versions existed become a recorded version. `None`
+    /// when the secret has no current version.
+    async fn label_current(&self, secret: &SecretRef, label: &str) -> Result<Option<String>, SecretError>;
 
     /// Schedules the secret's deletion after `recovery_days`. Already scheduled or absent
     /// secrets are fine: the call is idempotent.

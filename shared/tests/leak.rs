@@ -87,6 +87,26 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
             .await;
         assert_eq!(ok.status, 200, "{}", ok.raw);
         routes_hit.insert("credentials");
+        // A second version with canaries of its own, then a rollback to the first.
+        let second: serde_json::Map<String, Value> = entry
+            .required
+            .iter()
+            .map(|k| {
+                let c = canary(connector_type, &format!("{k}-v2"));
+                canaries.push(c.clone());
+                (k.to_string(), Value::String(c))
+            })
+            .collect();
+        let newer = h.as_key(&key).put_credentials(t, json!({"credentials": second})).await;
+        assert_eq!(newer.status, 200, "{}", newer.raw);
+        let versions = h.as_key(&key).versions(t).await;
+        assert_eq!(versions.status, 200);
+        routes_hit.insert("versions");
+        let first = versions.body["data"][1]["version"].as_str().unwrap().to_string();
+        assert_eq!(h.as_key(&key).roll_back(t, &first).await.status, 200);
+        assert_eq!(h.as_key(&key).roll_back(t, &first).await.status, 200);
+        assert_eq!(h.as_key(&key).roll_back(t, "CANARY-not-a-version").await.status, 404);
+        routes_hit.insert("rollback");
         assert_eq!(h.as_key(&key).get(t).await.status, 200);
         routes_hit.insert("get");
         assert_eq!(h.as_key(&key).post(t, None).await.status, 409);
@@ -108,13 +128,13 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
             .status,
         401
     );
-    assert_eq!(routes_hit.len(), 5, "every route exercised");
+    assert_eq!(routes_hit.len(), 7, "every route exercised");
 
-    let events = h.events(16 * 3).await;
+    let events = h.events(16 * 5).await;
     assert_eq!(
         events.len(),
-        16 * 3,
-        "connected, credentials_updated, disconnected per type"
+        16 * 5,
+        "connected, credentials_updated (two PUTs and a rollback), disconnected per type"
     );
 
     let mut channels: Vec<(String, String)> = Vec::new();

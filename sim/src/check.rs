@@ -2,8 +2,9 @@
 //! against it and against the in-memory AWS.
 //!
 //! 1. An active row with credentials has its secret, not scheduled for deletion, holding
-//!    the last credentials accepted with a 200 (or those of a later request whose answer
-//!    was lost or a failure, since it may have taken effect).
+//!    as current (`AWSCURRENT`) the version the row records as current, whose values are
+//!    some credentials request's and whose key names are `credentials_masked` (so a
+//!    rollback racing a credentials PUT never leaves the two disagreeing).
 //! 2. A disconnected row inside its window has its secret scheduled for deletion (so it
 //!    restores) with those credentials.
 //! 3. A connector past its window or deleted leaves no readable secret once the sweeper
@@ -98,6 +99,8 @@ pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) 
         Value::Object(_) => vec![&seen.body["data"]],
         _ => Vec::new(),
     };
+    // A credential versions list holds versions, not rows.
+    let rows: Vec<&Value> = rows.into_iter().filter(|r| r.get("id").is_some()).collect();
     for row in rows {
         if row["entity_id"] != seen.entity {
             violations.push(format!(
@@ -139,11 +142,16 @@ pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) 
             .as_str()
             .is_some_and(|h| h.contains("still in progress"));
     if in_progress {
-        let lease_ms = IDEMPOTENCY_LEASE_SECONDS * 1000;
-        let blocker =
-            model.key_starts.get(&scope).into_iter().flatten().any(|&start| {
-                start != seen.started_ms && start <= seen.now_ms && seen.now_ms - start <= lease_ms + 1000
-            });
+        // A request claims its key some time after it starts (other requests run in
+        // between), at the latest when it is killed at its deadline: its lease ends at
+        // most the lease plus that deadline after its start.
+        let lease_ms = IDEMPOTENCY_LEASE_SECONDS * 1000 + crate::world::DEADLINE_MS;
+        let blocker = model
+            .key_starts
+            .get(&scope)
+            .into_iter()
+            .flatten()
+            .any(|&start| start != seen.started_ms && start <= seen.now_ms && seen.now_ms - start <= lease_ms);
         if !blocker {
             violations.push(format!(
                 "6: key {scope:?} refused as in progress with no request inside its lease"
@@ -165,6 +173,65 @@ pub fn every_step(state: &mut State, violations: &mut Vec<String>) {
 /// Tenant of an entity id, by the entities list.
 fn tenant_of(entities: &[String], entity: &str) -> Option<u8> {
     entities.iter().position(|e| e == entity).map(|i| i as u8)
+}
+
+/// Invariants 1 and 2's values: an active row's secret has the version the row records
+/// current (a disconnected row's has it, to be made current on restore), with the row's
+/// key names and the values of a request that sent them. A row recording no
+/// version (none does, once written by this service) holds the last accepted values.
+fn current_version_is_the_rows(
+    row: &shared::domain::connector::Connector,
+    secret: &shared::memory::Secret,
+    model: &Model,
+    tenant: u8,
+    ty: u8,
+    violations: &mut Vec<String>,
+) {
+    let current = secret.holder("AWSCURRENT");
+    let Some(recorded) = row.current_version_record() else {
+        let value = current.map_or("", |v| v.value.as_str());
+        let valid = model.valid_values(tenant, ty, &row.id.to_string());
+        if !valid.iter().any(|v| value.contains(v)) {
+            violations.push(format!(
+                "1/2: connector {}'s secret holds credentials no accepted request sent (valid: {valid:?})",
+                row.id
+            ));
+        }
+        return;
+    };
+    // A scheduled secret refuses changes: a disconnected row's version is made current by
+    // whatever restores it, so it need only be there.
+    let found = match row.is_active {
+        true => current.filter(|v| v.id == recorded.secret_version_id),
+        false => secret.versions.iter().find(|v| v.id == recorded.secret_version_id),
+    };
+    let Some(current) = found else {
+        violations.push(format!(
+            "1/2: connector {}'s secret has {:?} current, its row records {} (active: {})",
+            row.id,
+            current.map(|v| &v.id),
+            recorded.secret_version_id,
+            row.is_active
+        ));
+        return;
+    };
+    let sent = model
+        .submissions
+        .get(&(tenant, ty))
+        .into_iter()
+        .flatten()
+        .filter(|s| s.answer != Answer::Rejected)
+        .any(|s| current.value.contains(&s.value));
+    let names: BTreeSet<String> = serde_json::from_str::<Value>(&current.value)
+        .ok()
+        .and_then(|v| v["credentials"].as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default();
+    if !sent || names != row.credential_keys {
+        violations.push(format!(
+            "1: connector {}'s current secret version is not a sent value with the row's names {:?}",
+            row.id, row.credential_keys
+        ));
+    }
 }
 
 /// Invariants 1, 2 and 3 once the sweeper has run (faults off, grace periods passed).
@@ -197,13 +264,7 @@ pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, 
             (false, None) => violations.push(format!("2: disconnected connector {} has a readable secret", row.id)),
             _ => {}
         }
-        let valid = model.valid_values(tenant, ty, &row.id.to_string());
-        if !valid.iter().any(|v| secret.value.contains(v)) {
-            violations.push(format!(
-                "1/2: connector {}'s secret holds credentials no accepted request sent (valid: {valid:?})",
-                row.id
-            ));
-        }
+        current_version_is_the_rows(row, secret, model, tenant, ty, violations);
     }
     for secret in state.secrets.values() {
         if !owned.contains(&secret.owner.connector_id) && secret.deletion_at.is_none() {

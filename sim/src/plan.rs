@@ -21,6 +21,11 @@ pub enum Action {
     },
     /// `PUT …/credentials` with a value unique to this operation.
     Credentials,
+    /// `POST …/credentials/rollback` to the n-th version the row lists (mod their number;
+    /// an id no row has when it lists none).
+    Rollback(u8),
+    /// `GET …/credentials/versions`.
+    Versions,
     /// `PATCH {"display_name": …}`.
     Rename,
     /// `PATCH {"is_active": …}`.
@@ -54,7 +59,7 @@ pub struct Op {
 impl Op {
     /// A request that changes something (and so honours `Idempotency-Key`).
     pub fn is_write(&self) -> bool {
-        self.is_request() && !matches!(self.action, Action::Get | Action::List)
+        self.is_request() && !matches!(self.action, Action::Get | Action::List | Action::Versions)
     }
 
     pub fn is_request(&self) -> bool {
@@ -73,7 +78,8 @@ fn draw(rng: &mut ChaCha8Rng) -> Op {
         0..150 => Action::Connect {
             live_mode: rng.random_bool(0.3),
         },
-        150..330 => Action::Credentials,
+        150..300 => Action::Credentials,
+        300..330 => Action::Rollback(rng.random_range(0..3)),
         330..380 => Action::Rename,
         380..440 => Action::SetActive(rng.random_bool(0.5)),
         440..560 => Action::Disconnect,
@@ -81,7 +87,8 @@ fn draw(rng: &mut ChaCha8Rng) -> Op {
         590..680 => Action::Restore,
         680..740 => Action::Purge,
         740..820 => Action::Get,
-        820..870 => Action::List,
+        820..850 => Action::List,
+        850..870 => Action::Versions,
         870..960 => Action::Sweep,
         960..985 => Action::Jump(rng.random_range(1..3600)),
         985..995 => Action::Jump(rng.random_range(3600..3 * 86_400)),

@@ -23,7 +23,7 @@ use crate::{Options, Outcome};
 
 const PREFIX: &str = "sim/";
 /// A request past this is dead (the function's timeout).
-const DEADLINE_MS: i64 = 10_000;
+pub(crate) const DEADLINE_MS: i64 = 10_000;
 const MAX_IN_FLIGHT: usize = 6;
 
 struct Reply {
@@ -241,6 +241,22 @@ impl World {
         format!("cred-{index:06}")
     }
 
+    /// The id of the `n`-th version `op`'s connector lists now (what a client that just
+    /// listed them would send), or one no connector has.
+    fn listed_version(&self, op: &Op, n: u8) -> String {
+        let state = self.memory.state.lock().unwrap();
+        let entity: shared::domain::ids::EntityId = self.entities[op.tenant as usize].parse().expect("an entity id");
+        let ty = shared::domain::catalog::ConnectorType::parse(TYPES[op.ty as usize]).expect("a simulated type");
+        let versions = state
+            .rows
+            .get(&(entity, ty))
+            .map(|stored| stored.row.credential_versions.clone());
+        match versions.unwrap_or_default() {
+            listed if listed.is_empty() => "no-such-version".to_string(),
+            listed => listed[n as usize % listed.len()].id.clone(),
+        }
+    }
+
     fn request(&self, index: usize, op: &Op) -> lambda_http::Request {
         let ty = TYPES[op.ty as usize];
         let target = match op.action {
@@ -277,6 +293,15 @@ impl World {
             Action::Disconnect | Action::DisconnectById => ("DELETE", target, None),
             Action::Restore => ("POST", format!("{ty}/restore"), None),
             Action::Purge => ("DELETE", format!("{ty}?permanent=true"), None),
+            Action::Rollback(n) => {
+                let version = self.listed_version(op, n);
+                (
+                    "POST",
+                    format!("{ty}/credentials/rollback"),
+                    Some(json!({ "version": version })),
+                )
+            }
+            Action::Versions => ("GET", format!("{ty}/credentials/versions"), None),
             Action::Get => ("GET", ty.to_string(), None),
             Action::List => ("GET", "?limit=100".to_string(), None),
             Action::Sweep | Action::Jump(_) => unreachable!("not a request"),

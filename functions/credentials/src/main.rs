@@ -1,6 +1,7 @@
 //! The `credentials` Lambda: builds the shared state once per container and lends it to every
-//! invocation; the request itself is served by `shared::http`. Inside Lambda it refuses to
-//! start without its fingerprint key's secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
+//! invocation; the request itself is served by `shared::http`. It serves every route about a
+//! connector's credentials: the PUT, the versions list and the rollback. Inside Lambda it
+//! refuses to start without its fingerprint key's secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
 
 use shared::http::router::Operation;
 

@@ -14,7 +14,7 @@ use aws_sdk_secretsmanager::Client;
 use crate::domain::connector::SecretArn;
 use crate::domain::credentials::SecretPayload;
 use crate::domain::error::Dependency;
-use crate::ports::{DependencyError, FingerprintKeySource, SecretRef, Vault};
+use crate::ports::{DependencyError, FingerprintKeySource, SecretError, SecretRef, Vault};
 
 use super::errors::classify;
 
@@ -45,40 +45,71 @@ impl SecretsManagerVault {
         secret_name(&self.prefix, secret)
     }
 
-    /// Writes a new value into an existing secret, restoring it first: a secret scheduled
-    /// for deletion (a disconnected connector getting new credentials) must come back,
-    /// and restoring one that is not scheduled changes nothing. Not left to
-    /// `PutSecretValue`'s refusal of a scheduled secret: the emulator accepts the write
-    /// and leaves the secret scheduled (the port contract tests caught the difference).
-    async fn put_value(&self, name: &str, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
-        let restored = self.client.restore_secret().secret_id(name).send().await;
-        match restored {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_invalid_request_exception() || s.is_resource_not_found_exception()) => {}
-            Err(e) => return Err(classify(Dependency::SecretsManager, "RestoreSecret", &e)),
-        }
-        let written = self
+    /// Moves the staging label `stage` to `to`, from `from`; `Ok(false)` if `from` does
+    /// not hold it (any more): the compare-and-swap failed.
+    async fn move_stage(&self, name: &str, stage: &str, to: &str, from: Option<&str>) -> Result<bool, SecretError> {
+        let moved = self
             .client
-            .put_secret_value()
+            .update_secret_version_stage()
             .secret_id(name)
-            .secret_string(payload.to_secret_string())
+            .version_stage(stage)
+            .move_to_version_id(to)
+            .set_remove_from_version_id(from.map(str::to_owned))
             .send()
             .await;
-        match written {
-            Ok(out) => Ok(SecretArn::new(out.arn.unwrap_or_default())),
-            // The name is still being deleted (its connector was deleted a moment ago):
-            // nothing to write to; a retry finds the connector gone.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception() || s.is_invalid_request_exception()) =>
-            {
-                Err(DependencyError::Unavailable(Dependency::SecretsManager))
-            }
-            Err(e) => Err(classify(Dependency::SecretsManager, "PutSecretValue", &e)),
+        match moved {
+            Ok(_) => Ok(true),
+            Err(e) if stage_moved_meanwhile(&e) => Ok(false),
+            Err(e) => Err(secret_error(e, "UpdateSecretVersionStage")),
         }
     }
+
+    /// The version holding `AWSCURRENT` (`Scheduled` if the secret is scheduled for deletion).
+    async fn current_version(&self, name: &str) -> Result<Option<String>, SecretError> {
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| secret_error(e, "DescribeSecret"))?;
+        if described.deleted_date().is_some() {
+            return Err(SecretError::Scheduled);
+        }
+        Ok(described.version_ids_to_stages().and_then(|versions| {
+            versions
+                .iter()
+                .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+                .map(|(id, _)| id.clone())
+        }))
+    }
+}
+
+/// The staging label readers ask for.
+const CURRENT: &str = "AWSCURRENT";
+
+/// How often `make_current` looks the current version up again when it moved between
+/// the look-up and the move (another request moving it at the same time).
+const MOVE_ATTEMPTS: usize = 3;
+
+/// A failed call on an existing secret: absent, scheduled for deletion (Secrets Manager
+/// refuses changes to it: `InvalidRequestException`), or a dependency failure.
+fn secret_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    e: SdkError<E, HttpResponse>,
+    operation: &'static str,
+) -> SecretError {
+    match e.as_service_error().and_then(|s| s.code()) {
+        Some("ResourceNotFoundException") => SecretError::Absent,
+        Some("InvalidRequestException") => SecretError::Scheduled,
+        _ => SecretError::Dependency(classify(Dependency::SecretsManager, operation, &e)),
+    }
+}
+
+/// Whether a stage move failed because `RemoveFromVersionId` no longer holds the label.
+fn stage_moved_meanwhile<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|code| code == "InvalidParameterException")
 }
 
 /// `{prefix}{entity_id}/{connector_id}`.
@@ -92,29 +123,86 @@ fn tag(key: &str, value: String) -> Tag {
 
 #[async_trait]
 impl Vault for SecretsManagerVault {
-    async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
-        let name = self.secret_name(secret);
+    async fn create(&self, secret: &SecretRef) -> Result<(), DependencyError> {
         let created = self
             .client
             .create_secret()
-            .name(&name)
+            .name(self.secret_name(secret))
             .set_kms_key_id(self.kms_key_id.clone())
-            .secret_string(payload.to_secret_string())
             .tags(tag("entity_id", secret.entity_id.to_string()))
             .tags(tag("connector_type", secret.connector_type.to_string()))
             .tags(tag("connector_id", secret.connector_id.to_string()))
             .send()
             .await;
         match created {
-            Ok(out) => Ok(SecretArn::new(out.arn.unwrap_or_default())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_exists_exception() || s.is_invalid_request_exception()) =>
-            {
-                self.put_value(&name, payload).await
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => Ok(()),
+            // The name is still being deleted (its connector was deleted a moment ago):
+            // a retry finds the connector gone.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_request_exception()) => {
+                Err(DependencyError::Unavailable(Dependency::SecretsManager))
             }
             Err(e) => Err(classify(Dependency::SecretsManager, "CreateSecret", &e)),
         }
+    }
+
+    async fn write_version(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        label: &str,
+        payload: &SecretPayload,
+    ) -> Result<SecretArn, SecretError> {
+        let written = self
+            .client
+            .put_secret_value()
+            .secret_id(self.secret_name(secret))
+            .client_request_token(version_id)
+            .secret_string(payload.to_secret_string())
+            .version_stages(label)
+            .send()
+            .await
+            .map_err(|e| secret_error(e, "PutSecretValue"))?;
+        Ok(SecretArn::new(written.arn.unwrap_or_default()))
+    }
+
+    async fn make_current(
+        &self,
+        secret: &SecretRef,
+        version_id: &str,
+        believed_current: Option<&str>,
+    ) -> Result<(), SecretError> {
+        let name = self.secret_name(secret);
+        if believed_current == Some(version_id) {
+            return Ok(());
+        }
+        if let Some(from) = believed_current {
+            if self.move_stage(&name, CURRENT, version_id, Some(from)).await? {
+                return Ok(());
+            }
+        }
+        // Moved by someone else between the look-up and the move: look again.
+        for _ in 0..MOVE_ATTEMPTS {
+            let current = self.current_version(&name).await?;
+            if current.as_deref() == Some(version_id)
+                || self.move_stage(&name, CURRENT, version_id, current.as_deref()).await?
+            {
+                return Ok(());
+            }
+        }
+        Err(SecretError::Dependency(DependencyError::Unavailable(
+            Dependency::SecretsManager,
+        )))
+    }
+
+    async fn label_current(&self, secret: &SecretRef, label: &str) -> Result<Option<String>, SecretError> {
+        let name = self.secret_name(secret);
+        let Some(current) = self.current_version(&name).await? else {
+            return Ok(None);
+        };
+        // A label of ours no other version holds yet: nothing to remove it from.
+        self.move_stage(&name, label, &current, None).await?;
+        Ok(Some(current))
     }
 
     async fn schedule_deletion(&self, secret: &SecretRef, recovery_days: i64) -> Result<(), DependencyError> {

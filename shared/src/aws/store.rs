@@ -102,16 +102,33 @@ fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) ->
     StoreError::Dependency(classify(Dependency::DynamoDb, "TransactWriteItems", err))
 }
 
+/// Makes a builder's write (any of `Put`, `Delete`, `ConditionCheck`, `PutItem`: the
+/// same methods, no common trait) hold only while the stored row is still connector
+/// `$id` at version `$version`. The id too: after a permanent delete and a new connect,
+/// the new row starts at the same version, and a late write of the old row must not
+/// land on it.
+macro_rules! at_version_of {
+    ($builder:expr, $id:expr, $version:expr) => {
+        $builder
+            .condition_expression("#version = :expected AND #id = :id")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":expected", AttributeValue::N($version.to_string()))
+            .expression_attribute_values(":id", s($id.to_string()))
+    };
+}
+
 /// Keys a `Delete` or `ConditionCheck` builder (same methods, no common trait) on `row`
-/// and makes it hold only while the stored row is still at `row.version`.
+/// and makes it hold only while the stored row is still `row` at `row.version`.
 macro_rules! on_row_at_its_version {
     ($builder:expr, $row:expr) => {
-        $builder
-            .key(TABLE.partition_key, s(entity_pk($row.entity_id)))
-            .key(TABLE.sort_key, s(connector_sk($row.connector_type)))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", AttributeValue::N($row.version.to_string()))
+        at_version_of!(
+            $builder
+                .key(TABLE.partition_key, s(entity_pk($row.entity_id)))
+                .key(TABLE.sort_key, s(connector_sk($row.connector_type))),
+            $row.id,
+            $row.version
+        )
     };
 }
 
@@ -163,10 +180,7 @@ impl ConnectorStore for DynamoConnectorStore {
             None => put_row
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", TABLE.partition_key),
-            Some(v) => put_row
-                .condition_expression("#version = :expected")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+            Some(v) => at_version_of!(put_row, row.id, v),
         };
         let write = TransactWriteItem::builder()
             .put(put_row.build().expect("complete put"))
@@ -249,12 +263,8 @@ impl ConnectorStore for DynamoConnectorStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(connector_item_due(row, Some(retry_at))))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
-            .send()
-            .await;
+            .set_item(Some(connector_item_due(row, Some(retry_at))));
+        let sent = at_version_of!(sent, row.id, row.version).send().await;
         // Moved or gone meanwhile: the newer write decides what is due.
         unless_condition_failed("PutItem", sent)
     }

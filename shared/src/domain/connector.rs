@@ -70,6 +70,12 @@ pub struct Connector {
     pub has_webhook_secret: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_arn: Option<SecretArn>,
+    /// Credential versions, newest first: metadata only (see `domain::versions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_versions: Vec<super::versions::CredentialVersion>,
+    /// The `id` of the version whose values are current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_credential_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

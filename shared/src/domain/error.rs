@@ -25,7 +25,7 @@ pub enum ApiError {
     #[error("missing scope {required}")]
     InsufficientScope { required: Scope },
     #[error("not found")]
-    NotFound { hint: String },
+    NotFound { hint: String, param: Option<String> },
     #[error("conflict {code}")]
     Conflict { code: &'static str, hint: String },
     #[error("recovery window expired")]
@@ -68,7 +68,18 @@ impl ApiError {
     }
 
     pub fn not_found(hint: impl Into<String>) -> Self {
-        ApiError::NotFound { hint: hint.into() }
+        ApiError::NotFound {
+            hint: hint.into(),
+            param: None,
+        }
+    }
+
+    /// 404 for something a parameter names (a credential version), with `param` set.
+    pub fn not_found_param(param: impl Into<String>, hint: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            hint: hint.into(),
+            param: Some(param.into()),
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -124,7 +135,7 @@ impl ApiError {
 
     pub fn hint(&self) -> String {
         match self {
-            ApiError::Validation { hint, .. } | ApiError::NotFound { hint } | ApiError::Conflict { hint, .. } => {
+            ApiError::Validation { hint, .. } | ApiError::NotFound { hint, .. } | ApiError::Conflict { hint, .. } => {
                 hint.clone()
             }
             ApiError::Auth(AuthError::Missing) => "Send your API key as `Authorization: Bearer <key>`.".into(),
@@ -156,7 +167,7 @@ impl ApiError {
 
     pub fn param(&self) -> Option<&str> {
         match self {
-            ApiError::Validation { param, .. } => param.as_deref(),
+            ApiError::Validation { param, .. } | ApiError::NotFound { param, .. } => param.as_deref(),
             _ => None,
         }
     }

@@ -55,6 +55,10 @@ pub struct Actor {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventData {
     pub object: Value,
+    /// On `integration.credentials_updated`: the credential version now current (the
+    /// opaque id of `GET …/credentials/versions`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// The `detail` of an EventBridge event; `type` is also its `detail-type`.
@@ -81,7 +85,12 @@ impl Event {
             entity_id: row.entity_id,
             livemode: row.mode.is_live(),
             actor: Actor { key_id: actor.cloned() },
-            data: EventData { object: project(row) },
+            data: EventData {
+                object: project(row),
+                version: (event_type == EventType::CredentialsUpdated)
+                    .then(|| row.current_credential_version.clone())
+                    .flatten(),
+            },
         }
     }
 
@@ -98,6 +107,7 @@ mod tests {
     use crate::domain::connector::SecretArn;
     use crate::domain::edits::Edits;
     use crate::domain::lifecycle;
+    use crate::domain::versions::CredentialVersion;
     use crate::domain::view::ROW_FIELDS;
 
     #[test]
@@ -110,13 +120,9 @@ mod tests {
         };
         let now = Timestamp::parse("2026-01-02T03:04:05Z").unwrap();
         let row = lifecycle::connect(&p, ConnectorType::parse("stripe").unwrap(), &Edits::default(), now).unwrap();
-        let row = lifecycle::with_credentials(
-            &row,
-            vec!["secret_key".into()],
-            true,
-            SecretArn::new("arn:aws:secretsmanager:us-east-1:1:secret:CANARY-ARN".into()),
-            now,
-        );
+        let version = CredentialVersion::new(["secret_key".to_string()].into(), true, 0, now);
+        let arn = SecretArn::new("arn:aws:secretsmanager:us-east-1:1:secret:CANARY-ARN".into());
+        let row = lifecycle::with_credentials(&row, version, arn, now).unwrap();
         let e = Event::new(EventType::Disconnected, &row, Some(&p.key_id), now);
         let v: Value = serde_json::from_str(&e.detail_json()).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -139,6 +145,13 @@ mod tests {
         assert_eq!(v["livemode"], true);
         assert_eq!(v["data"]["object"].as_object().unwrap().len(), ROW_FIELDS.len());
         assert!(!e.detail_json().contains("CANARY"));
+        assert!(
+            v["data"].get("version").is_none(),
+            "only a credentials change names a version"
+        );
+        let changed = Event::new(EventType::CredentialsUpdated, &row, Some(&p.key_id), now);
+        let v: Value = serde_json::from_str(&changed.detail_json()).unwrap();
+        assert_eq!(v["data"]["version"].as_str(), row.current_credential_version.as_deref());
         assert_eq!(
             serde_json::to_value(EventType::CredentialsUpdated).unwrap(),
             EventType::CredentialsUpdated.as_str()

@@ -16,6 +16,7 @@ use super::edits::Edits;
 use super::event::EventType;
 use super::ids::ConnectorId;
 use super::time::Timestamp;
+use super::versions::{CredentialVersion, INITIAL_VERSION_ID};
 
 /// How long a disconnected connector (and its secret) can be restored.
 pub const RECOVERY_WINDOW_DAYS: i64 = 7;
@@ -57,6 +58,8 @@ pub fn connect(
         credential_keys: Default::default(),
         has_webhook_secret: false,
         credentials_secret_arn: None,
+        credential_versions: Vec::new(),
+        current_credential_version: None,
         last_sync_at: None,
         sync_status: None,
         sync_error: None,
@@ -156,19 +159,64 @@ pub fn edit(
     Ok(Some((next, events)))
 }
 
-/// New credentials were stored: the row now names their keys.
+/// A credentials change: `version` (a PUT's new one, or an earlier one a rollback brings
+/// back) becomes current, and the row names its keys. The one step both take.
+fn change_credentials(row: &Connector, version: &CredentialVersion, now: Timestamp) -> Connector {
+    let mut next = next_version(row.clone(), now);
+    next.credential_keys = version.credential_keys.clone();
+    next.has_webhook_secret = version.has_webhook_secret;
+    next.current_credential_version = Some(version.id.clone());
+    next
+}
+
+/// Why a rollback cannot happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackError {
+    #[error("the connector is disconnected")]
+    Inactive,
+    #[error("no such credential version")]
+    UnknownVersion,
+}
+
+/// New credentials were stored as `version` in the secret at `arn`: it is listed first
+/// and current. It takes the slot of any version listed in it (whose label it took); that
+/// version being current means a rollback moved to it since the slot was chosen, and the
+/// write must start over (`None`).
 pub fn with_credentials(
     row: &Connector,
-    key_names: Vec<String>,
-    has_webhook_secret: bool,
+    version: CredentialVersion,
     arn: SecretArn,
     now: Timestamp,
-) -> Connector {
-    let mut next = next_version(row.clone(), now);
-    next.credential_keys = key_names.into_iter().collect();
-    next.has_webhook_secret = has_webhook_secret;
+) -> Option<Connector> {
+    let evicted = row.credential_versions.iter().find(|v| v.slot == version.slot);
+    if evicted.is_some_and(|v| row.current_credential_version.as_deref() == Some(v.id.as_str())) {
+        return None;
+    }
+    let mut next = change_credentials(row, &version, now);
+    next.credential_versions.retain(|v| v.slot != version.slot);
+    next.credential_versions.insert(0, version);
     next.credentials_secret_arn = Some(arn);
-    next
+    Some(next)
+}
+
+/// Rollback: the recorded version `id` becomes current again. `None` when it is current
+/// already (a repeat is a no-op).
+pub fn roll_back(row: &Connector, id: &str, now: Timestamp) -> Result<Option<Connector>, RollbackError> {
+    if !row.is_active {
+        return Err(RollbackError::Inactive);
+    }
+    if row.has_unrecorded_version() && id == INITIAL_VERSION_ID {
+        return Ok(None);
+    }
+    let version = row
+        .credential_versions
+        .iter()
+        .find(|v| v.id == id)
+        .ok_or(RollbackError::UnknownVersion)?;
+    if row.current_credential_version.as_deref() == Some(id) {
+        return Ok(None);
+    }
+    Ok(Some(change_credentials(row, version, now)))
 }
 
 #[cfg(test)]
@@ -285,22 +333,76 @@ mod tests {
         assert!(gone.is_expired(t0().plus_days(8)));
     }
 
+    fn stored(row: &Connector, keys: &[&str], webhook: bool, at: Timestamp) -> Connector {
+        let keys = keys.iter().map(|k| k.to_string()).collect();
+        let version = CredentialVersion::new(keys, webhook, row.next_version_slot(), at);
+        with_credentials(row, version, SecretArn::new("arn:aws:secretsmanager:x".into()), at).unwrap()
+    }
+
     #[test]
     fn credentials_record_names_only_and_bump_the_version() {
         let row = stripe_row();
-        let next = with_credentials(
-            &row,
-            vec!["secret_key".into(), "publishable_key".into()],
-            true,
-            SecretArn::new("arn:aws:secretsmanager:x".into()),
-            t0().plus_seconds(5),
-        );
+        let next = stored(&row, &["secret_key", "publishable_key"], true, t0().plus_seconds(5));
         assert_eq!(
             next.credential_keys.iter().collect::<Vec<_>>(),
             ["publishable_key", "secret_key"]
         );
         assert!(next.has_webhook_secret && next.has_secret());
         assert_eq!(next.version, row.version + 1);
+        let listed = &next.credential_versions;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(next.current_credential_version.as_deref(), Some(listed[0].id.as_str()));
+        assert_eq!(
+            listed[0].id, listed[0].secret_version_id,
+            "the id is the secret version's token"
+        );
+    }
+
+    #[test]
+    fn a_rollback_makes_an_earlier_version_current_with_its_names() {
+        let first = stored(&stripe_row(), &["secret_key"], false, t0());
+        let second = stored(&first, &["secret_key", "publishable_key"], true, t0().plus_seconds(9));
+        let old = first.current_credential_version.clone().unwrap();
+        let back = roll_back(&second, &old, t0().plus_seconds(20)).unwrap().unwrap();
+        assert_eq!(back.current_credential_version.as_deref(), Some(old.as_str()));
+        assert_eq!(back.credential_keys, first.credential_keys);
+        assert!(!back.has_webhook_secret);
+        assert_eq!(back.version, second.version + 1);
+        assert_eq!(
+            back.credential_versions, second.credential_versions,
+            "a rollback makes no version"
+        );
+        assert_eq!(roll_back(&back, &old, t0()), Ok(None), "already current: no-op");
+        assert_eq!(roll_back(&back, "nope", t0()), Err(RollbackError::UnknownVersion));
+        let gone = disconnect(&back, t0()).unwrap();
+        assert_eq!(roll_back(&gone, &old, t0()), Err(RollbackError::Inactive));
+    }
+
+    #[test]
+    fn versions_rotate_through_the_slots_and_never_evict_the_current_one() {
+        let mut row = stored(&stripe_row(), &["secret_key"], false, t0());
+        let first = row.current_credential_version.clone().unwrap();
+        for i in 1..crate::domain::versions::LISTED_VERSIONS as i64 {
+            row = stored(&row, &["secret_key"], false, t0().plus_seconds(i));
+        }
+        row = roll_back(&row, &first, t0().plus_seconds(100)).unwrap().unwrap();
+        let next = stored(&row, &["secret_key"], true, t0().plus_seconds(101));
+        let listed = &next.credential_versions;
+        assert_eq!(listed.len(), crate::domain::versions::LISTED_VERSIONS);
+        assert!(
+            listed.iter().any(|v| v.id == first),
+            "the rolled-back-to version stays listed"
+        );
+        let slots: std::collections::BTreeSet<u8> = listed.iter().map(|v| v.slot).collect();
+        assert_eq!(slots.len(), listed.len(), "one slot each");
+        // A slot chosen before a rollback moved to its owner: the write starts over.
+        let owner_slot = listed.iter().find(|v| v.id == first).unwrap().slot;
+        let at_first = roll_back(&next, &first, t0().plus_seconds(102)).unwrap().unwrap();
+        let clash = CredentialVersion::new(Default::default(), false, owner_slot, t0());
+        assert_eq!(
+            with_credentials(&at_first, clash, SecretArn::new("a".into()), t0()),
+            None
+        );
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub mod ids;
 pub mod lifecycle;
 pub mod secrets;
 pub mod time;
+pub mod versions;
 pub mod view;

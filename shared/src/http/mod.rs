@@ -19,12 +19,13 @@ use crate::domain::api_key::Principal;
 use crate::domain::connector::Connector;
 use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
+use crate::domain::versions::versions_view;
 use crate::domain::view::project;
 use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, CommitWitness, ConnectorRef, KeyClaim, Outcome};
 use crate::{telemetry, App};
 
-use request::{credentials_body, header, json_body, list_query, query_params};
+use request::{credentials_body, header, json_body, list_query, query_params, rollback_body};
 use response::{empty_response, error_response, json_response, new_request_id};
 use router::{route, Operation, RouteMatch};
 
@@ -170,7 +171,10 @@ async fn serve(
         .path_parameters_ref()
         .and_then(|p| p.first("connector").map(str::to_owned));
     let disagrees = delivered.is_some_and(|d| connector.as_deref() != Some(d.as_str()));
-    if only.is_some_and(|o| o != operation) || (only.is_some() && disagrees) {
+    // A function serves the operations named for it (the credentials function serves
+    // every credentials route).
+    let foreign = only.is_some_and(|o| o.function_name() != operation.function_name());
+    if foreign || (only.is_some() && disagrees) {
         return Err(ApiError::not_found("No such route on this function."));
     }
     // A write with an `Idempotency-Key` needs the fingerprint key: its first fetch in a
@@ -198,8 +202,11 @@ async fn serve(
         _ => None,
     };
     let Some(key) = idempotency_key else {
-        let (status, body) =
-            within_budget(req, run(app, operation, &principal, segment, params, permanent, req)).await?;
+        let (status, body) = within_budget(
+            req,
+            Box::pin(run(app, operation, &principal, segment, params, permanent, req)),
+        )
+        .await?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
     let fingerprint_key = match fingerprint_key {
@@ -249,7 +256,9 @@ async fn serve(
                 key: key.to_string(),
                 token: token.clone(),
             });
-            let work = run(app, operation, &principal, segment, params, permanent, req);
+            // Boxed (here and above): the operations' futures are large, and a debug
+            // build's test threads have 2 MiB of stack.
+            let work = Box::pin(run(app, operation, &principal, segment, params, permanent, req));
             let result = within_budget(req, witness.watch(work)).await;
             // A committed write stored the key's answer in its own transaction (with the
             // secret work a replay redoes first). A success stores its answer here, with
@@ -410,14 +419,11 @@ async fn run(
             let connector_type = parse_connector_type(segment)?;
             let body = json_body(req)?.unwrap_or(Value::Null);
             let (credentials, webhook_secret) = credentials_body(body)?;
-            (
-                200,
-                Some(data(
-                    &service
-                        .put_credentials(principal, connector_type, &credentials, webhook_secret.as_ref())
-                        .await?,
-                )),
-            )
+            // Boxed: the credentials steps make a large future, and a debug build's test
+            // threads have 2 MiB of stack.
+            let put =
+                Box::pin(service.put_credentials(principal, connector_type, &credentials, webhook_secret.as_ref()));
+            (200, Some(data(&put.await?)))
         }
         Operation::Disconnect if permanent => {
             service.purge(principal, ConnectorRef::parse(segment)?).await?;
@@ -431,6 +437,22 @@ async fn run(
             200,
             Some(data(&service.restore(principal, parse_connector_type(segment)?).await?)),
         ),
+        Operation::CredentialVersions => {
+            let row = service.get(principal, ConnectorRef::parse(segment)?).await?;
+            let url = format!("/v1/integrations/{segment}/credentials/versions");
+            (
+                200,
+                Some(json!({"object": "list", "data": versions_view(&row), "has_more": false, "url": url})),
+            )
+        }
+        Operation::Rollback => {
+            let connector_type = parse_connector_type(segment)?;
+            let version = rollback_body(json_body(req)?.unwrap_or(Value::Null))?;
+            let row = service
+                .roll_back_credentials(principal, connector_type, &version)
+                .await?;
+            (200, Some(data(&row)))
+        }
     })
 }
 

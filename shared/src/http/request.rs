@@ -301,5 +301,41 @@ pub fn credentials_body(body: Value) -> Result<(Value, Option<Value>), ApiError>
     Ok((credentials, body.webhook_secret))
 }
 
+/// The body of `POST …/credentials/rollback`: `{"version": "…"}`, required (so that the
+/// call is safe to repeat) and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    #[serde(default, deserialize_with = "present")]
+    version: Option<Value>,
+}
+
+pub fn rollback_body(body: Value) -> Result<String, ApiError> {
+    let missing = || {
+        ApiError::bad_request(
+            "version",
+            "`version` is required: the id of a version from GET …/credentials/versions.",
+        )
+    };
+    let Value::Object(map) = body else {
+        return Err(missing());
+    };
+    if map.contains_key("entity_id") {
+        return Err(ApiError::unprocessable(
+            "entity_id",
+            "`entity_id` comes from the API key and may not be sent.",
+        ));
+    }
+    let body: RollbackBody = parse_fields(map, &[])?;
+    match body.version {
+        Some(Value::String(v)) if !v.is_empty() && v.len() <= 64 => Ok(v),
+        Some(_) => Err(ApiError::bad_request(
+            "version",
+            "`version` must be a version id (a string) from GET …/credentials/versions.",
+        )),
+        None => Err(missing()),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,8 @@ pub enum Operation {
     Credentials,
     Disconnect,
     Restore,
+    CredentialVersions,
+    Rollback,
 }
 
 impl Operation {
@@ -26,6 +28,17 @@ impl Operation {
             Operation::Credentials => "credentials",
             Operation::Disconnect => "disconnect",
             Operation::Restore => "restore",
+            // The credentials function serves every route about a connector's credentials.
+            Operation::CredentialVersions | Operation::Rollback => "credentials",
+        }
+    }
+
+    /// Its `operationId` in openapi.yaml.
+    pub fn operation_id(self) -> &'static str {
+        match self {
+            Operation::CredentialVersions => "credentialVersions",
+            Operation::Rollback => "rollbackCredentials",
+            other => other.function_name(),
         }
     }
 
@@ -35,18 +48,18 @@ impl Operation {
             Operation::List | Operation::Get => Scope::Read,
             Operation::Disconnect if permanent => Scope::Purge,
             Operation::Connect | Operation::Update | Operation::Disconnect | Operation::Restore => Scope::Write,
-            Operation::Credentials => Scope::Credentials,
+            Operation::Credentials | Operation::CredentialVersions | Operation::Rollback => Scope::Credentials,
         }
     }
 
     /// Writes accept `Idempotency-Key`.
     pub fn is_write(self) -> bool {
-        !matches!(self, Operation::List | Operation::Get)
+        !matches!(self, Operation::List | Operation::Get | Operation::CredentialVersions)
     }
 }
 
 /// `(method, path pattern, operation)`; `{…}` is one path segment.
-pub const ROUTES: [(&str, &str, Operation); 7] = [
+pub const ROUTES: [(&str, &str, Operation); 9] = [
     ("GET", "/v1/integrations", Operation::List),
     ("GET", "/v1/integrations/{connector}", Operation::Get),
     ("POST", "/v1/integrations/{connector_type}", Operation::Connect),
@@ -58,6 +71,17 @@ pub const ROUTES: [(&str, &str, Operation); 7] = [
         Operation::Credentials,
     ),
     ("POST", "/v1/integrations/{connector_type}/restore", Operation::Restore),
+    // Credential versions.
+    (
+        "GET",
+        "/v1/integrations/{connector}/credentials/versions",
+        Operation::CredentialVersions,
+    ),
+    (
+        "POST",
+        "/v1/integrations/{connector_type}/credentials/rollback",
+        Operation::Rollback,
+    ),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -171,6 +195,10 @@ mod tests {
             }
         );
         let e = route("GET", "/v1/integrations/stripe/restore").unwrap_err();
+        assert_eq!(e, ApiError::MethodNotAllowed { allow: "POST".into() });
+        let e = route("POST", "/v1/integrations/stripe/credentials/versions").unwrap_err();
+        assert_eq!(e, ApiError::MethodNotAllowed { allow: "GET".into() });
+        let e = route("GET", "/v1/integrations/stripe/credentials/rollback").unwrap_err();
         assert_eq!(e, ApiError::MethodNotAllowed { allow: "POST".into() });
     }
 }

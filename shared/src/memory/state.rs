@@ -33,9 +33,48 @@ pub struct StoredRow {
 pub struct Secret {
     /// The connector its tags name.
     pub owner: SecretRef,
-    pub value: String,
+    /// Its versions, oldest first.
+    pub versions: Vec<SecretVersion>,
     /// Set while scheduled for deletion: when Secrets Manager deletes it.
     pub deletion_at: Option<i64>,
+}
+
+/// Secrets Manager keeps at most this many versions: past it, it removes the oldest
+/// versions that carry no staging label ("deprecated").
+pub const MAX_SECRET_VERSIONS: usize = 100;
+
+/// One version of a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretVersion {
+    pub id: String,
+    pub value: String,
+    pub labels: std::collections::BTreeSet<String>,
+}
+
+impl Secret {
+    /// What a reader of `AWSCURRENT` gets.
+    pub fn current_value(&self) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|v| v.labels.contains("AWSCURRENT"))
+            .map(|v| v.value.as_str())
+    }
+
+    /// The version holding `label`.
+    pub fn holder(&self, label: &str) -> Option<&SecretVersion> {
+        self.versions.iter().find(|v| v.labels.contains(label))
+    }
+
+    /// Moves `label` to version `to` (from whichever version had it).
+    pub fn move_label(&mut self, label: &str, to: &str) {
+        for v in &mut self.versions {
+            if v.id == to {
+                v.labels.insert(label.to_string());
+            } else {
+                v.labels.remove(label);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

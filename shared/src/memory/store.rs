@@ -41,8 +41,13 @@ fn key(row: &Connector) -> (EntityId, ConnectorType) {
     (row.entity_id, row.connector_type)
 }
 
+/// The stored row is connector `row.id` at `version` (not a newer connector of the same
+/// type that happens to be at that version).
 fn version_is(state: &State, row: &Connector, version: u64) -> bool {
-    state.rows.get(&key(row)).is_some_and(|s| s.row.version == version)
+    state
+        .rows
+        .get(&key(row))
+        .is_some_and(|s| s.row.id == row.id && s.row.version == version)
 }
 
 /// Applies one transaction (a row write and its outbox records) if `holds`, all or
@@ -221,8 +226,10 @@ impl ConnectorStore for Memory {
     async fn defer_expiry(&self, row: &Connector, retry_at: Timestamp) -> Result<(), StoreError> {
         Ok(self
             .call(DynamoDb, "PutItem", |s, _| {
-                if let Some(stored) = s.rows.get_mut(&key(row)).filter(|r| r.row.version == row.version) {
-                    stored.retry_at = Some(retry_at);
+                if version_is(s, row, row.version) {
+                    if let Some(stored) = s.rows.get_mut(&key(row)) {
+                        stored.retry_at = Some(retry_at);
+                    }
                 }
             })
             .await?)

@@ -9,9 +9,19 @@
 use crate::domain::connector::Connector;
 use crate::domain::error::ApiError;
 use crate::domain::lifecycle::RECOVERY_WINDOW_DAYS;
-use crate::ports::{FollowUp, OutboxRecord, SecretAction, SecretRef};
+use crate::ports::{FollowUp, OutboxRecord, SecretAction, SecretError, SecretRef};
 
 use super::{lost_race, Failure, Service};
+
+/// What a request that has just committed knows of its connector's secret, so that the
+/// secret step after the commit makes only the calls it needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Known<'a> {
+    /// The row was active before the commit too: its secret is live (no restore).
+    pub was_active: bool,
+    /// The secret version holding `AWSCURRENT` before the commit, as its row recorded it.
+    pub believed_current: Option<&'a str>,
+}
 
 /// How often a secret is re-aligned with a row that keeps moving before giving up (the
 /// outbox record then keeps the duty for the sweeper).
@@ -32,7 +42,7 @@ impl Service {
         };
         for _ in 0..RECONCILE_ROUNDS {
             let own = row.as_ref().filter(|r| r.id == secret.connector_id);
-            if !self.follow_row(own).await? {
+            if !self.follow_row(own, None).await? {
                 return Ok(());
             }
             let acted_on = own.map(|r| r.version);
@@ -44,22 +54,53 @@ impl Service {
         Err(lost_race())
     }
 
-    /// One secret call matching `row`; `false` when there is nothing to follow (no row, or
-    /// an active row without credentials). A disconnected row's secret is scheduled for
-    /// deletion even if the row records none: a credentials write killed between its
+    /// The secret calls matching `row`; `false` when there is nothing to follow (no row,
+    /// or an active row without credentials). A disconnected row's secret is scheduled
+    /// for deletion even if the row records none: a credentials write killed between its
     /// secret and its commit may have left one, and it must not stay readable (or outlive
-    /// a row that TTL removes).
-    async fn follow_row(&self, row: Option<&Connector>) -> Result<bool, ApiError> {
+    /// a row that TTL removes). An active row's secret is restored, and its current
+    /// version made the one the row records (moved from `believed_current` if given).
+    async fn follow_row(&self, row: Option<&Connector>, believed_current: Option<&str>) -> Result<bool, ApiError> {
         match row {
             Some(r) if !r.is_active => {
                 self.vault
                     .schedule_deletion(&r.secret_ref(), RECOVERY_WINDOW_DAYS)
                     .await?
             }
-            Some(r) if r.has_secret() => self.vault.restore(&r.secret_ref()).await?,
+            Some(r) if r.has_secret() => {
+                self.vault.restore(&r.secret_ref()).await?;
+                self.follow_current_version(r, believed_current).await?;
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Makes the version `row` records as current the secret's `AWSCURRENT`. A secret
+    /// that is absent or scheduled meanwhile is left alone: the row is re-read after
+    /// every secret step, and what it says then is followed.
+    async fn follow_current_version(&self, row: &Connector, believed_current: Option<&str>) -> Result<(), ApiError> {
+        let Some(version) = row.current_version_record() else {
+            return Ok(()); // credentials stored before versions: nothing moved since
+        };
+        match self
+            .vault
+            .make_current(&row.secret_ref(), &version.secret_version_id, believed_current)
+            .await
+        {
+            Ok(()) | Err(SecretError::Absent | SecretError::Scheduled) => Ok(()),
+            Err(SecretError::Dependency(e)) => Err(e.into()),
+        }
+    }
+
+    /// The secret step right after a commit of `row`, with what the request knows: a row
+    /// that was active and still is needs no restore, only its current version moved.
+    async fn follow_committed(&self, row: &Connector, known: Known<'_>) -> Result<(), ApiError> {
+        if row.is_active && known.was_active && row.has_secret() {
+            self.follow_current_version(row, known.believed_current).await
+        } else {
+            self.follow_row(Some(row), known.believed_current).await.map(|_| ())
+        }
     }
 
     /// Redoes the secret work after a committed write (see [`FollowUp`]) before its
@@ -86,11 +127,16 @@ impl Service {
     /// reconciliation runs. Whatever fails after the secret step stays in the outbox for
     /// the sweeper, which reconciles before re-publishing. The change is committed: only
     /// a failed secret step is reported (429/503), and it is never a lost race.
-    pub(super) async fn deliver_committed(&self, record: &OutboxRecord, row: &Connector) -> Result<(), Failure> {
+    pub(super) async fn deliver_committed(
+        &self,
+        record: &OutboxRecord,
+        row: &Connector,
+        known: Known<'_>,
+    ) -> Result<(), Failure> {
         if record.secret_action != Some(SecretAction::FollowRow) {
             return self.deliver(record).await.map(|_| ()).map_err(Failure::Api);
         }
-        self.follow_row(Some(row)).await?;
+        self.follow_committed(row, known).await?;
         if !self.publish(record).await {
             return Ok(());
         }

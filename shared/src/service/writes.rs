@@ -4,8 +4,41 @@
 //! by [`retry_lost_races`].
 
 use super::committed::{self, Committed};
+use super::delivery::Known;
 use super::*;
-use crate::ports::FollowUp;
+use crate::domain::versions::{initial_version, slot_label, CredentialVersion};
+use crate::ports::{FollowUp, SecretError};
+
+/// A credential version written to the secret, not yet committed.
+struct WrittenVersion {
+    version: CredentialVersion,
+    arn: crate::domain::connector::SecretArn,
+    /// Credentials stored before versions existed, recorded with this write.
+    initial: Option<CredentialVersion>,
+}
+
+impl WrittenVersion {
+    /// `row` with the initial version recorded, if the row still records none.
+    fn with_initial_version(&self, row: Connector) -> Connector {
+        match &self.initial {
+            Some(initial) => row.recording_initial(initial),
+            None => row,
+        }
+    }
+}
+
+fn rollback_error(e: lifecycle::RollbackError) -> ApiError {
+    match e {
+        lifecycle::RollbackError::Inactive => ApiError::Conflict {
+            code: "connector_inactive",
+            hint: "The connector is disconnected; restore it before rolling its credentials back.".into(),
+        },
+        lifecycle::RollbackError::UnknownVersion => ApiError::not_found_param(
+            "version",
+            "No such credential version for this connector; list them with GET …/credentials/versions.",
+        ),
+    }
+}
 
 impl Service {
     /// `POST /v1/integrations/{connector_type}`: connect (config only). A disconnected row
@@ -158,8 +191,9 @@ impl Service {
     }
 
     /// `PUT /v1/integrations/{connector_type}/credentials`: write-only credential intake.
-    /// On a disconnected row (inside its window) the secret is restored and replaced, and
-    /// the row is active again.
+    /// The values become a new credential version: written to the secret staged, made
+    /// current once the row records it. On a disconnected row (inside its window) the
+    /// secret is restored first, and the row is active again.
     pub async fn put_credentials(
         &self,
         principal: &Principal,
@@ -171,26 +205,30 @@ impl Service {
             .map_err(|e| ApiError::unprocessable(e.param(), e.to_string()))?;
         // Existence first, so that credentials for an unknown connector are never stored.
         let existing = self.find(principal, ConnectorRef::Type(connector_type)).await?;
-        let secret = existing.secret_ref();
+        let now = self.clock.now();
         // The guard first: if the row is gone by the time the sweeper looks (a permanent
         // delete raced us, or we are killed before our commit), the secret is deleted.
         self.store
-            .guard_secret(&SecretGuard::new(secret, self.clock.now()))
+            .guard_secret(&SecretGuard::new(existing.secret_ref(), now))
             .await?;
-        // `put` restores a secret scheduled for deletion before writing it.
-        let arn = self.vault.put(&secret, &payload).await?;
-        let stored = retry_lost_races(|attempt| {
-            let known = (attempt == 0).then(|| existing.clone());
-            self.store_credentials_once(principal, &existing, known, &payload, arn.clone())
-        })
-        .await;
+        let written = self.write_version(&existing, &payload, now).await;
+        let stored = match written {
+            Ok(written) => {
+                retry_lost_races(|attempt| {
+                    let known = (attempt == 0).then(|| existing.clone());
+                    self.store_credentials_once(principal, &existing, known, &written)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
         if stored.is_err() {
             self.settle_secret(&existing).await;
         }
         stored
     }
 
-    /// Commits the row that points at the stored secret. The first attempt writes over
+    /// Commits the row that records the written version. The first attempt writes over
     /// `known` (the row as read before); the version condition catches any change since,
     /// and each retry reads afresh — and gives up if the connector the secret was written
     /// for (`original`) has been replaced by another one.
@@ -199,8 +237,7 @@ impl Service {
         principal: &Principal,
         original: &Connector,
         known: Option<Connector>,
-        payload: &SecretPayload,
-        arn: crate::domain::connector::SecretArn,
+        written: &WrittenVersion,
     ) -> Result<Connector, Failure> {
         let current = match known {
             Some(row) => row,
@@ -212,6 +249,7 @@ impl Service {
         if current.id != original.id {
             return Err(Failure::Api(lost_race()));
         }
+        let current = written.with_initial_version(current);
         let now = self.clock.now();
         let mut events = Vec::new();
         let base = match lifecycle::restore(&current, now)? {
@@ -222,15 +260,140 @@ impl Service {
             None => current.clone(),
         };
         events.push(EventType::CredentialsUpdated);
-        let mut next =
-            lifecycle::with_credentials(&base, payload.key_names(), payload.webhook_secret.is_some(), arn, now);
+        // `None`: a rollback moved to the version whose slot we took; start over.
+        let mut next = lifecycle::with_credentials(&base, written.version.clone(), written.arn.clone(), now)
+            .ok_or(Failure::LostRace)?;
         next.version = current.version + 1;
-        // When this write restores the row, the secret follows the committed row
-        // afterwards too: a disconnect may have scheduled it after `put` revived it.
-        let action = events.contains(&EventType::Restored).then_some(SecretAction::FollowRow);
-        self.commit(&next, Some(current.version), &events, principal, action, now)
+        // A secret's first version is current as soon as it is written; with no version
+        // recorded, `make_current` looks up which one is.
+        let believed = current.current_version_record().map(|v| v.secret_version_id.clone());
+        self.commit_credentials_change(principal, &current, &next, &events, believed.as_deref(), now)
             .await?;
         Ok(next)
+    }
+
+    /// Writes `payload` as a new version of `row`'s secret, staged, with the calls the
+    /// row says are needed: an active row with a secret, the write alone; a disconnected
+    /// one, a restore first; one without a secret, a create first. Where Secrets Manager
+    /// disagrees with the row (the secret absent, or scheduled for deletion), the missing
+    /// step is taken and the write repeated.
+    async fn write_version(
+        &self,
+        row: &Connector,
+        payload: &SecretPayload,
+        now: Timestamp,
+    ) -> Result<WrittenVersion, ApiError> {
+        let secret = row.secret_ref();
+        if !row.has_secret() {
+            self.vault.create(&secret).await?;
+        } else if !row.is_active {
+            self.vault.restore(&secret).await?;
+        }
+        let initial = match row.has_unrecorded_version() {
+            true => self.record_initial_version(row).await?,
+            false => None,
+        };
+        let slot_owner = match &initial {
+            Some(initial) => row.clone().recording_initial(initial),
+            None => row.clone(),
+        };
+        let version = CredentialVersion::new(
+            payload.key_names().into_iter().collect(),
+            payload.webhook_secret.is_some(),
+            slot_owner.next_version_slot(),
+            now,
+        );
+        let label = version.label();
+        let write = || {
+            self.vault
+                .write_version(&secret, &version.secret_version_id, &label, payload)
+        };
+        let arn = match write().await {
+            Ok(arn) => arn,
+            Err(SecretError::Absent) => {
+                self.vault.create(&secret).await?;
+                write().await?
+            }
+            Err(SecretError::Scheduled) => {
+                self.vault.restore(&secret).await?;
+                write().await?
+            }
+            Err(SecretError::Dependency(e)) => return Err(e.into()),
+        };
+        Ok(WrittenVersion { version, arn, initial })
+    }
+
+    /// Credentials stored before versions existed: their secret version is labelled
+    /// (so it stays reachable) and recorded as the initial version by the commit.
+    async fn record_initial_version(&self, row: &Connector) -> Result<Option<CredentialVersion>, ApiError> {
+        let secret = row.secret_ref();
+        let label = slot_label(0);
+        let current = match self.vault.label_current(&secret, &label).await {
+            Err(SecretError::Scheduled) => {
+                self.vault.restore(&secret).await?;
+                self.vault.label_current(&secret, &label).await?
+            }
+            other => other?,
+        };
+        Ok(current.map(|id| initial_version(row, id, 0)))
+    }
+
+    /// `POST /v1/integrations/{connector_type}/credentials/rollback`: the recorded
+    /// version `version` becomes current again, through the same commit as a PUT's.
+    pub async fn roll_back_credentials(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        version: &str,
+    ) -> Result<Connector, ApiError> {
+        retry_lost_races(|_| async move {
+            let row = self.find(principal, ConnectorRef::Type(connector_type)).await?;
+            let now = self.clock.now();
+            let Some(next) = lifecycle::roll_back(&row, version, now).map_err(rollback_error)? else {
+                return Ok(row);
+            };
+            let believed = row.current_version_record().map(|v| v.secret_version_id.clone());
+            self.commit_credentials_change(
+                principal,
+                &row,
+                &next,
+                &[EventType::CredentialsUpdated],
+                believed.as_deref(),
+                now,
+            )
+            .await?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Commits a credentials change (a PUT's new version, or a rollback's earlier one)
+    /// over `current`, then makes the secret follow: `AWSCURRENT` moves to the version
+    /// `next` records, from `believed_current` (the version `current` recorded: a
+    /// compare-and-swap), and a secret this change revives is restored.
+    async fn commit_credentials_change(
+        &self,
+        principal: &Principal,
+        current: &Connector,
+        next: &Connector,
+        events: &[EventType],
+        believed_current: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Failure> {
+        let known = Known {
+            was_active: current.is_active,
+            believed_current,
+        };
+        self.commit_knowing(
+            next,
+            Some(current.version),
+            events,
+            principal,
+            Some(SecretAction::FollowRow),
+            now,
+            known,
+        )
+        .await
     }
 
     /// `DELETE /v1/integrations/{connector}`: disconnect, keeping credentials 7 days.
@@ -306,6 +469,23 @@ impl Service {
         action: Option<SecretAction>,
         now: Timestamp,
     ) -> Result<(), Failure> {
+        let known = Known::default();
+        self.commit_knowing(row, expected_version, events, principal, action, now, known)
+            .await
+    }
+
+    /// [`Service::commit`], with what the request knows of the secret (see [`Known`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_knowing(
+        &self,
+        row: &Connector,
+        expected_version: Option<u64>,
+        events: &[EventType],
+        principal: &Principal,
+        action: Option<SecretAction>,
+        now: Timestamp,
+        known: Known<'_>,
+    ) -> Result<(), Failure> {
         let records: Vec<OutboxRecord> = events
             .iter()
             .enumerate()
@@ -331,7 +511,7 @@ impl Service {
             .await?;
         committed::note(committed);
         for record in &records {
-            self.deliver_committed(record, row).await?;
+            self.deliver_committed(record, row, known).await?;
         }
         Ok(())
     }

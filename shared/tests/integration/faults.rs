@@ -33,11 +33,13 @@ enum Op {
     Patch,
     Purge,
     Sweep,
+    Rollback,
 }
 
-const OPS: [Op; 7] = [
+const OPS: [Op; 8] = [
     Op::Connect,
     Op::Credentials,
+    Op::Rollback,
     Op::Disconnect,
     Op::Restore,
     Op::Patch,
@@ -77,6 +79,10 @@ async fn setup(h: &Harness, op: Op) -> (EntityId, String) {
     if !matches!(op, Op::Connect | Op::Credentials) {
         assert_eq!(h.as_key(&key).put_credentials(TYPE, creds).await.status, 200);
     }
+    if op == Op::Rollback {
+        let newer = json!({"credentials": {"access_token": "shpat_newer"}});
+        assert_eq!(h.as_key(&key).put_credentials(TYPE, newer).await.status, 200);
+    }
     if matches!(op, Op::Restore | Op::Sweep) {
         assert_eq!(h.as_key(&key).delete(TYPE).await.status, 200);
     }
@@ -106,6 +112,16 @@ async fn run(h: &Harness, app: &App, op: Op, key: &str) -> u16 {
             Some(json!({"display_name": "Off", "is_active": false})),
         ),
         Op::Purge => ("DELETE", format!("{base}?permanent=true"), None),
+        Op::Rollback => {
+            // The older of the setup's two versions (listed through the healthy app).
+            let listed = h.as_key(key).versions(TYPE).await;
+            let older = listed.body["data"][1]["version"].clone();
+            (
+                "POST",
+                format!("{base}/credentials/rollback"),
+                Some(json!({"version": older})),
+            )
+        }
         Op::Sweep => {
             return match h.try_sweep_via(app).await {
                 Ok(_) => 200,
@@ -124,13 +140,27 @@ async fn run(h: &Harness, app: &App, op: Op, key: &str) -> u16 {
     reply.status
 }
 
-/// Row and secret agree: an active row that claims a secret has a live one; a
-/// disconnected row's secret is scheduled for deletion (once `settled`); no row, no secret
-/// (once `settled`).
+/// Row and secret agree: an active row that claims a secret has a live one, whose
+/// `AWSCURRENT` is the version the row records (once `settled`); a disconnected row's
+/// secret is scheduled for deletion (once `settled`); no row, no secret (once `settled`).
 async fn assert_consistent(h: &Harness, entity: EntityId, settled: bool, context: &str) {
     let secret = h.describe_secret(entity, TYPE).await;
     let scheduled = secret.as_ref().is_some_and(|s| s.deleted_date().is_some());
-    match row(h, entity).await {
+    let stored = row(h, entity).await;
+    if let (true, Some(r), Some(s)) = (settled, &stored, &secret) {
+        if let (true, false, Some(recorded)) = (r.is_active, scheduled, r.current_version_record()) {
+            let current = s
+                .version_ids_to_stages()
+                .and_then(|v| v.iter().find(|(_, stages)| stages.iter().any(|l| l == "AWSCURRENT")))
+                .map(|(id, _)| id.as_str());
+            assert_eq!(
+                current,
+                Some(recorded.secret_version_id.as_str()),
+                "{context}: the secret's current version is not the row's"
+            );
+        }
+    }
+    match stored {
         Some(r) if r.is_active && r.has_secret() => {
             assert!(
                 secret.is_some() && !scheduled,

@@ -24,3 +24,4 @@ mod resilience;
 mod sweep_scale;
 mod sweeper_lease;
 mod template;
+mod versions;

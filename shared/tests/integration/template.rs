@@ -339,9 +339,37 @@ fn each_function_is_granted_exactly_the_actions_its_code_performs() {
         .unwrap();
 }
 
+/// Moves the secret's `AWSCURRENT` off the version `connector_type`'s row records (to
+/// another of its versions), as a rollback overtaken by a disconnect leaves it: whatever
+/// makes the row active next must move it back (`UpdateSecretVersionStage`).
+async fn misalign(h: &Harness, entity: shared::domain::ids::EntityId, connector_type: &str) {
+    let name = h.secret_name(entity, connector_type).await;
+    let described = h.secrets.describe_secret().secret_id(&name).send().await.unwrap();
+    let versions = described.version_ids_to_stages().unwrap();
+    let current = versions
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let other = versions
+        .keys()
+        .find(|id| **id != current)
+        .expect("two versions")
+        .clone();
+    h.secrets
+        .update_secret_version_stage()
+        .secret_id(&name)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(other)
+        .remove_from_version_id(current)
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn drive_every_path_and_compare_grants() {
     let h = Harness::new().await;
-    let (_, key) = h.tenant(false).await;
+    let (entity, key) = h.tenant(false).await;
     let stripe_creds = json!({"credentials": {"secret_key": "sk"}});
     let put_stripe_creds = || h.as_key(&key).put_credentials("stripe", stripe_creds.clone());
     // Each write function's first `Idempotency-Key` request in a container of its own, as
@@ -394,6 +422,7 @@ async fn drive_every_path_and_compare_grants() {
         h.as_key(&key).patch("stripe", json!({"is_active": false})).await.status,
         200
     );
+    misalign(&h, entity, "stripe").await;
     assert_eq!(
         h.as_key(&key).patch("stripe", json!({"is_active": true})).await.status,
         200
@@ -407,6 +436,7 @@ async fn drive_every_path_and_compare_grants() {
             .status,
         200
     );
+    misalign(&h, entity, "stripe").await;
     assert_eq!(
         h.as_key(&key)
             .via(&containers["restore"])
@@ -417,6 +447,7 @@ async fn drive_every_path_and_compare_grants() {
         200
     );
     assert_eq!(h.as_key(&key).delete(&id).await.status, 200);
+    misalign(&h, entity, "stripe").await;
     assert_eq!(
         h.as_key(&key).post("stripe", None).await.status,
         200,
@@ -477,6 +508,10 @@ async fn drive_every_path_and_compare_grants() {
     // the sweeper, delivering the disconnect's outbox record against the active row).
     let openai = json!({"credentials": {"api_key": "sk-1"}});
     assert_eq!(h.as_key(&key).post("openai", None).await.status, 201);
+    assert_eq!(
+        h.as_key(&key).put_credentials("openai", openai.clone()).await.status,
+        200
+    );
     assert_eq!(h.as_key(&key).put_credentials("openai", openai).await.status, 200);
     for publish_fails in [false, true] {
         let (disconnect, restore) =
@@ -484,6 +519,26 @@ async fn drive_every_path_and_compare_grants() {
                 .await;
         assert_eq!((disconnect.status, restore.status), (200, 200), "{}", disconnect.raw);
     }
+    // The same, with the secret's current version left behind after the restore: the
+    // disconnect puts the secret back and moves its current version too.
+    let mut hold = proxy.hold("DeleteSecret");
+    let disconnect = h.as_key(&key).via(&faulty).delete("openai");
+    let restore = async {
+        hold.reached().await;
+        let restored = h.as_key(&key).restore("openai").await;
+        misalign(&h, entity, "openai").await;
+        hold.release();
+        restored
+    };
+    let (disconnected, restored) = tokio::join!(disconnect, restore);
+    assert_eq!(
+        (disconnected.status, restored.status),
+        (200, 200),
+        "{}",
+        disconnected.raw
+    );
+    // And the sweeper, finishing the record the failed publish left, moves it as well.
+    misalign(&h, entity, "openai").await;
     h.clock.advance_seconds(shared::ports::OUTBOX_GRACE_SECONDS + 1);
     let report = h.sweep().await;
     assert_eq!((report.republished, report.failed), (1, 0), "{report:?}");
@@ -628,6 +683,7 @@ fn the_api_is_throttled() {
     for (path, method) in [
         ("/~1v1~1integrations~1{connector}~1credentials", "PUT"),
         ("/~1v1~1integrations~1{connector}~1restore", "POST"),
+        ("/~1v1~1integrations~1{connector}~1credentials~1rollback", "POST"),
         ("/~1v1~1integrations~1{connector}", "DELETE"),
         ("/~1v1~1integrations~1{connector}", "PATCH"),
         ("/~1v1~1integrations~1{connector}", "POST"),
@@ -637,7 +693,7 @@ fn the_api_is_throttled() {
             pair("SecretWriteRateLimit", "SecretWriteBurstLimit")
         );
     }
-    assert_eq!(settings.len(), 6, "no other method overrides the stage's limits");
+    assert_eq!(settings.len(), 7, "no other method overrides the stage's limits");
     for parameter in [
         "ApiRateLimit",
         "ApiBurstLimit",

@@ -121,6 +121,17 @@ impl<'a> Caller<'a> {
         self.send("DELETE", &format!("{BASE}/{connector}?permanent=true"), None)
     }
 
+    /// `GET /v1/integrations/{connector}/credentials/versions`.
+    pub fn versions<C: Display>(&self, connector: C) -> impl Future<Output = Reply> + use<'a, C> {
+        self.send("GET", &format!("{BASE}/{connector}/credentials/versions"), None)
+    }
+
+    /// `POST /v1/integrations/{connector}/credentials/rollback` with `{"version": …}`.
+    pub fn roll_back<C: Display>(&self, connector: C, version: &str) -> impl Future<Output = Reply> + use<'a, C> {
+        let body = serde_json::json!({ "version": version });
+        self.send("POST", &format!("{BASE}/{connector}/credentials/rollback"), Some(body))
+    }
+
     /// `POST /v1/integrations/{connector}/restore`.
     pub fn restore<C: Display>(&self, connector: C) -> impl Future<Output = Reply> + use<'a, C> {
         self.send("POST", &format!("{BASE}/{connector}/restore"), None)

@@ -35,7 +35,7 @@ fn validator(pointer: &str) -> &'static jsonschema::Validator {
 
 /// The operation (by `operationId`) the dev router sends this request to.
 fn operation(method: &str, path: &str) -> Option<&'static Value> {
-    let op = route(method, path).ok()?.operation.function_name();
+    let op = route(method, path).ok()?.operation.operation_id();
     document()["paths"]
         .as_object()?
         .values()

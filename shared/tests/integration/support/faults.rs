@@ -34,6 +34,9 @@ pub enum Fault {
     /// 500 `InternalServerError` instead. First attempt only: the SDK's retry of the same
     /// call goes through (and meets the effect of the first).
     LostAnswer,
+    /// 400 `InvalidRequestException`, as Secrets Manager answers a change to a secret
+    /// scheduled for deletion (the emulator accepts such changes).
+    ScheduledSecret,
 }
 
 impl Fault {
@@ -362,6 +365,11 @@ async fn forward(
     match decision {
         Decision::Fail(Fault::Throttle) => Ok(error(400, "ThrottlingException", "Rate exceeded")),
         Decision::Fail(Fault::ServerError) => Ok(error(500, "InternalServerError", "Injected failure")),
+        Decision::Fail(Fault::ScheduledSecret) => Ok(error(
+            400,
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was marked for deletion.",
+        )),
         Decision::Fail(Fault::Timeout) => {
             tokio::time::sleep(STALL).await;
             Ok(error(500, "InternalServerError", "Too late"))

@@ -439,13 +439,14 @@ impl Harness {
         }
     }
 
-    /// The secret's current value, or `None` if it cannot be read (absent or scheduled
-    /// for deletion).
+    /// The secret's current value (`AWSCURRENT`, what readers ask for), or `None` if it
+    /// cannot be read (absent or scheduled for deletion).
     pub async fn secret_value(&self, entity: EntityId, connector_type: &str) -> Option<Value> {
         let out = self
             .secrets
             .get_secret_value()
             .secret_id(self.secret_name(entity, connector_type).await)
+            .version_stage("AWSCURRENT")
             .send()
             .await
             .ok()?;
