@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::api_key::KeyId;
 use super::connector::Connector;
 use super::ids::EntityId;
+use super::sync::Health;
 use super::time::Timestamp;
 use super::view::project;
 
@@ -30,6 +31,8 @@ pub enum EventType {
     Deleted,
     #[serde(rename = "integration.expired")]
     Expired,
+    #[serde(rename = "integration.health_changed")]
+    HealthChanged,
 }
 
 impl EventType {
@@ -42,6 +45,7 @@ impl EventType {
             EventType::Restored => "integration.restored",
             EventType::Deleted => "integration.deleted",
             EventType::Expired => "integration.expired",
+            EventType::HealthChanged => "integration.health_changed",
         }
     }
 }
@@ -55,6 +59,9 @@ pub struct Actor {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventData {
     pub object: Value,
+    /// `integration.health_changed` only: the health shown before the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_health: Option<Health>,
 }
 
 /// The `detail` of an EventBridge event; `type` is also its `detail-type`.
@@ -81,7 +88,10 @@ impl Event {
             entity_id: row.entity_id,
             livemode: row.mode.is_live(),
             actor: Actor { key_id: actor.cloned() },
-            data: EventData { object: project(row) },
+            data: EventData {
+                object: project(row),
+                previous_health: (event_type == EventType::HealthChanged).then(|| row.health_before.unwrap_or_default()),
+            },
         }
     }
 

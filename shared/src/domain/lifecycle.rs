@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::edits::Edits;
 use super::event::EventType;
 use super::ids::ConnectorId;
+use super::sync;
 use super::time::Timestamp;
 
 /// How long a disconnected connector (and its secret) can be restored.
@@ -57,9 +58,10 @@ pub fn connect(
         credential_keys: Default::default(),
         has_webhook_secret: false,
         credentials_secret_arn: None,
-        last_sync_at: None,
-        sync_status: None,
-        sync_error: None,
+        sync_epoch: 0,
+        sync_reset_at: None,
+        sync: None,
+        health_before: None,
         ship_from_name: None,
         ship_from_address1: None,
         ship_from_city: None,
@@ -87,7 +89,14 @@ pub fn apply_fields(row: Connector, edits: &Edits) -> Connector {
     };
     fields.extend(sent);
     // The test every_edit_lands_on_the_row_field_of_its_name sets every field of `Edits`.
-    serde_json::from_value(Value::Object(fields)).expect("every edit has the type of its row field")
+    let edited: Connector =
+        serde_json::from_value(Value::Object(fields)).expect("every edit has the type of its row field");
+    // What the stored form leaves out rides along unchanged.
+    Connector {
+        sync: row.sync,
+        health_before: row.health_before,
+        ..edited
+    }
 }
 
 fn next_version(mut row: Connector, now: Timestamp) -> Connector {
@@ -109,7 +118,8 @@ pub fn disconnect(row: &Connector, now: Timestamp) -> Option<Connector> {
     Some(next)
 }
 
-/// Restore: active again with the same `id`, window cleared. `None` when already active;
+/// Restore (and re-connect): active again with the same `id`, window cleared, health
+/// starts over. `None` when already active;
 /// an error once the window has passed (the row is then gone for good).
 pub fn restore(row: &Connector, now: Timestamp) -> Result<Option<Connector>, LifecycleError> {
     if row.is_active {
@@ -122,6 +132,7 @@ pub fn restore(row: &Connector, now: Timestamp) -> Result<Option<Connector>, Lif
     next.is_active = true;
     next.disconnected_at = None;
     next.recoverable_until = None;
+    sync::reset_health(row, &mut next, now);
     Ok(Some(next))
 }
 
@@ -156,7 +167,8 @@ pub fn edit(
     Ok(Some((next, events)))
 }
 
-/// New credentials were stored: the row now names their keys.
+/// New credentials were stored: the row now names their keys, and health starts over
+/// (a rollback, which stores an earlier version's credentials, comes through here too).
 pub fn with_credentials(
     row: &Connector,
     key_names: Vec<String>,
@@ -168,6 +180,7 @@ pub fn with_credentials(
     next.credential_keys = key_names.into_iter().collect();
     next.has_webhook_secret = has_webhook_secret;
     next.credentials_secret_arn = Some(arn);
+    sync::reset_health(row, &mut next, now);
     next
 }
 

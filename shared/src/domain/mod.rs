@@ -11,5 +11,6 @@ pub mod fields;
 pub mod ids;
 pub mod lifecycle;
 pub mod secrets;
+pub mod sync;
 pub mod time;
 pub mod view;

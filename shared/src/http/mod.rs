@@ -431,6 +431,11 @@ async fn run(
             200,
             Some(data(&service.restore(principal, parse_connector_type(segment)?).await?)),
         ),
+        Operation::SyncReport => {
+            let r = ConnectorRef::parse(segment)?;
+            let body = json_body(req)?.unwrap_or_else(|| json!({}));
+            (200, Some(data(&service.report_sync(principal, r, &body).await?)))
+        }
     })
 }
 

@@ -13,6 +13,7 @@ pub enum Operation {
     Credentials,
     Disconnect,
     Restore,
+    SyncReport,
 }
 
 impl Operation {
@@ -26,6 +27,7 @@ impl Operation {
             Operation::Credentials => "credentials",
             Operation::Disconnect => "disconnect",
             Operation::Restore => "restore",
+            Operation::SyncReport => "sync",
         }
     }
 
@@ -36,6 +38,7 @@ impl Operation {
             Operation::Disconnect if permanent => Scope::Purge,
             Operation::Connect | Operation::Update | Operation::Disconnect | Operation::Restore => Scope::Write,
             Operation::Credentials => Scope::Credentials,
+            Operation::SyncReport => Scope::Sync,
         }
     }
 
@@ -46,7 +49,7 @@ impl Operation {
 }
 
 /// `(method, path pattern, operation)`; `{…}` is one path segment.
-pub const ROUTES: [(&str, &str, Operation); 7] = [
+pub const ROUTES: [(&str, &str, Operation); 8] = [
     ("GET", "/v1/integrations", Operation::List),
     ("GET", "/v1/integrations/{connector}", Operation::Get),
     ("POST", "/v1/integrations/{connector_type}", Operation::Connect),
@@ -58,6 +61,11 @@ pub const ROUTES: [(&str, &str, Operation); 7] = [
         Operation::Credentials,
     ),
     ("POST", "/v1/integrations/{connector_type}/restore", Operation::Restore),
+    (
+        "POST",
+        "/v1/integrations/{connector}/sync-reports",
+        Operation::SyncReport,
+    ),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
