@@ -33,7 +33,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLACEHOLDER = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN"
 ADMIN = None  # the connectors-admin binary: main() sets it from argv
-ALL_SCOPES = ["integrations:read", "integrations:write", "integrations:credentials", "integrations:purge"]
+ALL_SCOPES = ["integrations:read", "integrations:write", "integrations:credentials", "integrations:purge", "integrations:sync"]
 
 # events/<name>-<flavour>.json: the function that serves it, its documented status and
 # body schema, in lifecycle order.

@@ -126,25 +126,42 @@ mod tests {
     fn the_detail_names_the_connector_and_the_event_id_is_the_default_run_id() {
         let entity = EntityId::new_random();
         let connector = ConnectorId::new_random();
-        let detail = json!({"entity_id": entity.to_string(), "connector_id": connector.to_string(), "outcome": "succeeded"});
+        let detail =
+            json!({"entity_id": entity.to_string(), "connector_id": connector.to_string(), "outcome": "succeeded"});
         let (e, c, body) = report_of(&event(detail.clone()), "erp.integrations").unwrap();
         assert_eq!((e, c), (entity, connector));
-        assert_eq!(body, json!({"outcome": "succeeded", "run_id": "7bf73129-1428-4cd3-a780-95db273d1602"}));
+        assert_eq!(
+            body,
+            json!({"outcome": "succeeded", "run_id": "7bf73129-1428-4cd3-a780-95db273d1602"})
+        );
         let mut with_run = detail.clone();
         with_run["run_id"] = json!("r-1");
-        assert_eq!(report_of(&event(with_run), "erp.integrations").unwrap().2["run_id"], "r-1");
-        assert!(report_of(&event(detail.clone()), "erp.sync-workers").is_none(), "our own source");
+        assert_eq!(
+            report_of(&event(with_run), "erp.integrations").unwrap().2["run_id"],
+            "r-1"
+        );
+        assert!(
+            report_of(&event(detail.clone()), "erp.sync-workers").is_none(),
+            "our own source"
+        );
         let mut other = event(detail);
         other["detail-type"] = json!("integration.updated");
         assert!(report_of(&other, "erp.integrations").is_none());
-        assert!(report_of(&event(json!({"entity_id": "x", "connector_id": "y"})), "erp.integrations").is_none());
+        assert!(report_of(
+            &event(json!({"entity_id": "x", "connector_id": "y"})),
+            "erp.integrations"
+        )
+        .is_none());
     }
 
     #[test]
     fn the_metric_line_counts_the_outcome() {
         let line: Value = serde_json::from_str(&metric_line("Connectors", "dropped_unknown", 1)).unwrap();
         assert_eq!(line["dropped_unknown"], 1);
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "dropped_unknown");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "dropped_unknown"
+        );
         assert_eq!(line["function"], "sync");
     }
 }

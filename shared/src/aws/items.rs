@@ -68,8 +68,7 @@ pub fn connector_item(row: &Connector) -> Item {
 /// [`connector_item`], with the expiry's `due` sort key at `retry_at` instead of the end
 /// of the window when that is later (the sweeper's back-off after a failed expiry).
 pub(crate) fn connector_item_due(row: &Connector, retry_at: Option<crate::domain::time::Timestamp>) -> Item {
-    let mut item: Item =
-        serde_dynamo::to_item(row.stored_form()).expect("a connector row always converts to an item");
+    let mut item: Item = serde_dynamo::to_item(row.stored_form()).expect("a connector row always converts to an item");
     item.insert(TABLE.partition_key.into(), s(entity_pk(row.entity_id)));
     item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
     if let (false, Some(until)) = (row.is_active, row.recoverable_until) {

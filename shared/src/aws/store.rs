@@ -18,7 +18,9 @@ use crate::ports::{
 };
 
 use super::errors::{classify, is_throttle_code};
-use super::items::{connector_item, connector_item_due, connector_sk, entity_pk, sync_item, sync_key, sync_sk, SYNC_SUFFIX};
+use super::items::{
+    connector_item, connector_item_due, connector_sk, entity_pk, sync_item, sync_key, sync_sk, SYNC_SUFFIX,
+};
 use super::items::{guard_item, guard_key, lease_key, outbox_item, outbox_key, outbox_put, s, Item};
 use super::table::{DueKind, TABLE};
 
@@ -137,7 +139,10 @@ impl ConnectorStore for DynamoConnectorStore {
         let rows = self
             .query_rows(
                 "#pk = :pk AND #sk BETWEEN :row AND :sync",
-                [(":row", connector_sk(connector_type)), (":sync", sync_sk(connector_type))],
+                [
+                    (":row", connector_sk(connector_type)),
+                    (":sync", sync_sk(connector_type)),
+                ],
                 entity,
             )
             .await?;
@@ -145,8 +150,12 @@ impl ConnectorStore for DynamoConnectorStore {
     }
 
     async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError> {
-        self.query_rows("#pk = :pk AND begins_with(#sk, :prefix)", [(":prefix", "CONN#".to_string())], entity)
-            .await
+        self.query_rows(
+            "#pk = :pk AND begins_with(#sk, :prefix)",
+            [(":prefix", "CONN#".to_string())],
+            entity,
+        )
+        .await
     }
 
     async fn save(
@@ -437,7 +446,10 @@ impl DynamoConnectorStore {
         records: &[OutboxRecord],
         answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError> {
-        let mut request = self.client.transact_write_items().set_transact_items(Some(writes.into_iter().collect()));
+        let mut request = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes.into_iter().collect()));
         for record in records {
             request = request.transact_items(outbox_put(&self.table, record));
         }
@@ -479,7 +491,11 @@ impl DynamoConnectorStore {
         let mut states: Vec<(String, SyncState)> = Vec::new();
         while let Some(item) = pages.next().await {
             let item = item.map_err(dynamo("Query"))?;
-            let sk = item.get(TABLE.sort_key).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = item
+                .get(TABLE.sort_key)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
             match sk.strip_suffix(SYNC_SUFFIX) {
                 Some(row_sk) => states.push((row_sk.to_string(), decode(item)?)),
                 None => rows.push(decode(item)?),

@@ -90,7 +90,8 @@ impl Event {
             actor: Actor { key_id: actor.cloned() },
             data: EventData {
                 object: project(row),
-                previous_health: (event_type == EventType::HealthChanged).then(|| row.health_before.unwrap_or_default()),
+                previous_health: (event_type == EventType::HealthChanged)
+                    .then(|| row.health_before.unwrap_or_default()),
             },
         }
     }

@@ -428,7 +428,13 @@ mod tests {
             livemode: true,
             scopes: Scope::ALL.into(),
         };
-        lifecycle::connect(&principal, ConnectorType::parse("shopify").unwrap(), &Edits::default(), t0()).unwrap()
+        lifecycle::connect(
+            &principal,
+            ConnectorType::parse("shopify").unwrap(),
+            &Edits::default(),
+            t0(),
+        )
+        .unwrap()
     }
 
     fn report(body: Value, now: Timestamp) -> SyncReport {
@@ -453,15 +459,43 @@ mod tests {
             (json!({}), 422, "outcome"),
             (json!({"outcome": "maybe"}), 400, "outcome"),
             (json!({"outcome": "failed"}), 422, "error"),
-            (json!({"outcome": "succeeded", "error": {"code": "other"}}), 422, "error"),
+            (
+                json!({"outcome": "succeeded", "error": {"code": "other"}}),
+                422,
+                "error",
+            ),
             (json!({"outcome": "failed", "error": {}}), 422, "error.code"),
-            (json!({"outcome": "failed", "error": {"code": "nope"}}), 400, "error.code"),
-            (json!({"outcome": "failed", "error": {"code": "other", "message": "x".repeat(501)}}), 400, "error.message"),
-            (json!({"outcome": "failed", "error": {"code": "other", "extra": 1}}), 400, "error.extra"),
-            (json!({"outcome": "succeeded", "finished_at": "yesterday"}), 400, "finished_at"),
-            (json!({"outcome": "succeeded", "finished_at": "2026-12-02T12:05:01Z"}), 422, "finished_at"),
+            (
+                json!({"outcome": "failed", "error": {"code": "nope"}}),
+                400,
+                "error.code",
+            ),
+            (
+                json!({"outcome": "failed", "error": {"code": "other", "message": "x".repeat(501)}}),
+                400,
+                "error.message",
+            ),
+            (
+                json!({"outcome": "failed", "error": {"code": "other", "extra": 1}}),
+                400,
+                "error.extra",
+            ),
+            (
+                json!({"outcome": "succeeded", "finished_at": "yesterday"}),
+                400,
+                "finished_at",
+            ),
+            (
+                json!({"outcome": "succeeded", "finished_at": "2026-12-02T12:05:01Z"}),
+                422,
+                "finished_at",
+            ),
             (json!({"outcome": "succeeded", "run_id": "has space"}), 400, "run_id"),
-            (json!({"outcome": "succeeded", "run_id": "r".repeat(129)}), 400, "run_id"),
+            (
+                json!({"outcome": "succeeded", "run_id": "r".repeat(129)}),
+                400,
+                "run_id",
+            ),
             (json!({"outcome": "succeeded", "colour": 1}), 400, "colour"),
             (json!({"outcome": "succeeded", "entity_id": "x"}), 422, "entity_id"),
         ] {
@@ -490,13 +524,23 @@ mod tests {
         assert!(applied(&mut r, fail("other"), at(3)));
         assert_eq!(health(&r), Health::Failing, "3 failures in a row, of any code");
         let s = shown(&r).unwrap();
-        assert_eq!((s.sync_status, s.last_sync_at, s.sync_error.as_deref()), (Some(SyncOutcome::Failed), None, Some("other")));
+        assert_eq!(
+            (s.sync_status, s.last_sync_at, s.sync_error.as_deref()),
+            (Some(SyncOutcome::Failed), None, Some("other"))
+        );
         assert!(applied(&mut r, json!({"outcome": "succeeded"}), at(4)));
         let s = shown(&r).unwrap();
-        assert_eq!((s.health, s.last_sync_at, s.sync_error), (Health::Healthy, Some(at(4)), None));
+        assert_eq!(
+            (s.health, s.last_sync_at, s.sync_error),
+            (Health::Healthy, Some(at(4)), None)
+        );
         assert!(applied(&mut r, fail("upstream_unavailable"), at(5)));
         assert_eq!(health(&r), Health::Degraded, "a success ends the streak");
-        assert_eq!(shown(&r).unwrap().last_sync_at, Some(at(4)), "the latest success's time stays");
+        assert_eq!(
+            shown(&r).unwrap().last_sync_at,
+            Some(at(4)),
+            "the latest success's time stays"
+        );
     }
 
     #[test]
@@ -518,7 +562,11 @@ mod tests {
         let mut r = row();
         let at = |s: i64| t0().plus_seconds(s);
         assert!(applied(&mut r, json!({"outcome": "succeeded"}), at(1)));
-        assert!(applied(&mut r, json!({"outcome": "failed", "error": {"code": "auth_failed", "message": "m"}}), at(2)));
+        assert!(applied(
+            &mut r,
+            json!({"outcome": "failed", "error": {"code": "auth_failed", "message": "m"}}),
+            at(2)
+        ));
         let mut next = r.clone();
         reset_health(&r, &mut next, at(10));
         assert_eq!(next.health_before, Some(Health::AuthFailed));
@@ -529,13 +577,23 @@ mod tests {
         );
         let before_reset = json!({"outcome": "succeeded", "finished_at": at(9).to_string()});
         assert!(!applied(&mut next, before_reset, at(11)));
-        assert!(applied(&mut next, json!({"outcome": "failed", "error": {"code": "other"}}), at(12)));
-        assert_eq!((health(&next), shown(&next).unwrap().failure_streak), (Health::Degraded, 1));
+        assert!(applied(
+            &mut next,
+            json!({"outcome": "failed", "error": {"code": "other"}}),
+            at(12)
+        ));
+        assert_eq!(
+            (health(&next), shown(&next).unwrap().failure_streak),
+            (Health::Degraded, 1)
+        );
     }
 
     #[test]
     fn sync_error_never_shows_a_secret() {
-        let text = error_text(SyncErrorCode::AuthFailed, Some("token shpat_0123456789abcdef0123456789abcdef revoked"));
+        let text = error_text(
+            SyncErrorCode::AuthFailed,
+            Some("token shpat_0123456789abcdef0123456789abcdef revoked"),
+        );
         assert_eq!(text, "auth_failed: token [redacted] revoked");
         assert_eq!(error_text(SyncErrorCode::Other, None), "other");
     }

@@ -27,7 +27,7 @@ impl Operation {
             Operation::Credentials => "credentials",
             Operation::Disconnect => "disconnect",
             Operation::Restore => "restore",
-            Operation::SyncReport => "sync",
+            Operation::SyncReport => "report",
         }
     }
 

@@ -20,7 +20,12 @@ enum Reporter<'a> {
 impl Service {
     /// `POST /v1/integrations/{connector}/sync-reports`: the row as it is after the report
     /// (unchanged when the report is late, repeated or changes nothing).
-    pub async fn report_sync(&self, principal: &Principal, r: ConnectorRef, body: &Value) -> Result<Connector, ApiError> {
+    pub async fn report_sync(
+        &self,
+        principal: &Principal,
+        r: ConnectorRef,
+        body: &Value,
+    ) -> Result<Connector, ApiError> {
         let report = sync::parse_report(body, self.clock.now())?;
         retry_lost_races(|_| async {
             let row = self.find(principal, r).await?;

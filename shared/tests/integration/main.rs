@@ -23,4 +23,5 @@ mod races;
 mod resilience;
 mod sweep_scale;
 mod sweeper_lease;
+mod sync_reports;
 mod template;
