@@ -31,6 +31,15 @@ pub enum Handled {
     DroppedInactive,
 }
 
+/// The names of the outcomes the EMF line counts: each [`Handled`], then `retried`.
+pub const OUTCOMES: [&str; 5] = [
+    "applied",
+    "dropped_invalid",
+    "dropped_unknown",
+    "dropped_inactive",
+    "retried",
+];
+
 /// A failure EventBridge should retry (throttled, unavailable, a lost race).
 #[derive(Debug, thiserror::Error)]
 #[error("sync report not applied, to be retried: {0}")]
@@ -41,14 +50,17 @@ pub struct Retry(&'static str);
 pub async fn handle(app: &App, event: &Value) -> Result<Handled, Retry> {
     let handled = apply(app, event).await;
     let outcome = match &handled {
-        Ok(h) => serde_json::to_value(h).ok().and_then(|v| v.as_str().map(str::to_owned)),
-        Err(_) => Some("retried".to_string()),
+        Ok(Handled::Applied) => OUTCOMES[0],
+        Ok(Handled::DroppedInvalid) => OUTCOMES[1],
+        Ok(Handled::DroppedUnknown) => OUTCOMES[2],
+        Ok(Handled::DroppedInactive) => OUTCOMES[3],
+        Err(_) => OUTCOMES[4],
     };
     println!(
         "{}",
         metric_line(
             &app.settings.metric_namespace,
-            outcome.as_deref().unwrap_or("retried"),
+            outcome,
             chrono::Utc::now().timestamp_millis()
         )
     );
@@ -152,6 +164,19 @@ mod tests {
             "erp.integrations"
         )
         .is_none());
+    }
+
+    #[test]
+    fn the_outcomes_are_named_as_the_result_says() {
+        for (handled, name) in [
+            (Handled::Applied, "applied"),
+            (Handled::DroppedInvalid, "dropped_invalid"),
+            (Handled::DroppedUnknown, "dropped_unknown"),
+            (Handled::DroppedInactive, "dropped_inactive"),
+        ] {
+            assert_eq!(serde_json::to_value(handled).unwrap(), name);
+            assert!(OUTCOMES.contains(&name));
+        }
     }
 
     #[test]

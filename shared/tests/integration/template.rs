@@ -264,7 +264,8 @@ fn routes_in_the_template_are_exactly_the_router_s() {
     let mut unrouted_paths = BTreeSet::new();
     for (binary, f) in functions(&t) {
         for event in f["Properties"]["Events"].as_mapping().unwrap().values() {
-            if event["Type"] == "Schedule" {
+            // The sweeper's schedule and the sync function's bus rule are not routes.
+            if event["Type"] == "Schedule" || event["Type"] == "EventBridgeRule" {
                 continue;
             }
             assert_eq!(event["Type"], "Api", "{binary}: every route is on the REST API");
@@ -347,11 +348,18 @@ async fn drive_every_path_and_compare_grants() {
     // Each write function's first `Idempotency-Key` request in a container of its own, as
     // deployed: it reads the fingerprint key from its secret.
     let with_secret = h.settings_with_fingerprint_secret().await;
-    let containers: BTreeMap<&str, shared::App> =
-        ["connect", "credentials", "update", "disconnect", "restore", "report"]
-            .into_iter()
-            .map(|f| (f, h.container(with_secret.clone())))
-            .collect();
+    let containers: BTreeMap<&str, shared::App> = [
+        "get",
+        "connect",
+        "credentials",
+        "update",
+        "disconnect",
+        "restore",
+        "report",
+    ]
+    .into_iter()
+    .map(|f| (f, h.container(with_secret.clone())))
+    .collect();
 
     h.as_key(&key).list("").await;
     assert_eq!(
@@ -382,6 +390,8 @@ async fn drive_every_path_and_compare_grants() {
         .unwrap()
         .to_string();
     h.as_key(&key).get(&id).await;
+    // A container of its own: its first request looks its key up.
+    assert_eq!(h.as_key(&key).via(&containers["get"]).get("stripe").await.status, 200);
     assert_eq!(
         h.as_key(&key)
             .via(&containers["update"])
@@ -1050,6 +1060,13 @@ fn the_alarms_on_the_functions_metrics_watch_what_the_code_writes() {
             .collect();
         let line = match dims["function"].as_str() {
             "sweeper" => sweep.clone(),
+            // One line per event, counting its outcome under the outcome's name.
+            "sync" => {
+                let metric = p["MetricName"].as_str().unwrap();
+                let outcomes = shared::sync_events::OUTCOMES;
+                assert!(outcomes.contains(&metric), "{id:?}: {metric} is one of {outcomes:?}");
+                serde_json::from_str(&shared::sync_events::metric_line("Connectors/dev", metric, 0)).unwrap()
+            }
             http => request(http),
         };
         let directive = &line["_aws"]["CloudWatchMetrics"][0];
