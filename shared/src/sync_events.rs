@@ -9,12 +9,12 @@
 //! EventBridge delivers the event again; applying a report twice changes nothing (its
 //! `run_id`, the event's `id` when the detail has none, is remembered).
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::domain::error::ApiError;
 use crate::domain::ids::{ConnectorId, EntityId};
 use crate::domain::sync::{self, RunId};
-use crate::App;
+use crate::{telemetry, App};
 
 /// The detail-type the rule routes to this function.
 pub const DETAIL_TYPE: &str = "sync.reported";
@@ -58,7 +58,7 @@ pub async fn handle(app: &App, event: &Value) -> Result<Handled, Retry> {
     };
     println!(
         "{}",
-        metric_line(
+        telemetry::sync_metric_line(
             &app.settings.metric_namespace,
             outcome,
             chrono::Utc::now().timestamp_millis()
@@ -107,27 +107,10 @@ fn report_of(event: &Value, own_source: &str) -> Option<(EntityId, ConnectorId, 
     Some((entity_id, connector_id, Value::Object(detail)))
 }
 
-/// One EMF line per event: a count under the outcome's name (`applied`,
-/// `dropped_invalid`, `dropped_unknown`, `dropped_inactive`, `retried`).
-pub fn metric_line(namespace: &str, outcome: &str, now_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["function"]],
-                "Metrics": [{"Name": outcome, "Unit": "Count"}]
-            }]
-        },
-        "function": "sync",
-        outcome: 1,
-    })
-    .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn event(detail: Value) -> Value {
         json!({"id": "7bf73129-1428-4cd3-a780-95db273d1602", "detail-type": DETAIL_TYPE,
@@ -181,7 +164,8 @@ mod tests {
 
     #[test]
     fn the_metric_line_counts_the_outcome() {
-        let line: Value = serde_json::from_str(&metric_line("Connectors", "dropped_unknown", 1)).unwrap();
+        let line: Value =
+            serde_json::from_str(&telemetry::sync_metric_line("Connectors", "dropped_unknown", 1)).unwrap();
         assert_eq!(line["dropped_unknown"], 1);
         assert_eq!(
             line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],

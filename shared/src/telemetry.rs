@@ -93,6 +93,24 @@ pub fn take_cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
 }
 
+/// One bus sync report's outcome as an EMF line in `namespace` (dimension `function` =
+/// `sync`): a count of 1 under the outcome's name (`sync_events::OUTCOMES`).
+pub fn sync_metric_line(namespace: &str, outcome: &str, now_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["function"]],
+                "Metrics": [{"Name": outcome, "Unit": "Count"}]
+            }]
+        },
+        "function": "sync",
+        outcome: 1,
+    })
+    .to_string()
+}
+
 /// One sweep's metrics as an EMF line in `namespace` (dimension `function` =
 /// `sweeper`): what the template's alarms on undelivered records and undecodable index
 /// items watch.

@@ -29,6 +29,22 @@ impl Clock for TickingClock {
 
 pub const RACERS: usize = 32;
 
+/// A harness whose service reads a [`TickingClock`] and reaches DynamoDB through a
+/// serialising proxy (DynamoDB's transaction isolation, which moto lacks: see
+/// `start_serializing`); the proxy lives as long as what is returned.
+async fn ticking_harness() -> (Harness, Arc<TickingClock>, FaultProxy) {
+    let start = chrono::Utc::now().timestamp();
+    let ticking = Arc::new(TickingClock(AtomicI64::new(start)));
+    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
+    let h = Harness::with_clock_and_endpoint(
+        Arc::new(ManualClock::new(Timestamp::from_unix(start).unwrap())),
+        ticking.clone(),
+        Some(&proxy.url),
+    )
+    .await;
+    (h, ticking, proxy)
+}
+
 fn rounds() -> usize {
     std::env::var("RACE_ROUNDS")
         .ok()
@@ -38,16 +54,7 @@ fn rounds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
-    let start = chrono::Utc::now().timestamp();
-    let ticking = Arc::new(TickingClock(AtomicI64::new(start)));
-    // DynamoDB's transaction isolation, which moto lacks (see `start_serializing`).
-    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
-    let h = Harness::with_clock_and_endpoint(
-        Arc::new(ManualClock::new(Timestamp::from_unix(start).unwrap())),
-        ticking.clone(),
-        Some(&proxy.url),
-    )
-    .await;
+    let (h, ticking, _proxy) = ticking_harness().await;
     let (entity, key) = h.tenant(false).await;
     let base = "/v1/integrations/stripe";
     assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
@@ -190,15 +197,7 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
 /// a reset replaced, and the last announcement is the row as finally shown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sync_reports_never_make_an_edit_or_a_credentials_put_lose_its_race() {
-    let start = chrono::Utc::now().timestamp();
-    let ticking = Arc::new(TickingClock(AtomicI64::new(start)));
-    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
-    let h = Harness::with_clock_and_endpoint(
-        Arc::new(ManualClock::new(Timestamp::from_unix(start).unwrap())),
-        ticking.clone(),
-        Some(&proxy.url),
-    )
-    .await;
+    let (h, ticking, _proxy) = ticking_harness().await;
     let (entity, key) = h.tenant(false).await;
     let base = "/v1/integrations/stripe";
     assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);

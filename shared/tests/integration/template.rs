@@ -1065,7 +1065,7 @@ fn the_alarms_on_the_functions_metrics_watch_what_the_code_writes() {
                 let metric = p["MetricName"].as_str().unwrap();
                 let outcomes = shared::sync_events::OUTCOMES;
                 assert!(outcomes.contains(&metric), "{id:?}: {metric} is one of {outcomes:?}");
-                serde_json::from_str(&shared::sync_events::metric_line("Connectors/dev", metric, 0)).unwrap()
+                serde_json::from_str(&shared::telemetry::sync_metric_line("Connectors/dev", metric, 0)).unwrap()
             }
             http => request(http),
         };
