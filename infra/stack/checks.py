@@ -111,6 +111,9 @@ def expected_alarms(stage):
         "Maximum", ">=", 1, "notBreaching")
     alarms["UndeliveredRecordsAlarm"] = (emf, "undelivered_records", {"function": "sweeper"}, "Maximum", ">=", 1, "notBreaching")
     alarms["BadItemsAlarm"] = (emf, "bad_items", {"function": "sweeper"}, "Sum", ">=", 1, "notBreaching")
+    alarms["SyncFailureQueueAlarm"] = (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": "<SyncFailureQueue.QueueName>"},
+        "Maximum", ">=", 1, "notBreaching")
     alarms["SyncDroppedReportsAlarm"] = (emf, "dropped_invalid", {"function": "sync"}, "Sum", ">=", 1, "notBreaching")
     alarms["ApiServerErrorsAlarm"] = (
         "AWS/ApiGateway", "5XXError", {"ApiName": f"connectors-{stage}", "Stage": stage}, "Sum", ">=", 5, "notBreaching")

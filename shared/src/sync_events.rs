@@ -3,11 +3,12 @@
 //! `POST …/sync-reports` would apply it, to the connector the detail names by entity and
 //! id (whatever its mode: the bus is not a key).
 //!
-//! What retrying cannot fix is dropped and counted, never thrown back for EventBridge to
-//! retry: a report that is not valid, or one for a connector that is unknown, expired or
+//! What retrying cannot fix is dropped and counted, never thrown back to be retried: a
+//! report that is not valid, or one for a connector that is unknown, expired or
 //! disconnected. A dependency failure (and a race lost three times) is thrown, so that
-//! EventBridge delivers the event again; applying a report twice changes nothing (its
-//! `run_id`, the event's `id` when the detail has none, is remembered).
+//! Lambda invokes the function with the event again (twice, then the on-failure queue
+//! keeps it); applying a report twice changes nothing (its `run_id`, the event's `id`
+//! when the detail has none, is remembered).
 
 use serde_json::{Map, Value};
 
@@ -40,7 +41,7 @@ pub const OUTCOMES: [&str; 5] = [
     "retried",
 ];
 
-/// A failure EventBridge should retry (throttled, unavailable, a lost race).
+/// A failure worth retrying (throttled, unavailable, a lost race).
 #[derive(Debug, thiserror::Error)]
 #[error("sync report not applied, to be retried: {0}")]
 pub struct Retry(&'static str);

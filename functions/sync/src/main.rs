@@ -1,7 +1,8 @@
 //! The `sync` Lambda, invoked by the bus rule for `sync.reported` events from sync
 //! workers: applies the report (`shared::sync_events`). Invalid reports and reports for
 //! unknown or disconnected connectors are dropped and counted; a dependency failure is
-//! returned as an error, so that EventBridge retries the event.
+//! returned as an error, so that Lambda retries the event (then keeps it in the
+//! on-failure queue).
 
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use serde_json::Value;
