@@ -36,7 +36,7 @@ cargo_target_dir
 entity=$(python3 -c 'import uuid; print(uuid.uuid4())')
 key=$(AWS_ENDPOINT_URL="http://127.0.0.1:$DEV_EMULATOR_PORT" "$TARGET_DIR/debug/connectors-admin" keys create \
   --entity "$entity" --scope integrations:read --scope integrations:write \
-  --scope integrations:credentials --scope integrations:purge | tail -n 1)
+  --scope integrations:credentials --scope integrations:purge --scope integrations:sync | tail -n 1)
 
 document_version=$("$CLIENT_VENV/bin/python" -c 'import sys; from ruamel.yaml import YAML; print(YAML(typ="safe").load(open(sys.argv[1]))["info"]["version"])' "$ROOT/openapi.yaml")
 CLIENT_BASE="http://127.0.0.1:$DEV_PORT" CLIENT_KEY="$key" CLIENT_ENTITY="$entity" \

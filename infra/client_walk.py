@@ -14,7 +14,7 @@ import unittest
 import uuid
 
 from connectors_client import AuthenticatedClient, Client
-from connectors_client.api.integrations import connect, credentials, disconnect, get, list_, restore
+from connectors_client.api.integrations import connect, credentials, disconnect, get, list_, report, restore
 from connectors_client.models import (
     ConnectorType,
     ConnectRequest,
@@ -22,9 +22,11 @@ from connectors_client.models import (
     CredentialsRequest,
     CredentialsRequestCredentials,
     Error,
+    Health,
     ListResponse,
     Mode,
     RowResponse,
+    SyncReportRequest,
 )
 
 SECRET_VALUES = ("sk_test_walk_123", "pk_test_walk_123", "whsec_walk_123")
@@ -94,6 +96,20 @@ class GeneratedClient(unittest.TestCase):
         listed = step("list", list_.sync_detailed(client=self.client, limit=10, is_active=True), 200, ListResponse)
         self.assertEqual((listed.object_, listed.url, listed.has_more), ("list", "/v1/integrations", False))
         self.assertEqual([r.id for r in listed.data], [connector_id])
+
+        failed = SyncReportRequest.from_dict({"outcome": "failed", "error": {"code": "auth_failed", "message": "revoked"}})
+        row = step("sync-report", report.sync_detailed(stripe, client=self.client, body=failed), 200, RowResponse).data
+        self.assertEqual((row.health, row.sync_error), (Health.AUTH_FAILED, "auth_failed: revoked"))
+        broken = step(
+            "list-health", list_.sync_detailed(client=self.client, health=Health.AUTH_FAILED), 200, ListResponse
+        )
+        self.assertEqual([r.id for r in broken.data], [connector_id])
+        late = SyncReportRequest.from_dict({"outcome": "succeeded", "finished_at": "2020-01-01T00:00:00Z"})
+        row = step("sync-report-late", report.sync_detailed(stripe, client=self.client, body=late), 200, RowResponse).data
+        self.assertEqual(row.health, Health.AUTH_FAILED)
+        bad = SyncReportRequest.from_dict({"outcome": "failed"})
+        refused = step("sync-report-422", report.sync_detailed(stripe, client=self.client, body=bad), 422, Error)
+        self.assertEqual(refused.param, "error")
 
         row = step("disconnect", disconnect.sync_detailed(stripe, client=self.client), 200, RowResponse).data
         self.assertFalse(row.is_active)

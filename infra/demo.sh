@@ -13,7 +13,7 @@ demo_banner() {
   admin bootstrap
   [ -s "$STATE/demo-entity" ] || python3 -c 'import uuid; print(uuid.uuid4())' >"$STATE/demo-entity"
   ENTITY=$(cat "$STATE/demo-entity")
-  local all=(--scope integrations:read --scope integrations:write --scope integrations:credentials --scope integrations:purge)
+  local all=(--scope integrations:read --scope integrations:write --scope integrations:credentials --scope integrations:purge --scope integrations:sync)
   TEST_KEY=$(admin keys create --entity "$ENTITY" "${all[@]}" | tail -n 1)
   LIVE_KEY=$(admin keys create --entity "$ENTITY" "${all[@]}" --live | tail -n 1)
   cat <<MSG

@@ -5,12 +5,13 @@ base URL, the built template and the connectors-admin binary (in cargo's target
 directory, wherever CARGO_TARGET_DIR puts it):
 
 1. through the API on port 3001, the lifecycle connect -> credentials (two versions, the
-   versions list, a rollback and its 400/404/409) -> get -> list -> disconnect -> restore
-   -> permanent delete, plus what no route matches (404, 405) and
+   versions list, a rollback and its 400/404/409) -> get -> list -> sync reports ->
+   disconnect -> restore -> permanent delete, plus what no route matches (404, 405) and
    a call without a key (401);
 2. each percent-encoded path of infra/encoded-paths.json, with the answer the dev server
    and the API Gateway events give;
-3. `sam local invoke` of every function with every file in events/, and with AWS's own
+3. `sam local invoke` of every function with every file in events/ (the bus's
+   sync.reported sample with a real row's entity and id), and with AWS's own
    sample events from `sam local generate-event` adjusted only in path, method, headers
    and body (an HTTP API call, a REST API call, the scheduled event for the sweeper).
 
@@ -34,7 +35,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLACEHOLDER = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN"
 ADMIN = None  # the connectors-admin binary: main() sets it from argv
-ALL_SCOPES = ["integrations:read", "integrations:write", "integrations:credentials", "integrations:purge"]
+ALL_SCOPES = ["integrations:read", "integrations:write", "integrations:credentials", "integrations:purge", "integrations:sync"]
 
 # events/<name>-<flavour>.json: the function that serves it, its documented status and
 # body schema, in lifecycle order.
@@ -44,6 +45,7 @@ SAMPLE_EVENTS = [
     ("get", "GetFunction", 200, "RowResponse"),
     ("list", "ListFunction", 200, "ListResponse"),
     ("update", "UpdateFunction", 200, "RowResponse"),
+    ("report", "ReportFunction", 200, "RowResponse"),
     ("disconnect", "DisconnectFunction", 200, "RowResponse"),
     ("restore", "RestoreFunction", 200, "RowResponse"),
     ("purge", "DisconnectFunction", 204, None),
@@ -163,6 +165,20 @@ def walk_the_api(api):
     listed = expect("list", *api.call("GET", "/v1/integrations", key), 200, "ListResponse")
     if [r["id"] for r in listed["data"]] != [row["id"]]:
         sys.exit(f"FAIL list: {listed}")
+    reported = expect(
+        "sync report",
+        *api.call("POST", "/v1/integrations/stripe/sync-reports", key,
+                  {"outcome": "failed", "error": {"code": "auth_failed", "message": "token revoked"}}),
+        200,
+        "RowResponse",
+    )["data"]
+    if (reported["health"], reported["sync_error"]) != ("auth_failed", "auth_failed: token revoked"):
+        sys.exit(f"FAIL sync report: {reported}")
+    expect("sync report without an outcome", *api.call("POST", "/v1/integrations/stripe/sync-reports", key, {}), 422)
+    broken = expect("list ?health=auth_failed", *api.call("GET", "/v1/integrations?health=auth_failed", key), 200,
+                    "ListResponse")
+    if [r["id"] for r in broken["data"]] != [row["id"]]:
+        sys.exit(f"FAIL list ?health=: {broken}")
     gone = expect("disconnect", *api.call("DELETE", "/v1/integrations/stripe", key), 200, "RowResponse")["data"]
     if gone["is_active"] or not gone["recoverable_until"]:
         sys.exit(f"FAIL disconnect: {gone}")
@@ -170,7 +186,8 @@ def walk_the_api(api):
     expect("rollback of a disconnected connector", *api.call("POST", rollback, key, {"version": first_version}), 409)
     expect("versions of a disconnected connector", *api.call("GET", "/v1/integrations/stripe/credentials/versions", key), 200, "CredentialVersionList")
     back = expect("restore", *api.call("POST", "/v1/integrations/stripe/restore", key), 200, "RowResponse")["data"]
-    if not back["is_active"] or back["id"] != row["id"] or back["credentials_masked"] != ["secret_key"]:
+    if (not back["is_active"] or back["id"] != row["id"] or back["credentials_masked"] != ["secret_key"]
+            or back["health"] != "unknown" or back["sync_status"] != "failed"):
         sys.exit(f"FAIL restore: {back}")
     status, _, body = api.call("DELETE", "/v1/integrations/stripe?permanent=true", key)
     if status != 204 or body is not None:
@@ -267,10 +284,32 @@ def invoke_sample_events(template):
         name = f"events/fallback-{flavour}.json"
         result, _ = sam_local_invoke(template, "FallbackFunction", json.load(open(os.path.join(ROOT, name))))
         check_http_result(f"invoke FallbackFunction {name}", result, 405, None)
+    invoke_sync_reported(template)
     report, logs = sam_local_invoke(
         template, "SweeperFunction", json.load(open(os.path.join(ROOT, "events/sweeper-schedule.json")))
     )
     check_sweep("invoke SweeperFunction events/sweeper-schedule.json", report, logs)
+
+
+def invoke_sync_reported(template):
+    """events/sync-reported.json through the SyncFunction, naming a row connected (through
+    the ConnectFunction) for a fresh tenant: applied, counted, and the row shows it."""
+    key = new_key()
+    text = open(os.path.join(ROOT, "events", "connect-http-api.json"), encoding="utf-8").read()
+    result, _ = sam_local_invoke(template, "ConnectFunction", json.loads(text.replace(PLACEHOLDER, key)))
+    check_http_result("invoke ConnectFunction (a row for the sync report)", result, 201, "RowResponse")
+    row = json.loads(result["body"])["data"]
+    event = json.load(open(os.path.join(ROOT, "events", "sync-reported.json"), encoding="utf-8"))
+    event["detail"]["entity_id"], event["detail"]["connector_id"] = row["entity_id"], row["id"]
+    handled, logs = sam_local_invoke(template, "SyncFunction", event)
+    if handled != "applied" or '"applied":1' not in logs.replace(" ", ""):
+        sys.exit(f"FAIL invoke SyncFunction events/sync-reported.json: {handled}")
+    print(f"ok   invoke SyncFunction events/sync-reported.json: {handled}")
+    text = open(os.path.join(ROOT, "events", "get-http-api.json"), encoding="utf-8").read()
+    result, _ = sam_local_invoke(template, "GetFunction", json.loads(text.replace(PLACEHOLDER, key)))
+    check_http_result("invoke GetFunction after the bus's report", result, 200, "RowResponse")
+    if json.loads(result["body"])["data"]["health"] != "auth_failed":
+        sys.exit(f"FAIL the bus's report did not reach the row: {result['body']}")
 
 
 def check_sweep(what, report, logs):

@@ -42,6 +42,17 @@ pub async fn watch(sdk: &SdkConfig, settings: &Settings, limit: Option<usize>) -
 /// Creates the queue `name` and a rule of the same name that sends every event of `source`
 /// on `bus` to it; returns the queue's URL. The integration tests read events this way too.
 pub async fn route_to_queue(sdk: &SdkConfig, bus: &str, source: &str, name: &str) -> Result<String, &'static str> {
+    route_pattern_to_queue(sdk, bus, &serde_json::json!({ "source": [source] }), name).await
+}
+
+/// Routes the events of `bus` that match `pattern` (an EventBridge event pattern) to a new
+/// queue `name`; returns the queue's URL.
+pub async fn route_pattern_to_queue(
+    sdk: &SdkConfig,
+    bus: &str,
+    pattern: &serde_json::Value,
+    name: &str,
+) -> Result<String, &'static str> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let queue_url = sqs
@@ -64,7 +75,7 @@ pub async fn route_to_queue(sdk: &SdkConfig, bus: &str, source: &str, name: &str
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .unwrap_or_default();
-    let pattern = serde_json::json!({ "source": [source] }).to_string();
+    let pattern = pattern.to_string();
     events
         .put_rule()
         .name(name)

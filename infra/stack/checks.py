@@ -9,8 +9,9 @@ import re
 from resolve import Stack
 
 STAGES = ("dev", "prod")
-FUNCTIONS = ("fallback", "get", "list", "connect", "update", "credentials", "disconnect", "restore", "sweeper")
-HTTP_FUNCTIONS = FUNCTIONS[:-1]
+FUNCTIONS = ("fallback", "get", "list", "connect", "update", "credentials", "disconnect", "restore", "report", "sweeper", "sync")
+# The functions behind API Gateway routes (the others are invoked by schedules and rules).
+HTTP_FUNCTIONS = tuple(f for f in FUNCTIONS if f not in ("sweeper", "sync"))
 # The retention values CloudWatch Logs accepts.
 RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 # The property holding each explicit physical name, by resource type.
@@ -110,6 +111,10 @@ def expected_alarms(stage):
         "Maximum", ">=", 1, "notBreaching")
     alarms["UndeliveredRecordsAlarm"] = (emf, "undelivered_records", {"function": "sweeper"}, "Maximum", ">=", 1, "notBreaching")
     alarms["BadItemsAlarm"] = (emf, "bad_items", {"function": "sweeper"}, "Sum", ">=", 1, "notBreaching")
+    alarms["SyncFailureQueueAlarm"] = (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": "<SyncFailureQueue.QueueName>"},
+        "Maximum", ">=", 1, "notBreaching")
+    alarms["SyncDroppedReportsAlarm"] = (emf, "dropped_invalid", {"function": "sync"}, "Sum", ">=", 1, "notBreaching")
     alarms["ApiServerErrorsAlarm"] = (
         "AWS/ApiGateway", "5XXError", {"ApiName": f"connectors-{stage}", "Stage": stage}, "Sum", ">=", 5, "notBreaching")
     return alarms
@@ -374,4 +379,33 @@ def gateway_response_problems(s):
         has_retry = "gatewayresponse.header.Retry-After" in r.get("responseParameters", {})
         if has_retry != retry:
             problems.append(f"{kind}: Retry-After {'missing' if retry else 'where none belongs'}")
+    return problems
+
+
+def sync_rule_problems(s):
+    """The rule that feeds the sync function: on the service's bus, sync.reported events
+    from any source but the service's own (whose events are never reports), to the sync
+    function only, with retries for what the function throws back."""
+    rules = s.of_type("AWS::Events::Rule")
+    targets_sync = {
+        lid: r for lid, r in rules.items()
+        if any(s.value(t.get("Arn")) == "<SyncFunction.Arn>" for t in r["Properties"].get("Targets", []))
+    }
+    if len(targets_sync) != 1:
+        return [f"{len(targets_sync)} rules target the sync function, want 1"]
+    ((lid, rule),) = targets_sync.items()
+    p = s.value(rule["Properties"])
+    problems = []
+    if p.get("EventBusName") != "<EventBus>":
+        problems.append(f"{lid} listens on {p.get('EventBusName')!r}, not the service's bus")
+    pattern = p.get("EventPattern", {})
+    if pattern.get("detail-type") != ["sync.reported"]:
+        problems.append(f"{lid} matches detail-type {pattern.get('detail-type')!r}, want ['sync.reported']")
+    own = s.parameters["EventSource"]
+    if pattern.get("source") != [{"anything-but": own}]:
+        problems.append(f"{lid} matches source {pattern.get('source')!r}, want anything but {own!r}")
+    if len(p.get("Targets", [])) != 1:
+        problems.append(f"{lid} has {len(p.get('Targets', []))} targets, want the sync function alone")
+    elif not p["Targets"][0].get("RetryPolicy", {}).get("MaximumRetryAttempts"):
+        problems.append(f"{lid} does not retry what the sync function throws back")
     return problems

@@ -118,6 +118,17 @@ class AlarmsPage(unittest.TestCase):
         t = planted(lambda t: t["Resources"]["SweeperHeartbeatAlarm"]["Properties"].update(TreatMissingData="notBreaching"))
         self.assertTrue(checks.alarm_problems(deployed("dev", t), "dev", "SweeperHeartbeatAlarm"))
 
+    def test_sync_reports_reach_the_sync_function_from_other_sources_only(self):
+        for stage in STAGES:
+            self.assertEqual(checks.sync_rule_problems(deployed(stage)), [])
+
+    def test_a_sync_rule_that_takes_the_service_s_own_events_fails(self):
+        def mutate(t):
+            pattern = t["Resources"]["SyncFunction"]["Properties"]["Events"]["SyncReported"]["Properties"]["Pattern"]
+            pattern.pop("source")
+        self.assertEqual(checks.sync_rule_problems(deployed("dev", planted(mutate))),
+                         ["SyncFunctionSyncReported matches source None, want anything but 'erp.integrations'"])
+
     def test_a_5xx_alarm_on_another_stage_s_metrics_fails(self):
         t = planted(lambda t: t["Resources"]["GetFunctionServerErrorsAlarm"]["Properties"].update(Namespace="Connectors"))
         self.assertTrue(checks.alarm_problems(deployed("prod", t), "prod", "GetFunctionServerErrorsAlarm"))

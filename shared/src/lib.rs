@@ -13,6 +13,7 @@ pub mod on_first_use;
 pub mod ports;
 pub mod service;
 pub mod sweeper;
+pub mod sync_events;
 pub mod telemetry;
 
 use std::sync::Arc;

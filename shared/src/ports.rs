@@ -13,6 +13,7 @@ use crate::domain::credentials::SecretPayload;
 use crate::domain::error::{ApiError, Dependency};
 use crate::domain::event::Event;
 use crate::domain::ids::{ConnectorId, EntityId};
+use crate::domain::sync::SyncState;
 use crate::domain::time::Timestamp;
 
 /// A dependency call failed for a reason that is not a business outcome.
@@ -248,10 +249,11 @@ pub enum LeaseClaim {
 /// Connector rows and their outbox records.
 #[async_trait]
 pub trait ConnectorStore: Send + Sync {
-    /// The stored row of `entity` for `connector_type`, expired or not.
+    /// The stored row of `entity` for `connector_type`, expired or not, with its sync
+    /// state (`Connector::sync`) read in the same call.
     async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError>;
 
-    /// Every stored row of `entity` (one Query of its partition).
+    /// Every stored row of `entity`, each with its sync state (one Query of its partition).
     async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError>;
 
     /// Writes `row` and an outbox record per event in one transaction. With
@@ -267,7 +269,19 @@ pub trait ConnectorStore: Send + Sync {
         answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes `row` if its stored version is still `row.version`, with the outbox
+    /// Stores a connector's sync state (never its row) with the outbox records (and
+    /// `answer`) in one transaction, if the stored state is still at `state.version - 1`
+    /// (absent for 1) and the stored row is still `row.id`, active, at `row.sync_epoch`;
+    /// `ConditionFailed` otherwise.
+    async fn save_sync(
+        &self,
+        row: &Connector,
+        state: &SyncState,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes `row` (and its sync state) if its stored version is still `row.version`, with the outbox
     /// records (and `answer`, as in [`ConnectorStore::save`]), in one transaction;
     /// `ConditionFailed` otherwise.
     async fn delete(

@@ -313,13 +313,20 @@ mod tests {
         assert_eq!(hooks.queries.load(std::sync::atomic::Ordering::SeqCst), 0, "no sweep");
     }
 
-    /// Lets every call through but `GetItem`, which never answers (a dependency hung
-    /// past every SDK timeout).
-    struct GetItemHangs;
+    /// Lets the sweep's index queries through (the in-memory store reads each of the
+    /// three kinds in one), then never answers another `Query`: the guard check's read of its connector row
+    /// hangs, as a dependency hung past every SDK timeout would.
+    #[derive(Default)]
+    struct RowReadHangs {
+        queries: std::sync::atomic::AtomicU32,
+    }
 
-    impl crate::memory::Hooks for GetItemHangs {
+    impl crate::memory::Hooks for RowReadHangs {
         fn call(&self, call: crate::memory::Call) -> crate::memory::FaultFuture {
-            if call.operation == "GetItem" {
+            let index_queries = 3;
+            if call.operation == "Query"
+                && self.queries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= index_queries
+            {
                 Box::pin(std::future::pending())
             } else {
                 Box::pin(std::future::ready(crate::memory::Fault::None))
@@ -330,7 +337,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_run_still_going_at_its_hard_stop_is_cut_there_and_reports() {
         let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()));
-        let memory = Memory::new(Arc::new(GetItemHangs), clock.clone(), "connectors/");
+        let memory = Memory::new(Arc::new(RowReadHangs::default()), clock.clone(), "connectors/");
         let app = memory.app(Settings::from_lookup(|_| None));
         let orphan = crate::ports::SecretRef {
             entity_id: crate::domain::ids::EntityId::new_random(),

@@ -93,6 +93,29 @@ pub fn take_cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
 }
 
+/// One bus sync report's outcome as an EMF line in `namespace` (dimension `function` =
+/// `sync`): a count of 1 under the outcome's name (`sync_events::OUTCOMES`).
+pub fn sync_metric_line(namespace: &str, outcome: &str, now_ms: i64) -> String {
+    one_count_line(namespace, "sync", outcome, now_ms)
+}
+
+/// An EMF line in `namespace` counting 1 of `metric` for `function` (its one dimension).
+fn one_count_line(namespace: &str, function: &str, metric: &str, now_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["function"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}]
+            }]
+        },
+        "function": function,
+        metric: 1,
+    })
+    .to_string()
+}
+
 /// One sweep's metrics as an EMF line in `namespace` (dimension `function` =
 /// `sweeper`): what the template's alarms on undelivered records and undecodable index
 /// items watch.
@@ -140,19 +163,7 @@ pub fn sweep_metric_line(namespace: &str, report: &crate::service::SweepReport, 
 /// A scheduled run that found another holding the sweeper's lease and did nothing: only
 /// `lease_skips` (it looked at nothing, so it reports no zeros for the sweep's metrics).
 pub fn sweep_skipped_metric_line(namespace: &str, now_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["function"]],
-                "Metrics": [{"Name": "lease_skips", "Unit": "Count"}]
-            }]
-        },
-        "function": "sweeper",
-        "lease_skips": 1,
-    })
-    .to_string()
+    one_count_line(namespace, "sweeper", "lease_skips", now_ms)
 }
 
 /// One request's metrics as an EMF line in `namespace`.

@@ -107,8 +107,32 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
         assert_eq!(h.as_key(&key).roll_back(t, &first).await.status, 200);
         assert_eq!(h.as_key(&key).roll_back(t, "CANARY-not-a-version").await.status, 404);
         routes_hit.insert("rollback");
-        assert_eq!(h.as_key(&key).get(t).await.status, 200);
+        let got = h.as_key(&key).get(t).await;
+        assert_eq!(got.status, 200);
         routes_hit.insert("get");
+        // A worker's error text carrying a token: shown redacted, over HTTP and the bus.
+        let token = || format!("sk_live_Ab9{}", uuid::Uuid::new_v4().simple());
+        let (http_token, bus_token) = (token(), token());
+        canaries.extend([http_token.clone(), bus_token.clone()]);
+        let failed =
+            |token: &str| json!({"code": "auth_failed", "message": format!("upstream: token {token} revoked")});
+        let reported = h
+            .as_key(&key)
+            .sync_report(t, json!({"outcome": "failed", "error": failed(&http_token)}))
+            .await;
+        assert_eq!(reported.status, 200, "{}", reported.raw);
+        assert_eq!(
+            reported.body["data"]["sync_error"],
+            "auth_failed: upstream: token [redacted] revoked"
+        );
+        routes_hit.insert("report");
+        let event = json!({"id": uuid::Uuid::new_v4().to_string(), "detail-type": "sync.reported",
+            "source": "erp.sync-workers", "detail": {"entity_id": entity.to_string(),
+            "connector_id": got.body["data"]["id"], "outcome": "failed", "error": failed(&bus_token)}});
+        assert_eq!(
+            h.sync_event(&event).await.unwrap(),
+            shared::sync_events::Handled::Applied
+        );
         assert_eq!(h.as_key(&key).post(t, None).await.status, 409);
         assert_eq!(h.as_key(&key).delete(t).await.status, 200);
         routes_hit.insert("disconnect");
@@ -128,13 +152,13 @@ async fn no_canary_or_secret_arn_escapes_through_any_channel() {
             .status,
         401
     );
-    assert_eq!(routes_hit.len(), 7, "every route exercised");
+    assert_eq!(routes_hit.len(), 8, "every route exercised");
 
-    let events = h.events(16 * 5).await;
+    let events = h.events(16 * 6).await;
     assert_eq!(
         events.len(),
-        16 * 5,
-        "connected, credentials_updated (two PUTs and a rollback), disconnected per type"
+        16 * 6,
+        "connected, credentials_updated (two PUTs and a rollback), health_changed, disconnected per type"
     );
 
     let mut channels: Vec<(String, String)> = Vec::new();

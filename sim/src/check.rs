@@ -15,6 +15,9 @@
 //!    returns the first answer.
 //! 7. No answer shows another entity's row, and a test key never sees a live row.
 //!    Also: no answer is a 500.
+//! 9. A late sync report never changes a newer state: a connector's latest applied
+//!    report never moves back in time, and none older than the last health reset counts
+//!    after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,6 +58,8 @@ pub struct Model {
     pub key_starts: BTreeMap<KeyScope, Vec<i64>>,
     /// The last connector id each tenant saw per type.
     pub last_id: BTreeMap<(u8, u8), String>,
+    /// The latest applied sync report's `finished_at` seen per connector (invariant 9).
+    pub latest_reports: BTreeMap<shared::domain::ids::ConnectorId, shared::domain::time::Timestamp>,
 }
 
 impl Model {
@@ -167,6 +172,35 @@ pub fn every_step(state: &mut State, violations: &mut Vec<String>) {
             "3: a secret action for connector {} found connector {}'s secret",
             meant.connector_id, found.connector_id
         ));
+    }
+}
+
+/// Invariant 9 after every step.
+pub fn sync_reports(
+    state: &State,
+    latest: &mut BTreeMap<shared::domain::ids::ConnectorId, shared::domain::time::Timestamp>,
+    violations: &mut Vec<String>,
+) {
+    for (key, sync) in &state.syncs {
+        let Some(at) = sync.latest_finished_at else { continue };
+        let seen = latest.entry(sync.connector_id).or_insert(at);
+        if at < *seen {
+            violations.push(format!(
+                "9: connector {}'s latest sync report went back from {seen} to {at}",
+                sync.connector_id
+            ));
+        }
+        *seen = (*seen).max(at);
+        let Some(row) = state.rows.get(key).map(|r| &r.row) else {
+            continue;
+        };
+        let counted_since_reset = row.id == sync.connector_id && row.sync_epoch == sync.epoch;
+        if counted_since_reset && row.sync_reset_at.is_some_and(|reset| at < reset) {
+            violations.push(format!(
+                "9: connector {} counts a report of {at}, older than its reset at {:?}",
+                row.id, row.sync_reset_at
+            ));
+        }
     }
 }
 

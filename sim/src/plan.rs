@@ -37,6 +37,12 @@ pub enum Action {
     Purge,
     Get,
     List,
+    /// `POST …/sync-reports`: a failure (`auth_failed`) or a success, that finished this
+    /// many seconds ago (late ones test that they never change a newer state).
+    SyncReport {
+        failed: bool,
+        late_by: u16,
+    },
     /// A scheduled sweep.
     Sweep,
     /// The clock jumps this many seconds (requests past their deadline die).
@@ -89,7 +95,15 @@ fn draw(rng: &mut ChaCha8Rng) -> Op {
         740..820 => Action::Get,
         820..850 => Action::List,
         850..870 => Action::Versions,
-        870..960 => Action::Sweep,
+        870..930 => Action::Sweep,
+        930..960 => Action::SyncReport {
+            failed: rng.random_bool(0.5),
+            late_by: if rng.random_bool(0.3) {
+                rng.random_range(1..600)
+            } else {
+                0
+            },
+        },
         960..985 => Action::Jump(rng.random_range(1..3600)),
         985..995 => Action::Jump(rng.random_range(3600..3 * 86_400)),
         _ => Action::Jump(rng.random_range(6 * 86_400..8 * 86_400)),

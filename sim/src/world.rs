@@ -163,7 +163,9 @@ impl World {
                 let done = running.swap_remove(pick);
                 self.finished(done, reply, &mut retries);
             }
-            check::every_step(&mut self.memory.state.lock().unwrap(), &mut self.outcome.violations);
+            let mut state = self.memory.state.lock().unwrap();
+            check::every_step(&mut state, &mut self.outcome.violations);
+            check::sync_reports(&state, &mut self.model.latest_reports, &mut self.outcome.violations);
         }
     }
 
@@ -304,6 +306,14 @@ impl World {
             Action::Versions => ("GET", format!("{ty}/credentials/versions"), None),
             Action::Get => ("GET", ty.to_string(), None),
             Action::List => ("GET", "?limit=100".to_string(), None),
+            Action::SyncReport { failed, late_by } => {
+                let finished_at = shared::ports::Clock::now(&*self.clock).plus_seconds(-i64::from(late_by));
+                let mut body = json!({"outcome": "succeeded", "finished_at": finished_at.to_string()});
+                if failed {
+                    body = json!({"outcome": "failed", "error": {"code": "auth_failed"}, "finished_at": finished_at.to_string()});
+                }
+                ("POST", format!("{ty}/sync-reports"), Some(body))
+            }
             Action::Sweep | Action::Jump(_) => unreachable!("not a request"),
         };
         let path = if path.starts_with('?') {

@@ -50,7 +50,8 @@ enum KeyAction {
     Create {
         #[arg(long)]
         entity: EntityId,
-        /// integrations:read | integrations:write | integrations:credentials | integrations:purge
+        /// integrations:read | integrations:write | integrations:credentials | integrations:purge |
+        /// integrations:sync
         #[arg(long = "scope", required = true, value_parser = parse_scope)]
         scopes: Vec<Scope>,
         /// A live key (`ark_live_ent_…`); test keys see only sandbox connectors.

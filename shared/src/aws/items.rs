@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::ids::EntityId;
+use crate::domain::sync::SyncState;
 use crate::ports::{OutboxRecord, SecretGuard};
 
 use super::table::{due_partition, DueKind, TABLE};
@@ -34,6 +35,30 @@ pub fn connector_sk(connector_type: ConnectorType) -> String {
     format!("CONN#{connector_type}")
 }
 
+/// The sort key of a connector's sync state: right after its row's (`CONN#<type>` <
+/// `CONN#<type>#SYNC`, and no connector type is a prefix of another), so one Query reads
+/// a row with its state, and the entity's list stays one Query.
+pub fn sync_sk(connector_type: ConnectorType) -> String {
+    format!("{}{SYNC_SUFFIX}", connector_sk(connector_type))
+}
+
+pub(crate) const SYNC_SUFFIX: &str = "#SYNC";
+
+/// The stored item of a connector's sync state (no TTL: a permanent delete or an expiry
+/// deletes it with the row; one left by an older connector is ignored by its id).
+pub(crate) fn sync_item(entity: EntityId, connector_type: ConnectorType, state: &SyncState) -> Item {
+    let mut item: Item = serde_dynamo::to_item(state).expect("a sync state always converts to an item");
+    item.extend(sync_key(entity, connector_type));
+    item
+}
+
+pub(crate) fn sync_key(entity: EntityId, connector_type: ConnectorType) -> Item {
+    Item::from([
+        (TABLE.partition_key.to_string(), s(entity_pk(entity))),
+        (TABLE.sort_key.to_string(), s(sync_sk(connector_type))),
+    ])
+}
+
 /// The stored item of a row: its fields, its keys and, while disconnected, the TTL
 /// attribute and the sparse `due` index keys that the expiry sweep queries.
 pub fn connector_item(row: &Connector) -> Item {
@@ -43,7 +68,7 @@ pub fn connector_item(row: &Connector) -> Item {
 /// [`connector_item`], with the expiry's `due` sort key at `retry_at` instead of the end
 /// of the window when that is later (the sweeper's back-off after a failed expiry).
 pub(crate) fn connector_item_due(row: &Connector, retry_at: Option<crate::domain::time::Timestamp>) -> Item {
-    let mut item: Item = serde_dynamo::to_item(row).expect("a connector row always converts to an item");
+    let mut item: Item = serde_dynamo::to_item(row.stored_form()).expect("a connector row always converts to an item");
     item.insert(TABLE.partition_key.into(), s(entity_pk(row.entity_id)));
     item.insert(TABLE.sort_key.into(), s(connector_sk(row.connector_type)));
     if let (false, Some(until)) = (row.is_active, row.recoverable_until) {
@@ -143,6 +168,7 @@ mod tests {
         let stripe = ConnectorType::parse("stripe").unwrap();
         assert_eq!(entity_pk(entity), "ENT#3c90c3cc-0d44-4b50-8888-8dd25736052a");
         assert_eq!(connector_sk(stripe), "CONN#stripe");
+        assert_eq!(sync_sk(stripe), "CONN#stripe#SYNC");
         assert_eq!(
             super::super::idempotency::entity_prefix(entity),
             "IDEM#3c90c3cc-0d44-4b50-8888-8dd25736052a#"

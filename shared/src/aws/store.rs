@@ -11,13 +11,16 @@ use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::error::Dependency;
 use crate::domain::ids::EntityId;
+use crate::domain::sync::SyncState;
 use crate::domain::time::Timestamp;
 use crate::ports::{
     ConnectorStore, DependencyError, Due, KeyAnswer, LeaseClaim, OutboxRecord, SecretGuard, StoreError,
 };
 
 use super::errors::{classify, is_throttle_code};
-use super::items::{connector_item, connector_item_due, connector_sk, entity_pk};
+use super::items::{
+    connector_item, connector_item_due, connector_sk, entity_pk, sync_item, sync_key, sync_sk, SYNC_SUFFIX,
+};
 use super::items::{guard_item, guard_key, lease_key, outbox_item, outbox_key, outbox_put, s, Item};
 use super::table::{DueKind, TABLE};
 
@@ -149,21 +152,27 @@ impl DynamoConnectorStore {
 #[async_trait]
 impl ConnectorStore for DynamoConnectorStore {
     async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(TABLE.partition_key, s(entity_pk(entity)))
-            .key(TABLE.sort_key, s(connector_sk(connector_type)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(dynamo("GetItem"))?;
-        out.item.map(decode).transpose()
+        // The row and its sync state, whose sort key follows the row's: one Query.
+        let rows = self
+            .query_rows(
+                "#pk = :pk AND #sk BETWEEN :row AND :sync",
+                [
+                    (":row", connector_sk(connector_type)),
+                    (":sync", sync_sk(connector_type)),
+                ],
+                entity,
+            )
+            .await?;
+        Ok(rows.into_iter().find(|row| row.connector_type == connector_type))
     }
 
     async fn list(&self, entity: EntityId) -> Result<Vec<Connector>, StoreError> {
-        query_entity(&self.client, &self.table, entity, "CONN#", true).await
+        self.query_rows(
+            "#pk = :pk AND begins_with(#sk, :prefix)",
+            [(":prefix", "CONN#".to_string())],
+            entity,
+        )
+        .await
     }
 
     async fn save(
@@ -197,8 +206,63 @@ impl ConnectorStore for DynamoConnectorStore {
         let delete = on_row_at_its_version!(Delete::builder().table_name(&self.table), row)
             .build()
             .expect("complete delete");
-        self.transact(TransactWriteItem::builder().delete(delete).build(), records, answer)
-            .await
+        // The sync state goes with its row.
+        let delete_sync = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(sync_key(row.entity_id, row.connector_type)))
+            .build()
+            .expect("complete delete");
+        let writes = [
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().delete(delete_sync).build(),
+        ];
+        self.transact_all(writes, records, answer).await
+    }
+
+    async fn save_sync(
+        &self,
+        row: &Connector,
+        state: &SyncState,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(sync_item(row.entity_id, row.connector_type, state)))
+            .expression_attribute_names("#version", "version");
+        let put = if state.version <= 1 {
+            put.condition_expression("attribute_not_exists(#version)")
+        } else {
+            put.condition_expression("#version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N((state.version - 1).to_string()))
+        };
+        // Holds only while the row is the same connector, active, and not reset since it
+        // was read. The row itself is not written, so no edit ever loses a race to a report.
+        let epoch = if row.sync_epoch == 0 {
+            "(attribute_not_exists(#epoch) OR #epoch = :epoch)"
+        } else {
+            "#epoch = :epoch"
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(TABLE.partition_key, s(entity_pk(row.entity_id)))
+            .key(TABLE.sort_key, s(connector_sk(row.connector_type)))
+            .condition_expression(format!("#id = :id AND #active = :active AND {epoch}"))
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#active", "is_active")
+            .expression_attribute_names("#epoch", "sync_epoch")
+            .expression_attribute_values(":id", s(row.id.to_string()))
+            .expression_attribute_values(":active", AttributeValue::Bool(true))
+            .expression_attribute_values(":epoch", AttributeValue::N(row.sync_epoch.to_string()))
+            .build()
+            .expect("complete condition check");
+        let writes = [
+            TransactWriteItem::builder()
+                .put(put.build().expect("complete put"))
+                .build(),
+            TransactWriteItem::builder().condition_check(check).build(),
+        ];
+        self.transact_all(writes, records, answer).await
     }
 
     async fn clear_outbox(&self, event_id: &str) -> Result<(), StoreError> {
@@ -382,7 +446,20 @@ impl DynamoConnectorStore {
         records: &[OutboxRecord],
         answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError> {
-        let mut request = self.client.transact_write_items().transact_items(row_write);
+        self.transact_all([row_write], records, answer).await
+    }
+
+    /// [`Self::transact`] with several writes of the connector's own items.
+    async fn transact_all(
+        &self,
+        writes: impl IntoIterator<Item = TransactWriteItem>,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes.into_iter().collect()));
         for record in records {
             request = request.transact_items(outbox_put(&self.table, record));
         }
@@ -396,6 +473,50 @@ impl DynamoConnectorStore {
         }
         request.send().await.map_err(|e| transaction_failure(&e))?;
         Ok(())
+    }
+
+    /// Connector rows of `entity`'s partition matching `condition` (over `#pk`, `#sk`,
+    /// `:pk` and `values`), each with its sync state attached: one strongly consistent
+    /// Query, paginated.
+    async fn query_rows<const N: usize>(
+        &self,
+        condition: &str,
+        values: [(&str, String); N],
+        entity: EntityId,
+    ) -> Result<Vec<Connector>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#pk", TABLE.partition_key)
+            .expression_attribute_names("#sk", TABLE.sort_key)
+            .expression_attribute_values(":pk", s(entity_pk(entity)))
+            .consistent_read(true);
+        for (name, value) in values {
+            query = query.expression_attribute_values(name, s(value));
+        }
+        let mut pages = query.into_paginator().items().send();
+        let mut rows: Vec<Connector> = Vec::new();
+        let mut states: Vec<(String, SyncState)> = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(dynamo("Query"))?;
+            let sk = item
+                .get(TABLE.sort_key)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            match sk.strip_suffix(SYNC_SUFFIX) {
+                Some(row_sk) => states.push((row_sk.to_string(), decode(item)?)),
+                None => rows.push(decode(item)?),
+            }
+        }
+        for (row_sk, state) in states {
+            if let Some(row) = rows.iter_mut().find(|r| connector_sk(r.connector_type) == row_sk) {
+                row.sync = Some(state);
+            }
+        }
+        Ok(rows)
     }
 
     /// Queries every shard of `kind` in the sparse `due` index, from `first_shard` on:

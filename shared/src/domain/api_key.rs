@@ -29,10 +29,13 @@ pub enum Scope {
     Credentials,
     #[serde(rename = "integrations:purge")]
     Purge,
+    /// Sync workers: report run outcomes (and read the row they report on).
+    #[serde(rename = "integrations:sync")]
+    Sync,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Credentials, Scope::Purge];
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Write, Scope::Credentials, Scope::Purge, Scope::Sync];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl Scope {
             Scope::Write => "integrations:write",
             Scope::Credentials => "integrations:credentials",
             Scope::Purge => "integrations:purge",
+            Scope::Sync => "integrations:sync",
         }
     }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::api_key::Principal;
 use super::catalog::ConnectorType;
 use super::ids::{ConnectorId, EntityId};
+use super::sync::{Health, SyncState};
 use super::time::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,12 +77,20 @@ pub struct Connector {
     /// The `id` of the version whose values are current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_credential_version: Option<String>,
+    /// Bumped by every health reset (credentials change, rollback, restore, re-connect);
+    /// a sync state of an older epoch is shown reset (`domain::sync`).
+    #[serde(default)]
+    pub sync_epoch: u64,
+    /// When health was last reset: reports that finished before it change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_sync_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_error: Option<String>,
+    pub sync_reset_at: Option<Timestamp>,
+    /// The sync state, read with the row from its own item (never written with the row).
+    #[serde(skip)]
+    pub sync: Option<SyncState>,
+    /// The health shown before the change being built, when that change may move it;
+    /// `commit` announces `integration.health_changed` if it did. Never stored.
+    #[serde(skip)]
+    pub health_before: Option<Health>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ship_from_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +125,16 @@ impl Connector {
     /// Test keys see only sandbox rows; live keys see all of their entity's rows.
     pub fn is_visible_to(&self, principal: &Principal) -> bool {
         self.entity_id == principal.entity_id && (principal.livemode || self.mode == Mode::Sandbox)
+    }
+
+    /// The row as the store keeps it: without the sync state (its own item) and without
+    /// what only the change being built carries.
+    pub fn stored_form(&self) -> Connector {
+        Connector {
+            sync: None,
+            health_before: None,
+            ..self.clone()
+        }
     }
 
     pub fn has_secret(&self) -> bool {

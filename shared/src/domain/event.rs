@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::api_key::KeyId;
 use super::connector::Connector;
 use super::ids::EntityId;
+use super::sync::Health;
 use super::time::Timestamp;
 use super::view::project;
 
@@ -30,6 +31,8 @@ pub enum EventType {
     Deleted,
     #[serde(rename = "integration.expired")]
     Expired,
+    #[serde(rename = "integration.health_changed")]
+    HealthChanged,
 }
 
 impl EventType {
@@ -42,6 +45,7 @@ impl EventType {
             EventType::Restored => "integration.restored",
             EventType::Deleted => "integration.deleted",
             EventType::Expired => "integration.expired",
+            EventType::HealthChanged => "integration.health_changed",
         }
     }
 }
@@ -59,6 +63,9 @@ pub struct EventData {
     /// opaque id of `GET …/credentials/versions`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// `integration.health_changed` only: the health shown before the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_health: Option<Health>,
 }
 
 /// The `detail` of an EventBridge event; `type` is also its `detail-type`.
@@ -90,6 +97,8 @@ impl Event {
                 version: (event_type == EventType::CredentialsUpdated)
                     .then(|| row.current_credential_version.clone())
                     .flatten(),
+                previous_health: (event_type == EventType::HealthChanged)
+                    .then(|| row.health_before.unwrap_or_default()),
             },
         }
     }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::edits::Edits;
 use super::event::EventType;
 use super::ids::ConnectorId;
+use super::sync;
 use super::time::Timestamp;
 use super::versions::{CredentialVersion, INITIAL_VERSION_ID};
 
@@ -60,9 +61,10 @@ pub fn connect(
         credentials_secret_arn: None,
         credential_versions: Vec::new(),
         current_credential_version: None,
-        last_sync_at: None,
-        sync_status: None,
-        sync_error: None,
+        sync_epoch: 0,
+        sync_reset_at: None,
+        sync: None,
+        health_before: None,
         ship_from_name: None,
         ship_from_address1: None,
         ship_from_city: None,
@@ -90,7 +92,14 @@ pub fn apply_fields(row: Connector, edits: &Edits) -> Connector {
     };
     fields.extend(sent);
     // The test every_edit_lands_on_the_row_field_of_its_name sets every field of `Edits`.
-    serde_json::from_value(Value::Object(fields)).expect("every edit has the type of its row field")
+    let edited: Connector =
+        serde_json::from_value(Value::Object(fields)).expect("every edit has the type of its row field");
+    // What the stored form leaves out rides along unchanged.
+    Connector {
+        sync: row.sync,
+        health_before: row.health_before,
+        ..edited
+    }
 }
 
 fn next_version(mut row: Connector, now: Timestamp) -> Connector {
@@ -112,7 +121,8 @@ pub fn disconnect(row: &Connector, now: Timestamp) -> Option<Connector> {
     Some(next)
 }
 
-/// Restore: active again with the same `id`, window cleared. `None` when already active;
+/// Restore (and re-connect): active again with the same `id`, window cleared, health
+/// starts over. `None` when already active;
 /// an error once the window has passed (the row is then gone for good).
 pub fn restore(row: &Connector, now: Timestamp) -> Result<Option<Connector>, LifecycleError> {
     if row.is_active {
@@ -125,6 +135,7 @@ pub fn restore(row: &Connector, now: Timestamp) -> Result<Option<Connector>, Lif
     next.is_active = true;
     next.disconnected_at = None;
     next.recoverable_until = None;
+    sync::reset_health(row, &mut next, now);
     Ok(Some(next))
 }
 
@@ -160,12 +171,15 @@ pub fn edit(
 }
 
 /// A credentials change: `version` (a PUT's new one, or an earlier one a rollback brings
-/// back) becomes current, and the row names its keys. The one step both take.
+/// back) becomes current, the row names its keys, and health starts over. The one step
+/// both take.
 fn change_credentials(row: &Connector, version: &CredentialVersion, now: Timestamp) -> Connector {
     let mut next = next_version(row.clone(), now);
     next.credential_keys = version.credential_keys.clone();
     next.has_webhook_secret = version.has_webhook_secret;
     next.current_credential_version = Some(version.id.clone());
+    // Health starts over: the credentials a worker failed with are not these.
+    sync::reset_health(row, &mut next, now);
     next
 }
 

@@ -11,6 +11,7 @@ pub mod fields;
 pub mod ids;
 pub mod lifecycle;
 pub mod secrets;
+pub mod sync;
 pub mod time;
 pub mod versions;
 pub mod view;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::catalog::ConnectorType;
 use super::connector::{Connector, Mode};
 use super::ids::{ConnectorId, EntityId};
+use super::sync::{self, Health, SyncOutcome};
 use super::time::Timestamp;
 
 /// Exactly the fields of openapi.yaml, in that order; absent values are `null`.
@@ -24,8 +25,9 @@ pub struct ConnectorView<'a> {
     pub has_webhook_secret: bool,
     pub has_credentials_secret_arn: bool,
     pub last_sync_at: Option<Timestamp>,
-    pub sync_status: Option<&'a str>,
-    pub sync_error: Option<&'a str>,
+    pub sync_status: Option<SyncOutcome>,
+    pub sync_error: Option<String>,
+    pub health: Health,
     pub ship_from_name: Option<&'a str>,
     pub ship_from_address1: Option<&'a str>,
     pub ship_from_city: Option<&'a str>,
@@ -41,6 +43,8 @@ pub struct ConnectorView<'a> {
 
 impl<'a> From<&'a Connector> for ConnectorView<'a> {
     fn from(row: &'a Connector) -> Self {
+        let sync = sync::shown(row);
+        let sync = sync.as_ref();
         ConnectorView {
             id: row.id,
             entity_id: row.entity_id,
@@ -53,9 +57,10 @@ impl<'a> From<&'a Connector> for ConnectorView<'a> {
             credentials_masked: row.credential_keys.iter().map(String::as_str).collect(),
             has_webhook_secret: row.has_webhook_secret,
             has_credentials_secret_arn: row.has_secret(),
-            last_sync_at: row.last_sync_at,
-            sync_status: row.sync_status.as_deref(),
-            sync_error: row.sync_error.as_deref(),
+            last_sync_at: sync.and_then(|s| s.last_sync_at),
+            sync_status: sync.and_then(|s| s.sync_status),
+            sync_error: sync.and_then(|s| s.sync_error.clone()),
+            health: sync.map_or(Health::Unknown, |s| s.health),
             ship_from_name: row.ship_from_name.as_deref(),
             ship_from_address1: row.ship_from_address1.as_deref(),
             ship_from_city: row.ship_from_city.as_deref(),
@@ -66,7 +71,8 @@ impl<'a> From<&'a Connector> for ConnectorView<'a> {
             disconnected_at: row.disconnected_at,
             recoverable_until: row.recoverable_until,
             created_at: row.created_at,
-            updated_at: row.updated_at,
+            // A report changes the row as shown without writing the row item.
+            updated_at: sync.map_or(row.updated_at, |s| s.updated_at.max(row.updated_at)),
         }
     }
 }
@@ -77,7 +83,7 @@ pub fn project(row: &Connector) -> Value {
 }
 
 /// The field names of openapi.yaml, in order: what tests hold the projection to.
-pub const ROW_FIELDS: [&str; 24] = [
+pub const ROW_FIELDS: [&str; 25] = [
     "id",
     "entity_id",
     "connector_type",
@@ -91,6 +97,7 @@ pub const ROW_FIELDS: [&str; 24] = [
     "last_sync_at",
     "sync_status",
     "sync_error",
+    "health",
     "ship_from_name",
     "ship_from_address1",
     "ship_from_city",

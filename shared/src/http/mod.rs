@@ -453,6 +453,11 @@ async fn run(
                 .await?;
             (200, Some(data(&row)))
         }
+        Operation::SyncReport => {
+            let r = ConnectorRef::parse(segment)?;
+            let body = json_body(req)?.unwrap_or_else(|| json!({}));
+            (200, Some(data(&service.report_sync(principal, r, &body).await?)))
+        }
     })
 }
 

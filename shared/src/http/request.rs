@@ -1,5 +1,6 @@
 //! Reading requests: body limits, content type, JSON, query strings.
 
+use crate::domain::sync::Health;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -251,6 +252,8 @@ struct ListParams {
     is_active: Option<Flag>,
     #[serde(default, deserialize_with = "present")]
     mode: Option<Mode>,
+    #[serde(default, deserialize_with = "present")]
+    health: Option<Health>,
 }
 
 pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError> {
@@ -267,6 +270,7 @@ pub fn list_query(params: HashMap<String, String>) -> Result<ListQuery, ApiError
         ending_before: p.ending_before,
         is_active: p.is_active.map(|Flag(on)| on),
         mode: p.mode,
+        health: p.health,
     })
 }
 

@@ -15,6 +15,7 @@ pub enum Operation {
     Restore,
     CredentialVersions,
     Rollback,
+    SyncReport,
 }
 
 impl Operation {
@@ -28,6 +29,7 @@ impl Operation {
             Operation::Credentials => "credentials",
             Operation::Disconnect => "disconnect",
             Operation::Restore => "restore",
+            Operation::SyncReport => "report",
             // The credentials function serves every route about a connector's credentials.
             Operation::CredentialVersions | Operation::Rollback => "credentials",
         }
@@ -49,6 +51,7 @@ impl Operation {
             Operation::Disconnect if permanent => Scope::Purge,
             Operation::Connect | Operation::Update | Operation::Disconnect | Operation::Restore => Scope::Write,
             Operation::Credentials | Operation::CredentialVersions | Operation::Rollback => Scope::Credentials,
+            Operation::SyncReport => Scope::Sync,
         }
     }
 
@@ -59,7 +62,7 @@ impl Operation {
 }
 
 /// `(method, path pattern, operation)`; `{…}` is one path segment.
-pub const ROUTES: [(&str, &str, Operation); 9] = [
+pub const ROUTES: [(&str, &str, Operation); 10] = [
     ("GET", "/v1/integrations", Operation::List),
     ("GET", "/v1/integrations/{connector}", Operation::Get),
     ("POST", "/v1/integrations/{connector_type}", Operation::Connect),
@@ -81,6 +84,12 @@ pub const ROUTES: [(&str, &str, Operation); 9] = [
         "POST",
         "/v1/integrations/{connector_type}/credentials/rollback",
         Operation::Rollback,
+    ),
+    // Connection health.
+    (
+        "POST",
+        "/v1/integrations/{connector}/sync-reports",
+        Operation::SyncReport,
     ),
 ];
 

@@ -7,6 +7,7 @@ use crate::domain::api_key::ApiKeyRecord;
 use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::ids::{ConnectorId, EntityId};
+use crate::domain::sync::SyncState;
 use crate::ports::{FollowUp, OutboxRecord, SecretGuard, SecretRef};
 
 /// DynamoDB deletes an item some time after its TTL passes: up to ~48 hours, AWS says.
@@ -92,6 +93,8 @@ pub struct State {
     /// Insertion counter: orders index reads deterministically.
     pub(super) seq: u64,
     pub rows: BTreeMap<(EntityId, ConnectorType), StoredRow>,
+    /// Sync state items, beside their rows (no TTL: deleted with the row).
+    pub syncs: BTreeMap<(EntityId, ConnectorType), SyncState>,
     pub outbox: BTreeMap<String, (u64, OutboxRecord)>,
     pub guards: BTreeMap<ConnectorId, (u64, SecretGuard)>,
     pub(super) keys: BTreeMap<String, ApiKeyRecord>,

@@ -12,6 +12,7 @@ use crate::domain::catalog::ConnectorType;
 use crate::domain::connector::Connector;
 use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
+use crate::domain::sync::SyncState;
 use crate::domain::time::Timestamp;
 use crate::ports::{
     ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
@@ -30,10 +31,18 @@ fn stored(row: &Connector) -> StoredRow {
         _ => None,
     };
     StoredRow {
-        row: row.clone(),
+        row: row.stored_form(),
         ttl,
         reap_at: None,
         retry_at: None,
+    }
+}
+
+/// A row as a read returns it: with its sync state item.
+fn with_sync(state: &State, row: &Connector) -> Connector {
+    Connector {
+        sync: state.syncs.get(&key(row)).cloned(),
+        ..row.clone()
     }
 }
 
@@ -121,8 +130,8 @@ fn shard_of(seq: u64) -> u32 {
 impl ConnectorStore for Memory {
     async fn get(&self, entity: EntityId, connector_type: ConnectorType) -> Result<Option<Connector>, StoreError> {
         Ok(self
-            .call(DynamoDb, "GetItem", |s, _| {
-                s.rows.get(&(entity, connector_type)).map(|r| r.row.clone())
+            .call(DynamoDb, "Query", |s, _| {
+                s.rows.get(&(entity, connector_type)).map(|r| with_sync(s, &r.row))
             })
             .await?)
     }
@@ -133,7 +142,7 @@ impl ConnectorStore for Memory {
                 s.rows
                     .range((entity, ConnectorType::all().next().unwrap())..)
                     .take_while(|((e, _), _)| *e == entity)
-                    .map(|(_, r)| r.row.clone())
+                    .map(|(_, r)| with_sync(s, &r.row))
                     .collect()
             })
             .await?)
@@ -168,6 +177,31 @@ impl ConnectorStore for Memory {
             let holds = version_is(s, row, row.version);
             transact(s, now, records, answer, holds, |s| {
                 s.rows.remove(&key(row));
+                s.syncs.remove(&key(row));
+            })
+        })
+        .await?
+    }
+
+    async fn save_sync(
+        &self,
+        row: &Connector,
+        state: &SyncState,
+        records: &[OutboxRecord],
+        answer: Option<&KeyAnswer>,
+    ) -> Result<(), StoreError> {
+        self.call(DynamoDb, "TransactWriteItems", |s, now| {
+            let stored_version = s.syncs.get(&key(row)).map(|st| st.version);
+            let state_holds = match state.version {
+                0 | 1 => stored_version.is_none(),
+                v => stored_version == Some(v - 1),
+            };
+            let row_holds = s
+                .rows
+                .get(&key(row))
+                .is_some_and(|r| r.row.id == row.id && r.row.is_active && r.row.sync_epoch == row.sync_epoch);
+            transact(s, now, records, answer, state_holds && row_holds, |s| {
+                s.syncs.insert(key(row), state.clone());
             })
         })
         .await?

@@ -6,6 +6,7 @@
 mod committed;
 mod delivery;
 mod sweep;
+mod sync_reports;
 mod writes;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ use crate::domain::error::ApiError;
 use crate::domain::event::{Event, EventType};
 use crate::domain::ids::ConnectorId;
 use crate::domain::lifecycle::{self, LifecycleError};
+use crate::domain::sync::{self, Health};
 use crate::domain::time::Timestamp;
 use crate::ports::{
     Clock, ConnectorStore, DependencyError, EventBus, IdempotencyStore, KeyStore, OutboxRecord, SecretAction,
@@ -86,6 +88,7 @@ pub struct ListQuery {
     pub ending_before: Option<ConnectorId>,
     pub is_active: Option<bool>,
     pub mode: Option<Mode>,
+    pub health: Option<Health>,
 }
 
 pub struct ListPage {
@@ -224,6 +227,7 @@ impl Service {
             .iter()
             .filter(|row| query.is_active.is_none_or(|a| row.is_active == a))
             .filter(|row| query.mode.is_none_or(|m| row.mode == m))
+            .filter(|row| query.health.is_none_or(|h| sync::health(row) == h))
             .cloned()
             .collect();
         let has_more = matching.len() > query.limit;

@@ -6,6 +6,7 @@
 use super::committed::{self, Committed};
 use super::delivery::Known;
 use super::*;
+use crate::domain::sync;
 use crate::domain::versions::{initial_version, slot_label, CredentialVersion};
 use crate::ports::{FollowUp, SecretError};
 
@@ -486,6 +487,7 @@ impl Service {
         now: Timestamp,
         known: Known<'_>,
     ) -> Result<(), Failure> {
+        let events = with_health_change(row, events);
         let records: Vec<OutboxRecord> = events
             .iter()
             .enumerate()
@@ -525,4 +527,14 @@ impl Service {
         self.store.delete(row, std::slice::from_ref(&record), None).await?;
         Ok(matches!(self.deliver(&record).await, Ok(true)))
     }
+}
+
+/// `events`, plus `integration.health_changed` when the change built on `row` moved the
+/// health it shows (a reset by credentials, rollback, restore or re-connect).
+fn with_health_change(row: &Connector, events: &[EventType]) -> Vec<EventType> {
+    let mut events = events.to_vec();
+    if row.health_before.is_some_and(|before| before != sync::health(row)) {
+        events.push(EventType::HealthChanged);
+    }
+    events
 }

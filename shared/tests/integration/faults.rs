@@ -34,9 +34,10 @@ enum Op {
     Purge,
     Sweep,
     Rollback,
+    SyncReport,
 }
 
-const OPS: [Op; 8] = [
+const OPS: [Op; 9] = [
     Op::Connect,
     Op::Credentials,
     Op::Rollback,
@@ -45,6 +46,7 @@ const OPS: [Op; 8] = [
     Op::Patch,
     Op::Purge,
     Op::Sweep,
+    Op::SyncReport,
 ];
 const TYPE: &str = "shopify";
 
@@ -122,6 +124,12 @@ async fn run(h: &Harness, app: &App, op: Op, key: &str) -> u16 {
                 Some(json!({"version": older})),
             )
         }
+        // Moves health (unknown → auth_failed): the sync state and its event.
+        Op::SyncReport => (
+            "POST",
+            format!("{base}/sync-reports"),
+            Some(json!({"outcome": "failed", "error": {"code": "auth_failed"}, "run_id": "run-1"})),
+        ),
         Op::Sweep => {
             return match h.try_sweep_via(app).await {
                 Ok(_) => 200,
@@ -242,7 +250,9 @@ async fn one_case(shared: &Harness, op: Op, step: Option<(usize, Fault)>) -> (Ve
     // Nothing lost: if the state changed, its final form was announced; if not, nothing was.
     let after = row(h, entity).await;
     let events: Vec<Value> = h.events(0).await;
-    let changed = before.as_ref().map(|r| r.version) != after.as_ref().map(|r| r.version);
+    // A sync report changes the sync state, never the row's version.
+    let state = |r: &Option<Connector>| r.as_ref().map(|r| (r.version, project(r)));
+    let changed = state(&before) != state(&after);
     match (&after, changed) {
         (Some(r), true) => {
             let object = project(r);

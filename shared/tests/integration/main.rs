@@ -23,5 +23,6 @@ mod races;
 mod resilience;
 mod sweep_scale;
 mod sweeper_lease;
+mod sync_reports;
 mod template;
 mod versions;

@@ -209,6 +209,69 @@ async fn rows_are_written_only_at_their_expected_version(p: Ports) {
     );
 }
 
+/// A sync state is written beside its row, read with it, only at its expected version
+/// and only while the row is the same connector, active and not reset since it was read;
+/// deleting the row deletes it.
+async fn sync_states_are_written_only_beside_the_row_they_were_read_with(p: Ports) {
+    use shared::domain::sync::{self, Health};
+    let now = p.clock.now();
+    let row = new_row(now);
+    p.store.save(&row, None, &[], None).await.unwrap();
+    let report = sync::parse_report(
+        &serde_json::json!({"outcome": "failed", "error": {"code": "auth_failed"}}),
+        now,
+    )
+    .unwrap();
+    let first = sync::apply_report(&row, &report, now).unwrap();
+    let announced = record(&row, now);
+    p.store
+        .save_sync(&row, &first, std::slice::from_ref(&announced), None)
+        .await
+        .unwrap();
+    let read = p.store.get(row.entity_id, row.connector_type).await.unwrap().unwrap();
+    assert_eq!(
+        (read.sync.as_ref(), read.version),
+        (Some(&first), row.version),
+        "the row itself unchanged"
+    );
+    assert_eq!(p.store.list(row.entity_id).await.unwrap(), vec![read.clone()]);
+    assert_eq!(sync::health(&read), Health::AuthFailed);
+    // Written at the version read only.
+    assert_eq!(
+        p.store.save_sync(&row, &first, &[], None).await,
+        Err(StoreError::ConditionFailed),
+        "a state read before another report's"
+    );
+    // Not once the row was reset (a credentials change) since it was read.
+    let mut reset = read.clone();
+    sync::reset_health(&read, &mut reset, now);
+    reset.version = read.version + 1;
+    p.store.save(&reset, Some(read.version), &[], None).await.unwrap();
+    let second = sync::apply_report(&read, &report, now).unwrap();
+    assert_eq!(
+        p.store.save_sync(&read, &second, &[], None).await,
+        Err(StoreError::ConditionFailed),
+        "a report read before the reset"
+    );
+    let after_reset = p.store.get(row.entity_id, row.connector_type).await.unwrap().unwrap();
+    assert_eq!(sync::health(&after_reset), Health::Unknown, "shown reset");
+    // Nor once the row was disconnected.
+    let mut gone = lifecycle::disconnect(&after_reset, now).unwrap();
+    gone.version = after_reset.version + 1;
+    p.store.save(&gone, Some(after_reset.version), &[], None).await.unwrap();
+    let third = sync::apply_report(&after_reset, &report, now).unwrap();
+    assert_eq!(
+        p.store.save_sync(&after_reset, &third, &[], None).await,
+        Err(StoreError::ConditionFailed),
+        "a report for a disconnected row"
+    );
+    // Deleted with its row.
+    p.store.delete(&gone, &[], None).await.unwrap();
+    p.store.save(&row, None, &[], None).await.unwrap();
+    let again = p.store.get(row.entity_id, row.connector_type).await.unwrap().unwrap();
+    assert_eq!(again.sync, None, "the state went with the row");
+}
+
 /// The sparse `due` index: expiries when their window has ended, outbox records from
 /// their next attempt on, guards from their creation on.
 async fn the_due_index_finds_what_is_due_and_nothing_else(p: Ports) {
@@ -667,6 +730,7 @@ macro_rules! on_both {
 
 on_both!(
     rows_are_written_only_at_their_expected_version,
+    sync_states_are_written_only_beside_the_row_they_were_read_with,
     the_due_index_finds_what_is_due_and_nothing_else,
     idempotency_claims_hold_for_their_lease_and_their_mode,
     a_write_commits_its_key_answer_in_its_own_transaction,

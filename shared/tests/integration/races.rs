@@ -29,6 +29,22 @@ impl Clock for TickingClock {
 
 pub const RACERS: usize = 32;
 
+/// A harness whose service reads a [`TickingClock`] and reaches DynamoDB through a
+/// serialising proxy (DynamoDB's transaction isolation, which moto lacks: see
+/// `start_serializing`); the proxy lives as long as what is returned.
+async fn ticking_harness() -> (Harness, Arc<TickingClock>, FaultProxy) {
+    let start = chrono::Utc::now().timestamp();
+    let ticking = Arc::new(TickingClock(AtomicI64::new(start)));
+    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
+    let h = Harness::with_clock_and_endpoint(
+        Arc::new(ManualClock::new(Timestamp::from_unix(start).unwrap())),
+        ticking.clone(),
+        Some(&proxy.url),
+    )
+    .await;
+    (h, ticking, proxy)
+}
+
 fn rounds() -> usize {
     std::env::var("RACE_ROUNDS")
         .ok()
@@ -38,16 +54,7 @@ fn rounds() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
-    let start = chrono::Utc::now().timestamp();
-    let ticking = Arc::new(TickingClock(AtomicI64::new(start)));
-    // DynamoDB's transaction isolation, which moto lacks (see `start_serializing`).
-    let proxy = FaultProxy::start_serializing(&support::emulator_endpoint()).await;
-    let h = Harness::with_clock_and_endpoint(
-        Arc::new(ManualClock::new(Timestamp::from_unix(start).unwrap())),
-        ticking.clone(),
-        Some(&proxy.url),
-    )
-    .await;
+    let (h, ticking, _proxy) = ticking_harness().await;
     let (entity, key) = h.tenant(false).await;
     let base = "/v1/integrations/stripe";
     assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
@@ -183,6 +190,82 @@ async fn racing_clients_leave_a_consistent_row_secret_and_event_stream() {
         ids.len(),
         final_row.is_active
     );
+}
+
+/// Sync reports racing edits and credentials `PUT`s on one connector: no edit or `PUT`
+/// loses its race to a report (reports never write the row), no report lands on a state
+/// a reset replaced, and the last announcement is the row as finally shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_reports_never_make_an_edit_or_a_credentials_put_lose_its_race() {
+    let (h, ticking, _proxy) = ticking_harness().await;
+    let (entity, key) = h.tenant(false).await;
+    let base = "/v1/integrations/stripe";
+    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
+    let mut statuses: BTreeMap<(&str, u16), usize> = BTreeMap::new();
+    let mut run = 0;
+    for round in 0..rounds() {
+        let calls = (0..10).map(|i| {
+            let (method, path, body) = match i {
+                0 => ("PATCH", base.to_string(), json!({"display_name": format!("r{round}")})),
+                1 => (
+                    "PUT",
+                    format!("{base}/credentials"),
+                    json!({"credentials": {"secret_key": format!("sk_{round}")}}),
+                ),
+                _ => {
+                    run += 1;
+                    (
+                        "POST",
+                        format!("{base}/sync-reports"),
+                        json!({"outcome": "failed", "error": {"code": "auth_failed"}, "run_id": format!("run-{run}")}),
+                    )
+                }
+            };
+            let key = key.clone();
+            let h = &h;
+            async move { (method, h.as_key(&key).send(method, &path, Some(body)).await) }
+        });
+        for (method, r) in join_all(calls).await {
+            if method == "POST" {
+                assert!(matches!(r.status, 200 | 409), "{}", r.raw);
+            } else {
+                assert_eq!(r.status, 200, "{method} lost its race: {}", r.raw);
+            }
+            *statuses.entry((method, r.status)).or_default() += 1;
+        }
+    }
+    ticking
+        .0
+        .fetch_add(shared::ports::OUTBOX_GRACE_SECONDS + 1, Ordering::SeqCst);
+    let stripe = ConnectorType::parse("stripe").unwrap();
+    let final_row = support::as_operator(h.app.service.store.get(entity, stripe))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.sweep().await.failed, 0);
+    let events: Vec<Value> = h.events(1).await;
+    let last = events
+        .iter()
+        .max_by_key(|e| {
+            e["detail"]["data"]["object"]["updated_at"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    assert_eq!(
+        last["detail"]["data"]["object"],
+        project(&final_row),
+        "the last announcement is the final state"
+    );
+    // Every reset was followed by a report counted from scratch: health is never shown
+    // from a state an older reset replaced.
+    let shown = project(&final_row);
+    assert!(
+        matches!(shown["health"].as_str(), Some("unknown" | "auth_failed")),
+        "{shown}"
+    );
+    println!("sync report races: {} rounds; answers {statuses:?}", rounds());
 }
 
 /// A harness, an active stripe connector with credentials, and an app whose calls go

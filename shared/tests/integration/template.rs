@@ -264,7 +264,8 @@ fn routes_in_the_template_are_exactly_the_router_s() {
     let mut unrouted_paths = BTreeSet::new();
     for (binary, f) in functions(&t) {
         for event in f["Properties"]["Events"].as_mapping().unwrap().values() {
-            if event["Type"] == "Schedule" {
+            // The sweeper's schedule and the sync function's bus rule are not routes.
+            if event["Type"] == "Schedule" || event["Type"] == "EventBridgeRule" {
                 continue;
             }
             assert_eq!(event["Type"], "Api", "{binary}: every route is on the REST API");
@@ -375,10 +376,18 @@ async fn drive_every_path_and_compare_grants() {
     // Each write function's first `Idempotency-Key` request in a container of its own, as
     // deployed: it reads the fingerprint key from its secret.
     let with_secret = h.settings_with_fingerprint_secret().await;
-    let containers: BTreeMap<&str, shared::App> = ["connect", "credentials", "update", "disconnect", "restore"]
-        .into_iter()
-        .map(|f| (f, h.container(with_secret.clone())))
-        .collect();
+    let containers: BTreeMap<&str, shared::App> = [
+        "get",
+        "connect",
+        "credentials",
+        "update",
+        "disconnect",
+        "restore",
+        "report",
+    ]
+    .into_iter()
+    .map(|f| (f, h.container(with_secret.clone())))
+    .collect();
 
     h.as_key(&key).list("").await;
     assert_eq!(
@@ -409,6 +418,8 @@ async fn drive_every_path_and_compare_grants() {
         .unwrap()
         .to_string();
     h.as_key(&key).get(&id).await;
+    // A container of its own: its first request looks its key up.
+    assert_eq!(h.as_key(&key).via(&containers["get"]).get("stripe").await.status, 200);
     assert_eq!(
         h.as_key(&key)
             .via(&containers["update"])
@@ -446,8 +457,43 @@ async fn drive_every_path_and_compare_grants() {
             .status,
         200
     );
+    // Sync reports: over HTTP (by type and by id, a health change announced) and from the
+    // bus (applied, dropped).
+    assert_eq!(
+        h.as_key(&key)
+            .via(&containers["report"])
+            .idempotency_key("s1")
+            .sync_report("stripe", json!({"outcome": "failed", "error": {"code": "auth_failed"}}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.as_key(&key)
+            .sync_report(&id, json!({"outcome": "succeeded"}))
+            .await
+            .status,
+        200
+    );
+    let bus_report = |outcome: &str| {
+        json!({"id": uuid::Uuid::new_v4().to_string(), "detail-type": "sync.reported", "source": "erp.sync-workers",
+               "detail": {"entity_id": entity.to_string(), "connector_id": id, "outcome": outcome,
+                          "error": if outcome == "failed" { json!({"code": "other"}) } else { Value::Null }}})
+    };
+    let mut applied = bus_report("failed");
+    applied["detail"].as_object_mut().unwrap().retain(|_, v| !v.is_null());
+    assert_eq!(
+        h.sync_event(&applied).await.unwrap(),
+        shared::sync_events::Handled::Applied
+    );
     assert_eq!(h.as_key(&key).delete(&id).await.status, 200);
     misalign(&h, entity, "stripe").await;
+    let mut inactive = bus_report("succeeded");
+    inactive["detail"].as_object_mut().unwrap().retain(|_, v| !v.is_null());
+    assert_eq!(
+        h.sync_event(&inactive).await.unwrap(),
+        shared::sync_events::Handled::DroppedInactive
+    );
     assert_eq!(
         h.as_key(&key).post("stripe", None).await.status,
         200,
@@ -809,7 +855,12 @@ fn the_sweeper_s_outbox_metrics_raise_alarms() {
 /// The key in the sample events, for a real test key to replace.
 const SAMPLE_KEY: &str = "ark_test_ent_placeholder0_REPLACEWITHAREALTESTKEYFROMADMIN";
 
-/// Every file in events/ but the sweeper's schedule: its name and the event it holds.
+/// The entity and connector in events/sync-reported.json, for a real row's to replace.
+const SAMPLE_ENTITY: &str = "00000000-0000-4000-8000-00000000e171";
+const SAMPLE_CONNECTOR: &str = "00000000-0000-4000-8000-0000000c0c1d";
+
+/// Every file in events/ but the sweeper's schedule and the bus's sync report: its name
+/// and the event it holds.
 fn sample_events() -> Vec<(String, Value)> {
     let stripe = "/v1/integrations/stripe";
     let connect = json!({"display_name": "Payments", "config": {"statement_descriptor": "ACME"}});
@@ -818,6 +869,7 @@ fn sample_events() -> Vec<(String, Value)> {
         "webhook_secret": "whsec_example"
     });
     let update = json!({"display_name": "Payments EU"});
+    let report = json!({"outcome": "failed", "error": {"code": "rate_limited", "message": "429 from upstream"}});
     let samples = [
         ("connect", ApiEvent::new("POST", stripe).body(Some(&connect))),
         (
@@ -827,6 +879,10 @@ fn sample_events() -> Vec<(String, Value)> {
         ("get", ApiEvent::new("GET", stripe)),
         ("list", ApiEvent::new("GET", "/v1/integrations?limit=10&is_active=true")),
         ("update", ApiEvent::new("PATCH", stripe).body(Some(&update))),
+        (
+            "report",
+            ApiEvent::new("POST", "/v1/integrations/stripe/sync-reports").body(Some(&report)),
+        ),
         ("disconnect", ApiEvent::new("DELETE", stripe)),
         ("restore", ApiEvent::new("POST", "/v1/integrations/stripe/restore")),
         (
@@ -869,12 +925,13 @@ fn the_sample_events_are_what_the_builder_writes() {
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_answer() {
     let h = Harness::new().await;
-    let expected: [(&str, Operation, u16); 8] = [
+    let expected: [(&str, Operation, u16); 9] = [
         ("connect", Operation::Connect, 201),
         ("credentials", Operation::Credentials, 200),
         ("get", Operation::Get, 200),
         ("list", Operation::List, 200),
         ("update", Operation::Update, 200),
+        ("report", Operation::SyncReport, 200),
         ("disconnect", Operation::Disconnect, 200),
         ("restore", Operation::Restore, 200),
         ("purge", Operation::Disconnect, 204),
@@ -918,6 +975,24 @@ async fn every_sample_event_gets_its_documented_answer() {
             .as_str()
             .is_some_and(|id| id.starts_with("req_")));
     }
+    // The bus's sample: its placeholder entity and connector replaced by a real row's.
+    assert!(files.remove("sync-reported.json"));
+    let (entity, key) = h.tenant(true).await;
+    let row = h.as_key(&key).post("shopify", None).await.body["data"].clone();
+    let text = std::fs::read_to_string(format!("{ROOT}/events/sync-reported.json"))
+        .unwrap()
+        .replace(SAMPLE_ENTITY, &entity.to_string())
+        .replace(SAMPLE_CONNECTOR, row["id"].as_str().unwrap());
+    let event: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["detail-type"], shared::sync_events::DETAIL_TYPE);
+    assert_eq!(
+        h.sync_event(&event).await.unwrap(),
+        shared::sync_events::Handled::Applied
+    );
+    assert_eq!(
+        h.as_key(&key).get("shopify").await.body["data"]["health"],
+        "auth_failed"
+    );
     assert!(files.remove("sweeper-schedule.json"));
     let schedule: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/events/sweeper-schedule.json")).unwrap())
@@ -1037,6 +1112,13 @@ fn the_alarms_on_the_functions_metrics_watch_what_the_code_writes() {
             .collect();
         let line = match dims["function"].as_str() {
             "sweeper" => sweep.clone(),
+            // One line per event, counting its outcome under the outcome's name.
+            "sync" => {
+                let metric = p["MetricName"].as_str().unwrap();
+                let outcomes = shared::sync_events::OUTCOMES;
+                assert!(outcomes.contains(&metric), "{id:?}: {metric} is one of {outcomes:?}");
+                serde_json::from_str(&shared::telemetry::sync_metric_line("Connectors/dev", metric, 0)).unwrap()
+            }
             http => request(http),
         };
         let directive = &line["_aws"]["CloudWatchMetrics"][0];

@@ -83,7 +83,9 @@ impl<'a> Caller<'a> {
     pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> impl Future<Output = Reply> + use<'a> {
         let req = self.request(method, path, body);
         let (h, app) = (self.h, self.app.unwrap_or(&self.h.app));
-        async move { h.send_via(app, req).await }
+        // Boxed: a test awaiting many requests would otherwise hold each one's (large)
+        // future in its own, and outgrow a debug test thread's stack.
+        Box::pin(async move { h.send_via(app, req).await })
     }
 
     /// `GET /v1/integrations{query}`, `query` empty or starting with `?`.
@@ -130,6 +132,11 @@ impl<'a> Caller<'a> {
     pub fn roll_back<C: Display>(&self, connector: C, version: &str) -> impl Future<Output = Reply> + use<'a, C> {
         let body = serde_json::json!({ "version": version });
         self.send("POST", &format!("{BASE}/{connector}/credentials/rollback"), Some(body))
+    }
+
+    /// `POST /v1/integrations/{connector}/sync-reports`.
+    pub fn sync_report<C: Display>(&self, connector: C, body: Value) -> impl Future<Output = Reply> + use<'a, C> {
+        self.send("POST", &format!("{BASE}/{connector}/sync-reports"), Some(body))
     }
 
     /// `POST /v1/integrations/{connector}/restore`.

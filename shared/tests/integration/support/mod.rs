@@ -292,6 +292,20 @@ impl Harness {
         as_function("sweeper", app.service.sweep(shared::service::SweepBudget::unlimited())).await
     }
 
+    /// One EventBridge event handled as the `sync` function handles it.
+    pub async fn sync_event(&self, event: &Value) -> Result<shared::sync_events::Handled, shared::sync_events::Retry> {
+        self.sync_event_via(&self.app, event).await
+    }
+
+    /// As [`Harness::sync_event`], served by `app`.
+    pub async fn sync_event_via(
+        &self,
+        app: &App,
+        event: &Value,
+    ) -> Result<shared::sync_events::Handled, shared::sync_events::Retry> {
+        as_function("sync", shared::sync_events::handle(app, event)).await
+    }
+
     /// What a Lambda function's entry point does with `req` (`handle_operation`), as that
     /// function; the answer is recorded and checked like [`Harness::send`]'s.
     pub async fn invoke(&self, operation: shared::http::router::Operation, req: Request) -> Reply {
@@ -454,6 +468,20 @@ impl Harness {
     }
 
     /// The raw stored item of a connector row.
+    /// The item of `entity`'s partition under sort key `sk`, read as the operator.
+    pub async fn raw_item(&self, entity: EntityId, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamo
+            .get_item()
+            .table_name(&self.settings.table)
+            .key(TABLE.partition_key, AttributeValue::S(entity_pk(entity)))
+            .key(TABLE.sort_key, AttributeValue::S(sk.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
     pub async fn raw_row(&self, entity: EntityId, connector_type: &str) -> Option<HashMap<String, AttributeValue>> {
         self.dynamo
             .get_item()
