@@ -10,6 +10,7 @@ pub mod http;
 pub mod key_cache;
 pub mod memory;
 pub mod on_first_use;
+pub mod planted;
 pub mod ports;
 pub mod service;
 pub mod sweeper;

@@ -16,6 +16,7 @@ mod world;
 
 pub use exec::{FaultCounts, FaultRates};
 pub use plan::{Action, Op};
+pub use shared::planted::Defect;
 pub use world::run;
 
 use rand::SeedableRng;
@@ -41,6 +42,8 @@ pub struct Options {
     pub kill_rate: f64,
     /// Keep a trace.
     pub trace: bool,
+    /// A defect planted in the service for this run (`SIM_PLANT`).
+    pub plant: Option<Defect>,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             },
             kill_rate: 0.01,
             trace: false,
+            plant: None,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Action {
     Purge,
     Get,
     List,
+    /// The tenant's key of this mode is revoked through one container and replaced; its
+    /// clients keep presenting the old one now and then.
+    RevokeKey,
     /// A scheduled sweep.
     Sweep,
     /// The clock jumps this many seconds (requests past their deadline die).
@@ -58,7 +61,7 @@ impl Op {
     }
 
     pub fn is_request(&self) -> bool {
-        !matches!(self.action, Action::Sweep | Action::Jump(_))
+        !matches!(self.action, Action::Sweep | Action::Jump(_) | Action::RevokeKey)
     }
 }
 
@@ -80,7 +83,8 @@ fn draw(rng: &mut ChaCha8Rng) -> Op {
         560..590 => Action::DisconnectById,
         590..680 => Action::Restore,
         680..740 => Action::Purge,
-        740..820 => Action::Get,
+        740..815 => Action::Get,
+        815..820 => Action::RevokeKey,
         820..870 => Action::List,
         870..960 => Action::Sweep,
         960..985 => Action::Jump(rng.random_range(1..3600)),

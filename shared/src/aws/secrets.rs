@@ -83,6 +83,9 @@ impl SecretsManagerVault {
 
 /// `{prefix}{entity_id}/{connector_id}`.
 pub fn secret_name(prefix: &str, secret: &SecretRef) -> String {
+    if crate::planted::on(crate::planted::Defect::SecretsNamedByType) {
+        return format!("{prefix}{}/{}", secret.entity_id, secret.connector_type);
+    }
     format!("{prefix}{}/{}", secret.entity_id, secret.connector_id)
 }
 

@@ -1,6 +1,6 @@
 //! The in-memory Secrets Manager and EventBridge. Secrets are named as the real adapter
-//! names them ([`crate::aws::secrets::secret_name`]); each [`Vault`] call does what the
-//! adapter's calls together do, with Secrets Manager's rules per name: a secret is
+//! names them ([`crate::aws::secrets::secret_name`]); each [`Vault`] call makes the
+//! adapter's AWS calls, each one step, with Secrets Manager's rules per name: a secret is
 //! active, or scheduled for deletion (unreadable, restorable, deleted on its own clock);
 //! a forced deletion removes it at once and blocks its name for a short while.
 
@@ -35,27 +35,42 @@ fn check_owner(state: &mut State, name: &str, meant_for: &SecretRef) {
 
 #[async_trait]
 impl Vault for Memory {
+    /// The adapter's three calls, each its own step (a request can be cut between
+    /// them): `CreateSecret`, refused when the name exists; then `RestoreSecret` and
+    /// `PutSecretValue`.
     async fn put(&self, secret: &SecretRef, payload: &SecretPayload) -> Result<SecretArn, DependencyError> {
         let name = self.name(secret);
+        let arn = SecretArn::new(format!("arn:aws:secretsmanager:sim:000000000000:secret:{name}"));
         let value = payload.to_secret_string();
-        self.call_on(SecretsManager, "PutSecretValue", Some(secret.connector_id), |s, _| {
-            if s.deleted_names.contains_key(&name) {
-                // CreateSecret: InvalidRequest; PutSecretValue: ResourceNotFound.
-                return Err(DependencyError::Unavailable(SecretsManager));
-            }
-            check_owner(s, &name, secret);
-            let owner = s.secrets.get(&name).map_or(*secret, |found| found.owner);
-            s.secrets.insert(
-                name.clone(),
-                Secret {
-                    owner,
-                    value,
+        let created = self
+            .call_on(SecretsManager, "CreateSecret", Some(secret.connector_id), |s, _| {
+                if s.deleted_names.contains_key(&name) || s.secrets.contains_key(&name) {
+                    return false;
+                }
+                let fresh = Secret {
+                    owner: *secret,
+                    value: value.clone(),
                     deletion_at: None,
-                },
-            );
-            Ok(SecretArn::new(format!(
-                "arn:aws:secretsmanager:sim:000000000000:secret:{name}"
-            )))
+                };
+                s.secrets.insert(name.clone(), fresh);
+                true
+            })
+            .await?;
+        if created {
+            return Ok(arn);
+        }
+        self.restore(secret).await?;
+        self.call_on(SecretsManager, "PutSecretValue", Some(secret.connector_id), |s, _| {
+            check_owner(s, &name, secret);
+            match s.secrets.get_mut(&name) {
+                Some(found) => {
+                    found.value = value;
+                    Ok(arn)
+                }
+                // Deleted meanwhile, or its name still blocked: ResourceNotFound or
+                // InvalidRequest, which the adapter answers 503.
+                None => Err(DependencyError::Unavailable(SecretsManager)),
+            }
         })
         .await?
     }
