@@ -33,10 +33,13 @@ pub enum Defect {
     PurgeIgnoresFailedDeletion,
     /// A request cut at its deadline does not settle the secret it touched.
     NoSettleWhenCut,
+    /// Reconciling the secret of a connector whose row is gone does nothing (a
+    /// credentials write that lands after a permanent delete leaves it readable).
+    GoneConnectorSecretKept,
 }
 
 impl Defect {
-    pub const ALL: [Defect; 9] = [
+    pub const ALL: [Defect; 10] = [
         Defect::RestoreWithoutSecret,
         Defect::NoFollowRowAfterReactivation,
         Defect::NoGuardBeforeReactivation,
@@ -46,6 +49,7 @@ impl Defect {
         Defect::UnconditionalDelete,
         Defect::PurgeIgnoresFailedDeletion,
         Defect::NoSettleWhenCut,
+        Defect::GoneConnectorSecretKept,
     ];
 
     /// The name `SIM_PLANT` takes: the variant's, in kebab case.
@@ -60,6 +64,7 @@ impl Defect {
             Defect::UnconditionalDelete => "unconditional-delete",
             Defect::PurgeIgnoresFailedDeletion => "purge-ignores-failed-deletion",
             Defect::NoSettleWhenCut => "no-settle-when-cut",
+            Defect::GoneConnectorSecretKept => "gone-connector-secret-kept",
         }
     }
 

@@ -31,6 +31,12 @@ pub struct Outcome {
     pub faults: FaultCounts,
     /// Sweeps started while another was still running (invariant 8 holds over them).
     pub overlapping_sweeps: u64,
+    /// Requests that cut themselves short at their deadline (503 "ran out of time").
+    pub deadline_cuts: u64,
+    /// 2xx answers checked at answer time (invariant 9), and requests with a revoked key
+    /// (invariant 10).
+    pub answers_checked: u64,
+    pub revoked_key_requests: u64,
     /// What happened, step by step (only when asked for).
     pub trace: Vec<String>,
 }

@@ -59,6 +59,9 @@ struct Summary {
     failing_seeds: Vec<u64>,
     first_violation: Option<String>,
     overlapping: u64,
+    deadline_cuts: u64,
+    answers_checked: u64,
+    revoked_key_requests: u64,
     faults: FaultCounts,
 }
 
@@ -79,6 +82,9 @@ fn run_budget(
         summary.seeds += 1;
         summary.faults.add(&outcome.faults);
         summary.overlapping += outcome.overlapping_sweeps;
+        summary.deadline_cuts += outcome.deadline_cuts;
+        summary.answers_checked += outcome.answers_checked;
+        summary.revoked_key_requests += outcome.revoked_key_requests;
         if !outcome.violations.is_empty() {
             summary.violations += outcome.violations.len() as u64;
             summary.failing_seeds.push(seed);
@@ -161,6 +167,10 @@ fn main() {
         s.operations as f64 / seconds
     );
     println!("sweeps started while another ran: {}", s.overlapping);
+    println!(
+        "answers checked at answer time: {}; requests cut at their deadline: {}; requests with a revoked key: {}",
+        s.answers_checked, s.deadline_cuts, s.revoked_key_requests
+    );
     println!(
         "simulate: {} operations, {} seeds, {} violations ({:.0} s)",
         s.operations, s.seeds, s.violations, seconds

@@ -28,6 +28,8 @@ const DEADLINE_MS: i64 = 10_000;
 const MAX_IN_FLIGHT: usize = 6;
 /// Lambda containers serving the requests, each with its own key cache.
 const CONTAINERS: usize = 3;
+/// How often a scheduled run during a clock jump overlaps another.
+const OVERLAPPING_RUN_RATE: f64 = 0.3;
 /// How often a client whose key was revoked presents the old one.
 const STALE_KEY_RATE: f64 = 0.15;
 
@@ -255,7 +257,11 @@ impl World {
             self.kill_overdue(running, retries);
             if hop == 3600 || left == 0 {
                 running.iter_mut().for_each(|r| r.overlapped = true);
-                self.sweep();
+                if self.rng.random_bool(OVERLAPPING_RUN_RATE) {
+                    self.overlapping_sweeps();
+                } else {
+                    self.sweep();
+                }
             }
         }
     }
@@ -467,6 +473,11 @@ impl World {
             body: &reply.body,
         };
         check::answer(&mut self.model, &seen, &mut self.outcome.violations);
+        let ran_out = reply.body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("ran out of time"));
+        self.outcome.deadline_cuts += u64::from(reply.status == 503 && ran_out);
+        self.outcome.revoked_key_requests += u64::from(done.revoked_key.is_some());
         if let Some(r) = done.revoked_key {
             check::revoked_key(
                 &self.revoked[r],
@@ -478,6 +489,7 @@ impl World {
         }
         if !done.overlapped && !reply.replayed {
             if let Some((secret, promise)) = self.promise(&done, &reply) {
+                self.outcome.answers_checked += 1;
                 let state = self.memory.state.lock().unwrap();
                 check::at_answer(&state, PREFIX, secret, &promise, &mut self.outcome.violations);
             }
@@ -511,6 +523,29 @@ impl World {
             .entry((attempt.op.tenant, attempt.op.ty))
             .or_default()
             .push(submission);
+    }
+
+    /// Two scheduled runs at once (a retried run overlapping the next one), interleaved
+    /// call by call in an order the seed draws: what invariant 8 is about.
+    fn overlapping_sweeps(&mut self) {
+        self.outcome.overlapping_sweeps += 1;
+        let budget = SweepBudget::seconds_from(self.clock.ms(), 60);
+        let (a, b) = (self.apps[0].clone(), self.apps[1 % CONTAINERS].clone());
+        let mut runs: Vec<BoxedTask<'static, ()>> = vec![
+            Box::pin(async move {
+                let _ = a.service.sweep(budget).await;
+            }),
+            Box::pin(async move {
+                let _ = b.service.sweep(budget).await;
+            }),
+        ];
+        while !runs.is_empty() {
+            let pick = self.rng.random_range(0..runs.len());
+            if step(&mut runs[pick]).is_some() {
+                drop(runs.swap_remove(pick));
+            }
+        }
+        self.note(|| "two overlapping sweeps done".to_string());
     }
 
     /// A whole scheduled run (the clock stands still meanwhile), with the template's 60 s.

@@ -1,7 +1,7 @@
 //! Histories the simulator once failed on, replayed from their seed and shrunk plan, and
 //! the simulator's own guarantees (the same seed gives the same run).
 
-use sim::{plan_for, run, Options};
+use sim::{plan_for, run, Defect, Options};
 
 #[test]
 fn a_run_is_a_function_of_its_seed_and_plan() {
@@ -33,4 +33,22 @@ fn sweeps_overlap_each_other_in_the_simulated_runs() {
         .map(|seed| run(seed, &plan_for(seed, 500), &Options::default()).overlapping_sweeps)
         .sum();
     assert!(overlapping > 0, "no sweep ever overlapped another");
+}
+
+#[test]
+fn a_restore_that_leaves_its_secret_scheduled_is_found_at_answer_time() {
+    // The planted defect: `commit_reactivation` without the restore before its
+    // commit and the `FollowRow` after. Before the answer-time invariant, 200,000
+    // operations found nothing: the guard repaired it 15 minutes later.
+    let options = Options {
+        plant: Some(Defect::RestoreWithoutSecret),
+        ..Options::default()
+    };
+    let outcome = run(1, &plan_for(1, 2_000), &options);
+    assert!(
+        outcome.violations.iter().any(|v| v.starts_with("9: answered Readable")),
+        "{:?}",
+        outcome.violations
+    );
+    assert!(run(1, &plan_for(1, 2_000), &Options::default()).violations.is_empty());
 }

@@ -350,16 +350,17 @@ fn deadline_less(req: &Request, margin: Duration) -> Option<i64> {
 }
 
 /// `work`'s output, or `None` if the app's clock reaches `until_ms` first (the future is
-/// then dropped where it stands). The clock's timer, not tokio's: the simulator's
+/// then dropped where it stands; the timer is looked at first, so a call still waiting
+/// when the time is up is not made). The clock's timer, not tokio's: the simulator's
 /// executor runs this path on its own clock.
 async fn by<T>(app: &App, until_ms: Option<i64>, work: impl Future<Output = T>) -> Option<T> {
     let Some(until_ms) = until_ms else {
         return Some(work.await);
     };
     let work = std::pin::pin!(work);
-    match futures::future::select(work, app.service.clock.sleep_until_ms(until_ms)).await {
-        futures::future::Either::Left((out, _)) => Some(out),
-        futures::future::Either::Right(_) => None,
+    match futures::future::select(app.service.clock.sleep_until_ms(until_ms), work).await {
+        futures::future::Either::Left(_) => None,
+        futures::future::Either::Right((out, _)) => Some(out),
     }
 }
 
