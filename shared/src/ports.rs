@@ -493,12 +493,18 @@ pub trait Clock: Send + Sync {
         self.now().unix() * 1000
     }
 
-    /// Ready once this clock reads `deadline_ms` (epoch milliseconds) or later: the
-    /// timer a request is cut by at its deadline. By default a tokio sleep for the time
-    /// left; the simulator's clock answers from its own time, so that cut futures run in
-    /// its executor.
+    /// Epoch milliseconds on the timer a Lambda invocation's deadline is measured by:
+    /// the wall clock (tests that move [`Clock::now`] by hand keep real deadlines), except
+    /// in the simulator, whose clock is its timer too.
+    fn timer_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Ready once [`Clock::timer_ms`] reaches `deadline_ms`: what cuts a request at its
+    /// deadline. By default a tokio sleep for the time left; the simulator's clock
+    /// answers from its own time, so that cut futures run in its executor.
     fn sleep_until_ms(&self, deadline_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let left = u64::try_from(deadline_ms.saturating_sub(self.now_ms())).unwrap_or(0);
+        let left = u64::try_from(deadline_ms.saturating_sub(self.timer_ms())).unwrap_or(0);
         Box::pin(tokio::time::sleep(std::time::Duration::from_millis(left)))
     }
 }

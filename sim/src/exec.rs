@@ -42,6 +42,10 @@ impl Clock for SimClock {
         self.ms()
     }
 
+    fn timer_ms(&self) -> i64 {
+        self.ms()
+    }
+
     /// Ready once the simulated clock has reached `deadline_ms`: a request's deadline
     /// cuts its future in the executor, between two of its AWS calls.
     fn sleep_until_ms(&self, deadline_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send>> {

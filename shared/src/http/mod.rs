@@ -354,10 +354,12 @@ fn deadline_less(req: &Request, margin: Duration) -> Option<i64> {
 /// when the time is up is not made). The clock's timer, not tokio's: the simulator's
 /// executor runs this path on its own clock.
 async fn by<T>(app: &App, until_ms: Option<i64>, work: impl Future<Output = T>) -> Option<T> {
+    // On the heap: an operation's future is large, and a debug build's test threads have
+    // 2 MiB of stack.
+    let work = Box::pin(work);
     let Some(until_ms) = until_ms else {
         return Some(work.await);
     };
-    let work = std::pin::pin!(work);
     match futures::future::select(app.service.clock.sleep_until_ms(until_ms), work).await {
         futures::future::Either::Left(_) => None,
         futures::future::Either::Right((out, _)) => Some(out),
