@@ -12,6 +12,7 @@ pub mod memory;
 pub mod on_first_use;
 pub mod planted;
 pub mod ports;
+pub mod rate_cap;
 pub mod service;
 pub mod sweeper;
 pub mod telemetry;
