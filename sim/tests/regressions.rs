@@ -52,3 +52,15 @@ fn a_restore_that_leaves_its_secret_scheduled_is_found_at_answer_time() {
     );
     assert!(run(1, &plan_for(1, 2_000), &Options::default()).violations.is_empty());
 }
+
+#[test]
+fn a_credentials_put_never_overwrites_a_connector_connected_after_a_purge() {
+    // Seed 122 of the 1,000,000-operation run of 2026-12-02: a credentials PUT read
+    // connector A (version 1); a permanent delete removed A and a connect created B
+    // (version 1) under the same key; the PUT's commit, conditioned on the version only,
+    // replaced B by A claiming credentials whose secret the purge had deleted (1/2: "claims
+    // credentials but has no secret"), and B, answered 201, was gone. Writes are now
+    // conditioned on the connector's id too.
+    let outcome = run(122, &plan_for(122, 2_000), &Options::default());
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+}

@@ -102,16 +102,23 @@ fn transaction_failure(err: &SdkError<TransactWriteItemsError, HttpResponse>) ->
     StoreError::Dependency(classify(Dependency::DynamoDb, "TransactWriteItems", err))
 }
 
+/// The condition of every write over a stored row: still the same connector (its `id`:
+/// after a permanent delete and a new connect the key holds another connector, whose
+/// `version` may equal the old one's) at the expected `version`.
+const SAME_ROW_AT_VERSION: &str = "#version = :expected AND #id = :id";
+
 /// Keys a `Delete` or `ConditionCheck` builder (same methods, no common trait) on `row`
-/// and makes it hold only while the stored row is still at `row.version`.
+/// and makes it hold only while the stored row is still `row`'s connector at `row.version`.
 macro_rules! on_row_at_its_version {
     ($builder:expr, $row:expr) => {
         $builder
             .key(TABLE.partition_key, s(entity_pk($row.entity_id)))
             .key(TABLE.sort_key, s(connector_sk($row.connector_type)))
-            .condition_expression("#version = :expected")
+            .condition_expression(SAME_ROW_AT_VERSION)
             .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#id", "id")
             .expression_attribute_values(":expected", AttributeValue::N($row.version.to_string()))
+            .expression_attribute_values(":id", s($row.id.to_string()))
     };
 }
 
@@ -164,9 +171,11 @@ impl ConnectorStore for DynamoConnectorStore {
                 .condition_expression("attribute_not_exists(#pk)")
                 .expression_attribute_names("#pk", TABLE.partition_key),
             Some(v) => put_row
-                .condition_expression("#version = :expected")
+                .condition_expression(SAME_ROW_AT_VERSION)
                 .expression_attribute_names("#version", "version")
-                .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_values(":expected", AttributeValue::N(v.to_string()))
+                .expression_attribute_values(":id", s(row.id.to_string())),
         };
         let write = TransactWriteItem::builder()
             .put(put_row.build().expect("complete put"))
@@ -250,9 +259,11 @@ impl ConnectorStore for DynamoConnectorStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(connector_item_due(row, Some(retry_at))))
-            .condition_expression("#version = :expected")
+            .condition_expression(SAME_ROW_AT_VERSION)
             .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#id", "id")
             .expression_attribute_values(":expected", AttributeValue::N(row.version.to_string()))
+            .expression_attribute_values(":id", s(row.id.to_string()))
             .send()
             .await;
         // Moved or gone meanwhile: the newer write decides what is due.

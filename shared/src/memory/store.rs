@@ -42,8 +42,13 @@ fn key(row: &Connector) -> (EntityId, ConnectorType) {
     (row.entity_id, row.connector_type)
 }
 
+/// The adapter's condition: the key still holds `row`'s connector (not a newer one
+/// connected after a permanent delete) at `version`.
 fn version_is(state: &State, row: &Connector, version: u64) -> bool {
-    state.rows.get(&key(row)).is_some_and(|s| s.row.version == version)
+    state
+        .rows
+        .get(&key(row))
+        .is_some_and(|s| s.row.id == row.id && s.row.version == version)
 }
 
 /// Applies one transaction (a row write and its outbox records) if `holds`, all or
