@@ -275,6 +275,20 @@ async fn a_claim_left_by_a_killed_request_is_taken_over_once_its_lease_runs_out(
 
 // 3, deadline ---------------------------------------------------------------------------
 
+/// The 503 of a request cut at its deadline: the envelope, `Retry-After`, and the cut's own
+/// hint (not a dependency's failure).
+fn assert_cut_at_its_deadline(reply: &support::Reply) {
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (503, "service_unavailable"),
+        "{}",
+        reply.raw
+    );
+    let hint = reply.body["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("ran out of time"), "{}", reply.raw);
+    assert!(reply.header("retry-after").is_some(), "503 with Retry-After");
+}
+
 #[tokio::test]
 async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelope_in_time() {
     let h = Harness::new().await;
@@ -296,17 +310,7 @@ async fn a_request_stalled_near_its_lambda_deadline_answers_503_with_the_envelop
     // attempts (4.5 s, past the deadline): the answer says it ran out of time. That the
     // cut comes before the deadline on the clock is shown without wall time by
     // `sim/tests/deadline.rs`.
-    assert_eq!(reply.status, 503, "{}", reply.raw);
-    assert_eq!(reply.error_code(), "service_unavailable");
-    assert!(
-        reply.body["hint"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("ran out of time"),
-        "{}",
-        reply.raw
-    );
-    assert!(reply.header("retry-after").is_some(), "503 with Retry-After");
+    assert_cut_at_its_deadline(&reply);
     proxy.disarm();
 
     // The claim was released: the retry with the same key executes.
@@ -342,19 +346,7 @@ async fn a_request_cut_short_while_dynamodb_stalls_still_answers_before_its_dead
     // cuts come before the deadline on the clock is shown without wall time by
     // `sim/tests/deadline.rs`.
     let reply = h.record("POST", path, response);
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (503, "service_unavailable")
-    );
-    assert!(
-        reply.body["hint"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("ran out of time"),
-        "{}",
-        reply.raw
-    );
-    assert!(reply.header("retry-after").is_some());
+    assert_cut_at_its_deadline(&reply);
     proxy.disarm();
 
     // The claim could not be released; its lease frees the key.
