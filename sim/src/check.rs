@@ -11,7 +11,8 @@
 //! 4. No secret without a row at quiescence.
 //! 5. Every committed change's event is published at least once, as committed.
 //! 6. An `Idempotency-Key` is never refused as in progress past its lease; a replay
-//!    returns the first answer.
+//!    returns the first answer (unless a later request with the key was killed unseen:
+//!    a key whose first request committed nothing may run again, see [`answer`]).
 //! 7. No answer shows another entity's row, and a test key never sees a live row.
 //!    Also: no answer is a 500.
 //! 8. Overlapping sweeps never finalise a connector twice.
@@ -60,6 +61,9 @@ pub struct Model {
     pub first_answers: BTreeMap<KeyScope, (i64, u16, Value)>,
     /// When requests with each idempotency key started.
     pub key_starts: BTreeMap<KeyScope, Vec<i64>>,
+    /// When requests with each idempotency key started that ended without the client
+    /// seeing an answer (killed).
+    pub key_unseen: BTreeMap<KeyScope, Vec<i64>>,
     /// The last connector id each tenant saw per type.
     pub last_id: BTreeMap<(u8, u8), String>,
 }
@@ -130,7 +134,17 @@ pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) 
             .first_answers
             .entry(scope)
             .or_insert((seen.now_ms, seen.status, seen.body.clone()));
-        if (first.1, &first.2) != (seen.status, seen.body) {
+        // A first answer binds only if its key's record was completed, which the client
+        // cannot see: a request that committed nothing and whose bookkeeping failed leaves
+        // the key to its lease, and a later request with it may run again (and, killed
+        // before it answered, leave its own answer for a replay).
+        let rerun_unseen = model
+            .key_unseen
+            .get(&scope)
+            .is_some_and(|starts| starts.iter().any(|&s| s > first.0));
+        if (first.1, &first.2) != (seen.status, seen.body) && rerun_unseen {
+            *first = (seen.now_ms, seen.status, seen.body.clone());
+        } else if (first.1, &first.2) != (seen.status, seen.body) {
             violations.push(format!(
                 "6: replay of {scope:?} answered {} {} but the first answer was {} {}",
                 seen.status, seen.body, first.1, first.2

@@ -444,6 +444,10 @@ impl World {
         self.hooks.counts.lock().unwrap().killed += 1;
         self.note(|| format!("#{}.{} {why}", dead.index, dead.attempt));
         self.record_credentials(&dead, Answer::Unknown);
+        if let Some(k) = dead.op.idem.filter(|_| dead.op.is_write()) {
+            let scope = (dead.op.tenant, dead.op.live, k);
+            self.model.key_unseen.entry(scope).or_default().push(dead.started_ms);
+        }
         if dead.op.is_request() && dead.attempt < dead.op.retries {
             retries.push_back((dead.index, dead.op, dead.attempt + 1));
         }
