@@ -1,10 +1,13 @@
 //! Deterministic simulation of the connector lifecycle.
 //!
 //! One seeded, single-threaded world: the real HTTP layer and service over the in-memory
-//! ports; several tenants with live and test keys sending concurrent requests (with and
-//! without `Idempotency-Key`, retrying after failures); sweeps at random moments; a clock
-//! that also jumps across the 7-day window; every AWS call may be throttled, fail, or
-//! take effect and still report a failure; any request may be killed between two calls.
+//! ports, in several containers with their own key caches; several tenants with live
+//! and test keys sending concurrent requests (with and without `Idempotency-Key`,
+//! retrying after failures), some with keys revoked meanwhile; sweeps at random moments,
+//! sometimes two at once; a clock that also jumps across the 7-day window and that
+//! requests are cut by at their Lambda deadline; every AWS call may be throttled, fail,
+//! or take effect and still report a failure; any request may be killed between two
+//! calls. `Options::plant` plants one of `shared::planted`'s defects.
 //! The invariants of [`check`] are checked after every step and at quiescence. A run is
 //! a function of its seed and plan, so any failure replays from them.
 
