@@ -1,6 +1,8 @@
 //! The ports the service talks through. Each has an AWS adapter in `crate::aws`; the
 //! errors here are the only failures the service has to understand.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -89,9 +91,12 @@ impl Connector {
 /// Outbox records younger than this are left to the handler that wrote them.
 pub const OUTBOX_GRACE_SECONDS: i64 = 60;
 
-/// A secret guard is checked this long after it was written: longer than any request
-/// (functions time out after seconds), so the request that wrote it has ended.
-pub const GUARD_GRACE_SECONDS: i64 = 15 * 60;
+/// A secret guard is checked this long after it was written: six times the HTTP
+/// functions' 10 s timeout, so the request that wrote it has ended (and its last AWS
+/// call has landed) before the sweeper acts on it, and short enough that the next
+/// scheduled sweep repairs what a killed request left (docs/DECISIONS.md, "The guard's
+/// grace period").
+pub const GUARD_GRACE_SECONDS: i64 = 60;
 
 /// Written before a secret is created or given a new value, so that a secret whose
 /// connector row is gone (a credentials write racing a permanent delete, or killed
@@ -554,6 +559,21 @@ pub trait Clock: Send + Sync {
     /// know seconds answer the second's start.
     fn now_ms(&self) -> i64 {
         self.now().unix() * 1000
+    }
+
+    /// Epoch milliseconds on the timer a Lambda invocation's deadline is measured by:
+    /// the wall clock (tests that move [`Clock::now`] by hand keep real deadlines), except
+    /// in the simulator, whose clock is its timer too.
+    fn timer_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Ready once [`Clock::timer_ms`] reaches `deadline_ms`: what cuts a request at its
+    /// deadline. By default a tokio sleep for the time left; the simulator's clock
+    /// answers from its own time, so that cut futures run in its executor.
+    fn sleep_until_ms(&self, deadline_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let left = u64::try_from(deadline_ms.saturating_sub(self.timer_ms())).unwrap_or(0);
+        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(left)))
     }
 }
 

@@ -85,6 +85,23 @@ impl Invocation {
     }
 }
 
+/// Secrets Manager calls a second the sweeper may make: a fifth of the 50 a second each
+/// write action allows per account and region, so that a sweep's burst leaves the rest
+/// to the API's handlers (docs/DECISIONS.md, "The sweeper's Secrets Manager rate").
+pub const SWEEP_SECRET_CALLS_PER_SECOND: u32 = 10;
+
+/// `app` with its vault held to [`SWEEP_SECRET_CALLS_PER_SECOND`]: what the sweeper
+/// function runs on (one run at a time per container: the lease).
+pub fn with_secret_rate_cap(mut app: App) -> App {
+    let capped = crate::rate_cap::RateCappedVault::new(
+        app.service.vault.clone(),
+        app.service.clock.clone(),
+        SWEEP_SECRET_CALLS_PER_SECOND,
+    );
+    app.service.vault = std::sync::Arc::new(capped);
+    app
+}
+
 /// One scheduled run.
 ///
 /// - Lease held by another run: nothing is done and the invocation succeeds (the other run

@@ -12,18 +12,27 @@
 //! 4. No secret without a row at quiescence.
 //! 5. Every committed change's event is published at least once, as committed.
 //! 6. An `Idempotency-Key` is never refused as in progress past its lease; a replay
-//!    returns the first answer.
+//!    returns the first answer (unless a later request with the key was killed unseen:
+//!    a key whose first request committed nothing may run again, see [`answer`]).
 //! 7. No answer shows another entity's row, and a test key never sees a live row.
 //!    Also: no answer is a 500.
-//! 9. A late sync report never changes a newer state: a connector's latest applied
-//!    report never moves back in time, and none older than the last health reset counts
-//!    after it.
+//! 8. Overlapping sweeps never finalise a connector twice.
+//! 9. At answer time, for a 2xx that is not a replay, of a request that nothing else
+//!    (another request on the connector, a retry, a sweep) overlapped: the secret is in
+//!    the state the answer says ([`Promise`]).
+//! 10. A revoked key is refused by the container that revoked it from then on, and by
+//!     every container once a cache entry's lifetime has passed.
+//! 11. A late sync report never changes a newer state: a connector's latest applied
+//!     report never moves back in time, and none older than the last health reset counts
+//!     after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use shared::memory::State;
-use shared::ports::IDEMPOTENCY_LEASE_SECONDS;
+use shared::domain::ids::ConnectorId;
+use shared::key_cache::KEY_CACHE_SECONDS;
+use shared::memory::{Secret, State};
+use shared::ports::{SecretRef, IDEMPOTENCY_LEASE_SECONDS};
 
 /// How a credentials request ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +65,9 @@ pub struct Model {
     pub first_answers: BTreeMap<KeyScope, (i64, u16, Value)>,
     /// When requests with each idempotency key started.
     pub key_starts: BTreeMap<KeyScope, Vec<i64>>,
+    /// When requests with each idempotency key started that ended without the client
+    /// seeing an answer (killed).
+    pub key_unseen: BTreeMap<KeyScope, Vec<i64>>,
     /// The last connector id each tenant saw per type.
     pub last_id: BTreeMap<(u8, u8), String>,
     /// The latest applied sync report's `finished_at` seen per connector (invariant 9).
@@ -130,7 +142,17 @@ pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) 
             .first_answers
             .entry(scope)
             .or_insert((seen.now_ms, seen.status, seen.body.clone()));
-        if (first.1, &first.2) != (seen.status, seen.body) {
+        // A first answer binds only if its key's record was completed, which the client
+        // cannot see: a request that committed nothing and whose bookkeeping failed leaves
+        // the key to its lease, and a later request with it may run again (and, killed
+        // before it answered, leave its own answer for a replay).
+        let rerun_unseen = model
+            .key_unseen
+            .get(&scope)
+            .is_some_and(|starts| starts.iter().any(|&s| s > first.0));
+        if (first.1, &first.2) != (seen.status, seen.body) && rerun_unseen {
+            *first = (seen.now_ms, seen.status, seen.body.clone());
+        } else if (first.1, &first.2) != (seen.status, seen.body) {
             violations.push(format!(
                 "6: replay of {scope:?} answered {} {} but the first answer was {} {}",
                 seen.status, seen.body, first.1, first.2
@@ -165,6 +187,78 @@ pub fn answer(model: &mut Model, seen: &Seen<'_>, violations: &mut Vec<String>) 
     }
 }
 
+/// What a 2xx answer says about the connector's secret (invariant 9).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Promise {
+    /// Connect, re-connect, restore, `PATCH is_active: true`: readable, if the row
+    /// claims credentials.
+    Readable,
+    /// A credentials PUT: readable, holding this value.
+    Holds(String),
+    /// Disconnect, `PATCH is_active: false`: scheduled for deletion, if there is one.
+    Scheduled,
+    /// A permanent delete (204): nothing readable.
+    Unreadable,
+}
+
+/// Invariant 9: the secret of connector `secret` (the answered one; for a 204, the one
+/// the request found) as `promise` says, right after the answer.
+pub fn at_answer(state: &State, prefix: &str, secret: SecretRef, promise: &Promise, violations: &mut Vec<String>) {
+    let name = shared::aws::secrets::secret_name(prefix, &secret);
+    let found: Option<&Secret> = state.secrets.get(&name);
+    let readable = found.is_some_and(|s| s.deletion_at.is_none());
+    let claims = state
+        .rows
+        .values()
+        .find(|r| r.row.id == secret.connector_id)
+        .is_some_and(|r| r.row.has_secret());
+    let id = secret.connector_id;
+    let broken = match promise {
+        Promise::Readable if claims && !readable => Some("its row claims credentials but its secret is unreadable"),
+        Promise::Holds(_) if !readable => Some("its secret is unreadable"),
+        // What a reader gets: the version labelled `AWSCURRENT`.
+        Promise::Holds(value)
+            if !found
+                .and_then(|s| s.holder("AWSCURRENT"))
+                .is_some_and(|v| v.value.contains(value.as_str())) =>
+        {
+            Some("its secret does not hold the credentials this request wrote")
+        }
+        Promise::Scheduled | Promise::Unreadable if readable => Some("its secret is readable"),
+        _ => None,
+    };
+    if let Some(why) = broken {
+        violations.push(format!("9: answered {promise:?} for connector {id}, but {why}"));
+    }
+}
+
+/// A key revoked during the run.
+#[derive(Clone, Debug)]
+pub struct Revoked {
+    pub key: String,
+    pub tenant: u8,
+    pub live: bool,
+    pub at_ms: i64,
+    /// The container whose key store revoked it.
+    pub container: usize,
+}
+
+/// Invariant 10: a request presenting `revoked`, started at `started_ms` on `container`,
+/// answered `status`. The revoking container drops its cache entry at once; any other
+/// trusts an entry for less than `KEY_CACHE_SECONDS` from the second its lookup began,
+/// which began before the revocation (+1 s for whole seconds).
+pub fn revoked_key(revoked: &Revoked, container: usize, started_ms: i64, status: u16, violations: &mut Vec<String>) {
+    let everywhere = revoked.at_ms + (KEY_CACHE_SECONDS + 1) * 1000;
+    let refused_here = container == revoked.container && started_ms >= revoked.at_ms;
+    // 429 and 503: the key's lookup failed; nothing was served.
+    if (refused_here || started_ms >= everywhere) && !matches!(status, 401 | 429 | 503) {
+        violations.push(format!(
+            "10: a key revoked at t={} through container {} answered {status} on container {container} at t={started_ms}",
+            revoked.at_ms, revoked.container
+        ));
+    }
+}
+
 /// Invariant 3 (second half) after every step.
 pub fn every_step(state: &mut State, violations: &mut Vec<String>) {
     for (meant, found) in std::mem::take(&mut state.foreign_touches) {
@@ -186,7 +280,7 @@ pub fn sync_reports(
         let seen = latest.entry(sync.connector_id).or_insert(at);
         if at < *seen {
             violations.push(format!(
-                "9: connector {}'s latest sync report went back from {seen} to {at}",
+                "11: connector {}'s latest sync report went back from {seen} to {at}",
                 sync.connector_id
             ));
         }
@@ -197,7 +291,7 @@ pub fn sync_reports(
         let counted_since_reset = row.id == sync.connector_id && row.sync_epoch == sync.epoch;
         if counted_since_reset && row.sync_reset_at.is_some_and(|reset| at < reset) {
             violations.push(format!(
-                "9: connector {} counts a report of {at}, older than its reset at {:?}",
+                "11: connector {} counts a report of {at}, older than its reset at {:?}",
                 row.id, row.sync_reset_at
             ));
         }
@@ -269,12 +363,21 @@ fn current_version_is_the_rows(
 }
 
 /// Invariants 1, 2 and 3 once the sweeper has run (faults off, grace periods passed).
-pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, violations: &mut Vec<String>) {
+/// `waiting`: connectors with an item the sweeper backed off (checked only once its
+/// retry time has passed).
+pub fn settled(
+    state: &State,
+    model: &Model,
+    entities: &[String],
+    prefix: &str,
+    waiting: &BTreeSet<ConnectorId>,
+    violations: &mut Vec<String>,
+) {
     let mut owned = BTreeSet::new();
     for stored in state.rows.values() {
         let row = &stored.row;
         owned.insert(row.id);
-        if !row.has_secret() {
+        if !row.has_secret() || waiting.contains(&row.id) {
             continue;
         }
         let name = shared::aws::secrets::secret_name(prefix, &row.secret_ref());
@@ -301,7 +404,8 @@ pub fn settled(state: &State, model: &Model, entities: &[String], prefix: &str, 
         current_version_is_the_rows(row, secret, model, tenant, ty, violations);
     }
     for secret in state.secrets.values() {
-        if !owned.contains(&secret.owner.connector_id) && secret.deletion_at.is_none() {
+        let gone = !owned.contains(&secret.owner.connector_id) && !waiting.contains(&secret.owner.connector_id);
+        if gone && secret.deletion_at.is_none() {
             violations.push(format!(
                 "3: connector {} is gone but its secret is readable",
                 secret.owner.connector_id

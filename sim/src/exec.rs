@@ -15,12 +15,12 @@ use shared::domain::time::Timestamp;
 use shared::memory::{Call, Fault, FaultFuture, Hooks};
 use shared::ports::{Clock, DependencyError};
 
-/// The simulated wall clock, in milliseconds.
-pub struct SimClock(AtomicI64);
+/// The simulated wall clock, in milliseconds, and its timer.
+pub struct SimClock(Arc<AtomicI64>);
 
 impl SimClock {
     pub fn new(start_ms: i64) -> Self {
-        SimClock(AtomicI64::new(start_ms))
+        SimClock(Arc::new(AtomicI64::new(start_ms)))
     }
     pub fn advance_ms(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
@@ -40,6 +40,37 @@ impl Clock for SimClock {
 
     fn now_ms(&self) -> i64 {
         self.ms()
+    }
+
+    fn timer_ms(&self) -> i64 {
+        self.ms()
+    }
+
+    /// Ready once the simulated clock has reached `deadline_ms`: a request's deadline
+    /// cuts its future in the executor, between two of its AWS calls.
+    fn sleep_until_ms(&self, deadline_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Until {
+            now: self.0.clone(),
+            deadline_ms,
+        })
+    }
+}
+
+struct Until {
+    now: Arc<AtomicI64>,
+    deadline_ms: i64,
+}
+
+impl Future for Until {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.now.load(Ordering::SeqCst) >= self.deadline_ms {
+            Poll::Ready(())
+        } else {
+            // The clock moves between polls without waking anyone: ask to be polled again.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
     }
 }
 

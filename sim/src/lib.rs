@@ -1,10 +1,13 @@
 //! Deterministic simulation of the connector lifecycle.
 //!
 //! One seeded, single-threaded world: the real HTTP layer and service over the in-memory
-//! ports; several tenants with live and test keys sending concurrent requests (with and
-//! without `Idempotency-Key`, retrying after failures); sweeps at random moments; a clock
-//! that also jumps across the 7-day window; every AWS call may be throttled, fail, or
-//! take effect and still report a failure; any request may be killed between two calls.
+//! ports, in several containers with their own key caches; several tenants with live
+//! and test keys sending concurrent requests (with and without `Idempotency-Key`,
+//! retrying after failures), some with keys revoked meanwhile; sweeps at random moments,
+//! sometimes two at once; a clock that also jumps across the 7-day window and that
+//! requests are cut by at their Lambda deadline; every AWS call may be throttled, fail,
+//! or take effect and still report a failure; any request may be killed between two
+//! calls. `Options::plant` plants one of `shared::planted`'s defects.
 //! The invariants of [`check`] are checked after every step and at quiescence. A run is
 //! a function of its seed and plan, so any failure replays from them.
 
@@ -16,6 +19,7 @@ mod world;
 
 pub use exec::{FaultCounts, FaultRates};
 pub use plan::{Action, Op};
+pub use shared::planted::Defect;
 pub use world::run;
 
 use rand::SeedableRng;
@@ -30,6 +34,12 @@ pub struct Outcome {
     pub faults: FaultCounts,
     /// Sweeps started while another was still running (invariant 8 holds over them).
     pub overlapping_sweeps: u64,
+    /// Requests that cut themselves short at their deadline (503 "ran out of time").
+    pub deadline_cuts: u64,
+    /// 2xx answers checked at answer time (invariant 9), and requests with a revoked key
+    /// (invariant 10).
+    pub answers_checked: u64,
+    pub revoked_key_requests: u64,
     /// What happened, step by step (only when asked for).
     pub trace: Vec<String>,
 }
@@ -41,6 +51,8 @@ pub struct Options {
     pub kill_rate: f64,
     /// Keep a trace.
     pub trace: bool,
+    /// A defect planted in the service for this run (`SIM_PLANT`).
+    pub plant: Option<Defect>,
 }
 
 impl Default for Options {
@@ -53,6 +65,7 @@ impl Default for Options {
             },
             kill_rate: 0.01,
             trace: false,
+            plant: None,
         }
     }
 }

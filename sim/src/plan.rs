@@ -43,6 +43,9 @@ pub enum Action {
         failed: bool,
         late_by: u16,
     },
+    /// The tenant's key of this mode is revoked through one container and replaced; its
+    /// clients keep presenting the old one now and then.
+    RevokeKey,
     /// A scheduled sweep.
     Sweep,
     /// The clock jumps this many seconds (requests past their deadline die).
@@ -69,7 +72,7 @@ impl Op {
     }
 
     pub fn is_request(&self) -> bool {
-        !matches!(self.action, Action::Sweep | Action::Jump(_))
+        !matches!(self.action, Action::Sweep | Action::Jump(_) | Action::RevokeKey)
     }
 }
 
@@ -92,7 +95,8 @@ fn draw(rng: &mut ChaCha8Rng) -> Op {
         560..590 => Action::DisconnectById,
         590..680 => Action::Restore,
         680..740 => Action::Purge,
-        740..820 => Action::Get,
+        740..815 => Action::Get,
+        815..820 => Action::RevokeKey,
         820..850 => Action::List,
         850..870 => Action::Versions,
         870..930 => Action::Sweep,

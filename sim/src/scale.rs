@@ -86,6 +86,33 @@ impl Drop for Sleep {
     }
 }
 
+/// The simulated clock whose timer registers with [`Timers`], so that a wait on it (the
+/// sweeper's Secrets Manager rate cap) moves the driver's clock like a call's latency.
+struct ScaleClock {
+    clock: Arc<SimClock>,
+    timers: Arc<Timers>,
+}
+
+impl Clock for ScaleClock {
+    fn now(&self) -> shared::domain::time::Timestamp {
+        self.clock.now()
+    }
+    fn now_ms(&self) -> i64 {
+        self.clock.ms()
+    }
+    fn timer_ms(&self) -> i64 {
+        self.clock.ms()
+    }
+    fn sleep_until_ms(&self, deadline_ms: i64) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Sleep {
+            until: deadline_ms,
+            clock: self.clock.clone(),
+            timers: self.timers.clone(),
+            registered: false,
+        })
+    }
+}
+
 /// Milliseconds per call, by dependency (and DynamoDB operation).
 #[derive(Clone, Copy, Debug)]
 pub struct Latency {
@@ -139,6 +166,8 @@ pub struct ScaleHooks {
     pub secret_calls: Mutex<BTreeMap<ConnectorId, usize>>,
     /// Calls by dependency and operation.
     pub calls: Mutex<BTreeMap<(&'static str, &'static str), usize>>,
+    /// Secrets Manager calls started in each simulated second.
+    pub secret_calls_per_second: Mutex<BTreeMap<i64, usize>>,
 }
 
 impl Hooks for ScaleHooks {
@@ -154,6 +183,10 @@ impl Hooks for ScaleHooks {
         *self.calls.lock().unwrap().entry((dep, call.operation)).or_default() += 1;
         if let Some(id) = call.secret_of {
             *self.secret_calls.lock().unwrap().entry(id).or_default() += 1;
+        }
+        if call.dependency == Dependency::SecretsManager {
+            let second = self.clock.ms().div_euclid(1000);
+            *self.secret_calls_per_second.lock().unwrap().entry(second).or_default() += 1;
         }
         let fails = self
             .conditions
@@ -217,9 +250,15 @@ impl ScaleWorld {
             enabled: AtomicBool::new(false),
             secret_calls: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(BTreeMap::new()),
+            secret_calls_per_second: Mutex::new(BTreeMap::new()),
         });
-        let memory = Memory::new(hooks.clone(), clock.clone(), "scale/");
-        let app = memory.app(Settings::from_lookup(|_| None));
+        let scale_clock = Arc::new(ScaleClock {
+            clock: clock.clone(),
+            timers: timers.clone(),
+        });
+        let memory = Memory::new(hooks.clone(), scale_clock, "scale/");
+        // As the sweeper function runs it: Secrets Manager held to its rate cap.
+        let app = shared::sweeper::with_secret_rate_cap(memory.app(Settings::from_lookup(|_| None)));
         let world = ScaleWorld {
             app,
             memory,

@@ -1,22 +1,23 @@
 //! One simulated run: the world, the clients working through their plan, the scheduler,
 //! and the two quiescence checks at the end.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use lambda_http::RequestExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use shared::config::{FingerprintKey, Settings};
-use shared::domain::api_key::Scope;
-use shared::domain::ids::EntityId;
-use shared::memory::Memory;
-use shared::ports::{GUARD_GRACE_SECONDS, OUTBOX_GRACE_SECONDS};
+use shared::domain::api_key::{KeyId, Scope};
+use shared::domain::ids::{ConnectorId, EntityId};
+use shared::memory::{Memory, State};
+use shared::ports::{SecretRef, GUARD_GRACE_SECONDS, OUTBOX_GRACE_SECONDS};
 use shared::service::SweepBudget;
 use shared::App;
 
-use crate::check::{self, Answer, Model, Seen, Submission};
+use crate::check::{self, Answer, Model, Promise, Revoked, Seen, Submission};
 use crate::exec::{run_to_end, step, BoxedTask, Scheduled, SimClock, SimHooks};
 use crate::plan::{Action, Op, REQUIRED_KEY, TENANTS, TYPES};
 use crate::{Options, Outcome};
@@ -25,6 +26,12 @@ const PREFIX: &str = "sim/";
 /// A request past this is dead (the function's timeout).
 pub(crate) const DEADLINE_MS: i64 = 10_000;
 const MAX_IN_FLIGHT: usize = 6;
+/// Lambda containers serving the requests, each with its own key cache.
+const CONTAINERS: usize = 3;
+/// How often a scheduled run during a clock jump overlaps another.
+const OVERLAPPING_RUN_RATE: f64 = 0.3;
+/// How often a client whose key was revoked presents the old one.
+const STALE_KEY_RATE: f64 = 0.15;
 
 struct Reply {
     status: u16,
@@ -39,23 +46,40 @@ struct Running {
     op: Op,
     attempt: u8,
     started_ms: i64,
+    container: usize,
+    /// Another request on this connector, a retry of one, or a sweep ran meanwhile.
+    overlapped: bool,
+    /// The connector the request found when it started (what a 204 removed).
+    found: Option<SecretRef>,
+    /// The revoked key it presented (an index into `revoked`).
+    revoked_key: Option<usize>,
+}
+
+/// A tenant's current key of one mode.
+#[derive(Clone)]
+struct Key {
+    plaintext: String,
+    id: KeyId,
 }
 
 struct World {
-    app: Arc<App>,
+    /// The containers; sweeps run in the first.
+    apps: Vec<Arc<App>>,
     memory: Memory,
     clock: Arc<SimClock>,
     hooks: Arc<crate::exec::SimHooks>,
     rng: ChaCha8Rng,
     entities: Vec<String>,
     /// Per tenant: (test key, live key).
-    keys: Vec<(String, String)>,
+    keys: Vec<(Key, Key)>,
+    revoked: Vec<Revoked>,
     model: Model,
     outcome: Outcome,
     trace: bool,
 }
 
 pub fn run(seed: u64, plan: &[Op], options: &Options) -> Outcome {
+    shared::planted::plant(options.plant);
     let clock = Arc::new(SimClock::new(1_700_000_000_000));
     let hooks = SimHooks::new(seed, options.rates);
     hooks.logging.store(options.trace, Ordering::Relaxed);
@@ -65,30 +89,28 @@ pub fn run(seed: u64, plan: &[Op], options: &Options) -> Outcome {
         fingerprint_key: FingerprintKey::Local(format!("sim-{seed}")),
         ..Settings::from_lookup(|_| None)
     };
-    let app = Arc::new(memory.app(settings));
+    let apps: Vec<Arc<App>> = (0..CONTAINERS)
+        .map(|_| Arc::new(memory.app(settings.clone())))
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     hooks.enabled.store(false, Ordering::Relaxed);
     let mut entities = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..TENANTS {
         let entity = EntityId::from(uuid::Uuid::from_u128(rng.random()));
-        let key = |live| {
-            let scopes = Scope::ALL.iter().copied().collect();
-            let issued = run_to_end(Box::pin(shared::admin::create_key(&app, entity, scopes, live, None)));
-            issued.expect("keys are created without faults").plaintext
-        };
-        keys.push((key(false), key(true)));
+        keys.push((new_key(&apps[0], entity, false), new_key(&apps[0], entity, true)));
         entities.push(entity.to_string());
     }
     hooks.enabled.store(true, Ordering::Relaxed);
     let mut world = World {
-        app,
+        apps,
         memory,
         clock,
         hooks,
         rng,
         entities,
         keys,
+        revoked: Vec::new(),
         model: Model::default(),
         outcome: Outcome::default(),
         trace: options.trace,
@@ -98,6 +120,43 @@ pub fn run(seed: u64, plan: &[Op], options: &Options) -> Outcome {
     let mut outcome = world.outcome;
     outcome.faults = world.hooks.counts.lock().unwrap().clone();
     outcome
+}
+
+/// Marks requests that overlap: any two while a sweep runs, and two writes on one
+/// connector (tenant and type).
+fn mark_overlaps(running: &mut [Running]) {
+    let touches = |r: &Running| (r.op.is_write() || r.op.action == Action::Sweep).then_some((r.op.tenant, r.op.ty));
+    let sweeping = running.iter().any(|r| r.op.action == Action::Sweep);
+    for i in 0..running.len() {
+        let Some(mine) = touches(&running[i]) else { continue };
+        let shared = running
+            .iter()
+            .enumerate()
+            .any(|(j, other)| j != i && other.op.is_write() && touches(other) == Some(mine));
+        if sweeping || shared {
+            running[i].overlapped = true;
+        }
+    }
+}
+
+/// Connectors with an item the sweeper has not finished: an outbox record or guard
+/// still there, or an expiry backed off.
+fn backed_off(state: &State) -> BTreeSet<ConnectorId> {
+    let records = state.outbox.values().map(|(_, r)| r.connector_id);
+    let guards = state.guards.values().map(|(_, g)| g.secret.connector_id);
+    let expiries = state.rows.values().filter(|r| r.retry_at.is_some()).map(|r| r.row.id);
+    records.chain(guards).chain(expiries).collect()
+}
+
+/// A key holding every scope (an admin action: no faults are drawn meanwhile).
+fn new_key(app: &App, entity: EntityId, live: bool) -> Key {
+    let scopes = Scope::ALL.iter().copied().collect();
+    let issued = run_to_end(Box::pin(shared::admin::create_key(app, entity, scopes, live, None)))
+        .expect("keys are created without faults");
+    Key {
+        plaintext: issued.plaintext,
+        id: issued.record.key_id,
+    }
 }
 
 impl World {
@@ -125,23 +184,28 @@ impl World {
             // Arrivals: a retry or the next planned operation.
             if running.len() < MAX_IN_FLIGHT && (idle || self.rng.random_bool(0.35)) {
                 if let Some((index, op, attempt)) = retries.pop_front().filter(|_| self.rng.random_bool(0.5)) {
-                    running.push(self.start(index, op, attempt));
+                    let started = self.start(index, op, attempt);
+                    running.push(started);
                 } else if next < plan.len() {
                     let op = plan[next];
                     match op.action {
                         Action::Jump(seconds) => self.jump(seconds, &mut running, &mut retries),
+                        Action::RevokeKey => self.revoke(op),
                         _ => {
                             let sweeping = running.iter().any(|r| r.op.action == Action::Sweep);
                             if op.action == Action::Sweep && sweeping {
                                 self.outcome.overlapping_sweeps += 1;
                             }
-                            running.push(self.start(next, op, 0));
+                            let started = self.start(next, op, 0);
+                            running.push(started);
                         }
                     }
                     next += 1;
                 } else if let Some((index, op, attempt)) = retries.pop_front() {
-                    running.push(self.start(index, op, attempt));
+                    let started = self.start(index, op, attempt);
+                    running.push(started);
                 }
+                mark_overlaps(&mut running);
             }
             let tick = self.rng.random_range(0..400);
             self.advance_ms(tick);
@@ -194,7 +258,12 @@ impl World {
             self.advance_ms(hop * 1000);
             self.kill_overdue(running, retries);
             if hop == 3600 || left == 0 {
-                self.sweep();
+                running.iter_mut().for_each(|r| r.overlapped = true);
+                if self.rng.random_bool(OVERLAPPING_RUN_RATE) {
+                    self.overlapping_sweeps();
+                } else {
+                    self.sweep();
+                }
             }
         }
     }
@@ -202,7 +271,18 @@ impl World {
     fn start(&mut self, index: usize, op: Op, attempt: u8) -> Running {
         self.outcome.operations += 1;
         let started_ms = self.clock.ms();
-        let app = self.app.clone();
+        let container = if op.action == Action::Sweep {
+            0
+        } else {
+            self.rng.random_range(0..CONTAINERS)
+        };
+        let app = self.apps[container].clone();
+        let entity: EntityId = self.entities[op.tenant as usize].parse().expect("an entity id");
+        let found = self.memory.state.lock().unwrap().rows.values().find_map(|stored| {
+            let row = &stored.row;
+            (row.entity_id == entity && row.connector_type.as_str() == TYPES[op.ty as usize]).then(|| row.secret_ref())
+        });
+        let mut revoked_key = None;
         let task: BoxedTask<'static, Option<Reply>> = if op.action == Action::Sweep {
             // Cut at the same deadline as requests (`kill_overdue`), and told so.
             let budget = SweepBudget::until(started_ms + DEADLINE_MS);
@@ -211,7 +291,8 @@ impl World {
                 None
             })
         } else {
-            let req = self.request(index, &op);
+            revoked_key = self.stale_key(&op);
+            let req = self.request(index, &op, revoked_key, started_ms);
             if let Some(k) = op.idem.filter(|_| op.is_write()) {
                 self.model
                     .key_starts
@@ -236,7 +317,50 @@ impl World {
             op,
             attempt,
             started_ms,
+            container,
+            overlapped: false,
+            found,
+            revoked_key,
         }
+    }
+
+    /// Sometimes a client still presents its tenant's last revoked key of that mode.
+    fn stale_key(&mut self, op: &Op) -> Option<usize> {
+        let last = self
+            .revoked
+            .iter()
+            .rposition(|r| r.tenant == op.tenant && r.live == op.live)?;
+        self.rng.random_bool(STALE_KEY_RATE).then_some(last)
+    }
+
+    /// Revokes the tenant's key of `op`'s mode through a drawn container and issues a
+    /// new one (admin actions: no faults meanwhile).
+    fn revoke(&mut self, op: Op) {
+        let container = self.rng.random_range(0..CONTAINERS);
+        let app = self.apps[container].clone();
+        let entity: EntityId = self.entities[op.tenant as usize].parse().expect("an entity id");
+        let slot = &mut self.keys[op.tenant as usize];
+        let current = if op.live { &mut slot.1 } else { &mut slot.0 };
+        let old = current.clone();
+        self.hooks.enabled.store(false, Ordering::Relaxed);
+        let revoked = run_to_end(Box::pin(shared::admin::revoke_key(&app, &old.id)));
+        *current = new_key(&app, entity, op.live);
+        self.hooks.enabled.store(true, Ordering::Relaxed);
+        assert_eq!(revoked.ok(), Some(true), "the key exists and its revocation is stored");
+        let at_ms = self.clock.ms();
+        self.revoked.push(Revoked {
+            key: old.plaintext,
+            tenant: op.tenant,
+            live: op.live,
+            at_ms,
+            container,
+        });
+        self.note(|| {
+            format!(
+                "key of tenant {} (live: {}) revoked through container {container}",
+                op.tenant, op.live
+            )
+        });
     }
 
     fn credential_value(index: usize) -> String {
@@ -259,7 +383,7 @@ impl World {
         }
     }
 
-    fn request(&self, index: usize, op: &Op) -> lambda_http::Request {
+    fn request(&self, index: usize, op: &Op, revoked_key: Option<usize>, started_ms: i64) -> lambda_http::Request {
         let ty = TYPES[op.ty as usize];
         let target = match op.action {
             Action::DisconnectById => self
@@ -314,7 +438,7 @@ impl World {
                 }
                 ("POST", format!("{ty}/sync-reports"), Some(body))
             }
-            Action::Sweep | Action::Jump(_) => unreachable!("not a request"),
+            Action::Sweep | Action::Jump(_) | Action::RevokeKey => unreachable!("not a request"),
         };
         let path = if path.starts_with('?') {
             format!("/v1/integrations{path}")
@@ -322,7 +446,11 @@ impl World {
             format!("/v1/integrations/{path}")
         };
         let (test, live) = &self.keys[op.tenant as usize];
-        let key = if op.live { live } else { test };
+        let key = match revoked_key {
+            Some(r) => &self.revoked[r].key,
+            None if op.live => &live.plaintext,
+            None => &test.plaintext,
+        };
         let mut builder = lambda_http::http::Request::builder()
             .method(method)
             .uri(format!("https://api.sim{path}"))
@@ -337,13 +465,24 @@ impl World {
             }
             None => lambda_http::Body::Empty,
         };
-        builder.body(body).expect("a valid request")
+        // The function's deadline, as Lambda hands it over: the request cuts itself short
+        // (503) before it, on the simulated clock.
+        let mut context = lambda_http::Context::default();
+        context.deadline = u64::try_from(started_ms + DEADLINE_MS).expect("a positive deadline");
+        builder
+            .body(body)
+            .expect("a valid request")
+            .with_lambda_context(context)
     }
 
     fn killed(&mut self, dead: Running, retries: &mut VecDeque<(usize, Op, u8)>, why: &str) {
         self.hooks.counts.lock().unwrap().killed += 1;
         self.note(|| format!("#{}.{} {why}", dead.index, dead.attempt));
         self.record_credentials(&dead, Answer::Unknown);
+        if let Some(k) = dead.op.idem.filter(|_| dead.op.is_write()) {
+            let scope = (dead.op.tenant, dead.op.live, k);
+            self.model.key_unseen.entry(scope).or_default().push(dead.started_ms);
+        }
         if dead.op.is_request() && dead.attempt < dead.op.retries {
             retries.push_back((dead.index, dead.op, dead.attempt + 1));
         }
@@ -373,6 +512,27 @@ impl World {
             body: &reply.body,
         };
         check::answer(&mut self.model, &seen, &mut self.outcome.violations);
+        let ran_out = reply.body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("ran out of time"));
+        self.outcome.deadline_cuts += u64::from(reply.status == 503 && ran_out);
+        self.outcome.revoked_key_requests += u64::from(done.revoked_key.is_some());
+        if let Some(r) = done.revoked_key {
+            check::revoked_key(
+                &self.revoked[r],
+                done.container,
+                done.started_ms,
+                reply.status,
+                &mut self.outcome.violations,
+            );
+        }
+        if !done.overlapped && !reply.replayed {
+            if let Some((secret, promise)) = self.promise(&done, &reply) {
+                self.outcome.answers_checked += 1;
+                let state = self.memory.state.lock().unwrap();
+                check::at_answer(&state, PREFIX, secret, &promise, &mut self.outcome.violations);
+            }
+        }
         if let Some(id) = reply.body["data"]["id"].as_str() {
             self.model.last_id.insert((op.tenant, op.ty), id.to_string());
         }
@@ -404,9 +564,32 @@ impl World {
             .push(submission);
     }
 
+    /// Two scheduled runs at once (a retried run overlapping the next one), interleaved
+    /// call by call in an order the seed draws: what invariant 8 is about.
+    fn overlapping_sweeps(&mut self) {
+        self.outcome.overlapping_sweeps += 1;
+        let budget = SweepBudget::seconds_from(self.clock.ms(), 60);
+        let (a, b) = (self.apps[0].clone(), self.apps[1 % CONTAINERS].clone());
+        let mut runs: Vec<BoxedTask<'static, ()>> = vec![
+            Box::pin(async move {
+                let _ = a.service.sweep(budget).await;
+            }),
+            Box::pin(async move {
+                let _ = b.service.sweep(budget).await;
+            }),
+        ];
+        while !runs.is_empty() {
+            let pick = self.rng.random_range(0..runs.len());
+            if step(&mut runs[pick]).is_some() {
+                drop(runs.swap_remove(pick));
+            }
+        }
+        self.note(|| "two overlapping sweeps done".to_string());
+    }
+
     /// A whole scheduled run (the clock stands still meanwhile), with the template's 60 s.
     fn sweep(&mut self) {
-        let app = self.app.clone();
+        let app = self.apps[0].clone();
         let budget = SweepBudget::seconds_from(self.clock.ms(), 60);
         let report = run_to_end(Box::pin(async move { app.service.sweep(budget).await }));
         self.note(|| format!("whole sweep {report:?}"));
@@ -426,26 +609,62 @@ impl World {
         });
     }
 
+    /// Invariants 1–3; with `first_sweep`, over the connectors nothing waits for.
+    fn check_settled(&mut self, first_sweep: bool) {
+        let state = self.memory.state.lock().unwrap();
+        let waiting = if first_sweep {
+            backed_off(&state)
+        } else {
+            BTreeSet::new()
+        };
+        check::settled(
+            &state,
+            &self.model,
+            &self.entities,
+            PREFIX,
+            &waiting,
+            &mut self.outcome.violations,
+        );
+    }
+
+    /// What a 2xx answer promises about the secret (invariant 9), and of which connector.
+    fn promise(&self, done: &Running, reply: &Reply) -> Option<(SecretRef, Promise)> {
+        if !(200..300).contains(&reply.status) {
+            return None;
+        }
+        let data = &reply.body["data"];
+        let answered = || {
+            Some(SecretRef {
+                entity_id: data["entity_id"].as_str()?.parse().ok()?,
+                connector_id: data["id"].as_str()?.parse().ok()?,
+                connector_type: shared::domain::catalog::ConnectorType::parse(data["connector_type"].as_str()?).ok()?,
+            })
+        };
+        let promise = match done.op.action {
+            Action::Connect { .. } | Action::Restore | Action::SetActive(true) => Promise::Readable,
+            Action::Credentials => Promise::Holds(Self::credential_value(done.index)),
+            Action::Disconnect | Action::DisconnectById | Action::SetActive(false) => Promise::Scheduled,
+            Action::Purge => return done.found.map(|found| (found, Promise::Unreadable)),
+            _ => return None,
+        };
+        Some((answered()?, promise))
+    }
+
     /// Quiescence: faults off; the sweeper runs past every grace period and back-off,
     /// then past every window, TTL and Secrets Manager deadline.
     fn settle(&mut self) {
         self.hooks.enabled.store(false, Ordering::Relaxed);
+        // One sweep once the grace periods have passed: everything the sweeper did not
+        // back off before the faults stopped agrees with its row.
         self.advance(OUTBOX_GRACE_SECONDS.max(GUARD_GRACE_SECONDS) + 1);
-        for _ in 0..3 {
-            self.sweep();
-            self.advance(3601);
-        }
         self.sweep();
-        {
-            let state = self.memory.state.lock().unwrap();
-            check::settled(
-                &state,
-                &self.model,
-                &self.entities,
-                PREFIX,
-                &mut self.outcome.violations,
-            );
+        self.check_settled(true);
+        // Then past every back-off (an hour at most): everything agrees.
+        for _ in 0..3 {
+            self.advance(3601);
+            self.sweep();
         }
+        self.check_settled(false);
         // The schedule keeps running (here: every 6 hours) while every window, TTL and
         // Secrets Manager deadline passes.
         for _ in 0..4 * 12 {

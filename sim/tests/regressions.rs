@@ -2,7 +2,7 @@
 //! the simulator's own guarantees (the same seed gives the same run).
 
 use sim::plan::Action;
-use sim::{plan_for, run, Options};
+use sim::{plan_for, run, Defect, Options};
 
 #[test]
 fn a_run_is_a_function_of_its_seed_and_plan() {
@@ -37,4 +37,34 @@ fn sweeps_overlap_each_other_in_the_simulated_runs() {
         .map(|seed| run(seed, &plan_for(seed, 500), &Options::default()).overlapping_sweeps)
         .sum();
     assert!(overlapping > 0, "no sweep ever overlapped another");
+}
+
+#[test]
+fn a_restore_that_leaves_its_secret_scheduled_is_found_at_answer_time() {
+    // The issue's planted defect: `commit_reactivation` without the restore before its
+    // commit and the `FollowRow` after. Before the answer-time invariant, 200,000
+    // operations found nothing: the guard repaired it 15 minutes later.
+    let options = Options {
+        plant: Some(Defect::RestoreWithoutSecret),
+        ..Options::default()
+    };
+    let outcome = run(1, &plan_for(1, 2_000), &options);
+    assert!(
+        outcome.violations.iter().any(|v| v.starts_with("9: answered Readable")),
+        "{:?}",
+        outcome.violations
+    );
+    assert!(run(1, &plan_for(1, 2_000), &Options::default()).violations.is_empty());
+}
+
+#[test]
+fn a_credentials_put_never_overwrites_a_connector_connected_after_a_purge() {
+    // Seed 122 of the 1,000,000-operation run of 2026-12-02: a credentials PUT read
+    // connector A (version 1); a permanent delete removed A and a connect created B
+    // (version 1) under the same key; the PUT's commit, conditioned on the version only,
+    // replaced B by A claiming credentials whose secret the purge had deleted (1/2: "claims
+    // credentials but has no secret"), and B, answered 201, was gone. Writes are now
+    // conditioned on the connector's id too.
+    let outcome = run(122, &plan_for(122, 2_000), &Options::default());
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
 }

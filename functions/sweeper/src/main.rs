@@ -9,7 +9,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let app = shared::App::from_env().await;
+    let app = shared::sweeper::with_secret_rate_cap(shared::App::from_env().await);
     lambda_runtime::run(lambda_runtime::service_fn(|event: LambdaEvent<Value>| {
         shared::sweeper::run(&app, shared::sweeper::Invocation::from(&event.context))
     }))

@@ -114,6 +114,9 @@ fn stage_moved_meanwhile<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>)
 
 /// `{prefix}{entity_id}/{connector_id}`.
 pub fn secret_name(prefix: &str, secret: &SecretRef) -> String {
+    if crate::planted::on(crate::planted::Defect::SecretsNamedByType) {
+        return format!("{prefix}{}/{}", secret.entity_id, secret.connector_type);
+    }
     format!("{prefix}{}/{}", secret.entity_id, secret.connector_id)
 }
 

@@ -614,8 +614,10 @@ mod tests {
     }
 
     #[test]
-    fn near_misses_cost_little() {
-        // Every word a near miss of some format: linear, not quadratic, in the text.
+    fn near_misses_are_not_secrets() {
+        // Every word a near miss of some format, over a whole 64 KiB body. How long the
+        // scan takes is not asserted here (`make test` asserts no wall time); a scan that
+        // turned quadratic would show as this test's own run time.
         for unit in [
             "sk-sk",
             "eyJ-",
@@ -626,13 +628,7 @@ mod tests {
             "-----BEGIN X-",
         ] {
             let text = unit.repeat(65_536 / unit.len());
-            let started = std::time::Instant::now();
             assert_eq!(find(&text), None, "{unit}");
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(2),
-                "{unit}: {:?}",
-                started.elapsed()
-            );
         }
     }
 

@@ -21,6 +21,7 @@ use crate::domain::edits::{parse_edits, BodyKind};
 use crate::domain::error::ApiError;
 use crate::domain::versions::versions_view;
 use crate::domain::view::project;
+use crate::planted::{self, Defect};
 use crate::ports::{DependencyError, HeldClaim, IdempotencyClaim, IdempotencyScope};
 use crate::service::{parse_connector_type, CommitWitness, ConnectorRef, KeyClaim, Outcome};
 use crate::{telemetry, App};
@@ -202,11 +203,13 @@ async fn serve(
         _ => None,
     };
     let Some(key) = idempotency_key else {
-        let (status, body) = within_budget(
-            req,
-            Box::pin(run(app, operation, &principal, segment, params, permanent, req)),
-        )
-        .await?;
+        let witness = CommitWitness::default();
+        // Boxed (here and below): the operations' futures are large, and a debug build's
+        // test threads have 2 MiB of stack.
+        let work = Box::pin(run(app, operation, &principal, segment, params, permanent, req));
+        let result = within_budget(app, req, witness.watch(work)).await;
+        settle_if_cut(app, req, &result, &witness).await;
+        let (status, body) = result?;
         return Ok((respond(status, body.as_ref(), request_id), operation));
     };
     let fingerprint_key = match fingerprint_key {
@@ -233,7 +236,7 @@ async fn serve(
             // The first request committed but did not finish the secret work after it:
             // finish it first, so that the replayed answer is true of the secret too.
             if let Some(follow_up) = follow_up {
-                within_budget(req, app.service.follow_up(follow_up)).await?;
+                within_budget(app, req, app.service.follow_up(follow_up)).await?;
             }
             let body: Option<Value> = serde_json::from_str(&body).ok();
             let mut response = respond(status, body.as_ref(), request_id);
@@ -256,10 +259,9 @@ async fn serve(
                 key: key.to_string(),
                 token: token.clone(),
             });
-            // Boxed (here and above): the operations' futures are large, and a debug
-            // build's test threads have 2 MiB of stack.
             let work = Box::pin(run(app, operation, &principal, segment, params, permanent, req));
-            let result = within_budget(req, witness.watch(work)).await;
+            let result = within_budget(app, req, witness.watch(work)).await;
+            settle_if_cut(app, req, &result, &witness).await;
             // A committed write stored the key's answer in its own transaction (with the
             // secret work a replay redoes first). A success stores its answer here, with
             // no follow-up left: the secret work is done. An error after the commit (the
@@ -290,13 +292,12 @@ async fn serve(
             // Held to the deadline too: a request cut short because DynamoDB stalls would
             // otherwise stall here as well and be killed before it answers. A claim left
             // behind is freed by its lease.
-            let saved = match time_left(req, SEND_MARGIN) {
-                Some(left) => tokio::time::timeout(left, bookkeeping).await.unwrap_or_else(|_| {
+            let saved = by(app, deadline_less(req, SEND_MARGIN), bookkeeping)
+                .await
+                .unwrap_or_else(|| {
                     tracing::warn!("idempotency record not updated before the deadline; its lease frees the key");
                     Ok(())
-                }),
-                None => bookkeeping.await,
-            };
+                });
             if let Err(e) = saved {
                 tracing::warn!(failure = %e, "idempotency record not updated");
             }
@@ -336,42 +337,75 @@ fn permanent_flag(params: &HashMap<String, String>) -> Result<bool, ApiError> {
 /// Idempotency-Key claim) after the operation is cut short.
 const ANSWER_MARGIN: Duration = Duration::from_millis(1500);
 
+/// Time kept back from the deadline when a cut operation's secret work is settled
+/// ([`settle_if_cut`]): what remains is the bookkeeping's.
+const SETTLE_MARGIN: Duration = Duration::from_millis(750);
+
 /// Time kept back from the deadline to hand the answer to the runtime: what the
 /// Idempotency-Key bookkeeping after the operation may not eat into.
 const SEND_MARGIN: Duration = Duration::from_millis(250);
 
-/// How long the operation may run: until the Lambda invocation's deadline less
-/// [`ANSWER_MARGIN`], so that a stalled AWS call ends in a 503 with the envelope instead
-/// of Lambda killing the request mid-way. No deadline outside Lambda (the dev server).
-fn time_budget(req: &Request) -> Option<Duration> {
-    time_left(req, ANSWER_MARGIN)
+/// The moment `margin` before the Lambda invocation's deadline (epoch milliseconds);
+/// `None` without one (the dev server, a context built by hand in tests).
+fn deadline_less(req: &Request, margin: Duration) -> Option<i64> {
+    let deadline_ms = i64::try_from(req.lambda_context_ref()?.deadline).ok()?;
+    if deadline_ms == 0 {
+        return None;
+    }
+    Some(deadline_ms.saturating_sub(margin.as_millis() as i64))
 }
 
-/// The time until the Lambda invocation's deadline less `margin`; `None` without one.
-fn time_left(req: &Request, margin: Duration) -> Option<Duration> {
-    let deadline_ms = req.lambda_context_ref()?.deadline;
-    if deadline_ms == 0 {
-        return None; // a context built by hand (tests), not by the runtime
+/// `work`'s output, or `None` if the app's clock reaches `until_ms` first (the future is
+/// then dropped where it stands; the timer is looked at first, so a call still waiting
+/// when the time is up is not made). The clock's timer, not tokio's: the simulator's
+/// executor runs this path on its own clock.
+async fn by<T>(app: &App, until_ms: Option<i64>, work: impl Future<Output = T>) -> Option<T> {
+    // On the heap: an operation's future is large, and a debug build's test threads have
+    // 2 MiB of stack.
+    let work = Box::pin(work);
+    let Some(until_ms) = until_ms else {
+        return Some(work.await);
+    };
+    match futures::future::select(app.service.clock.sleep_until_ms(until_ms), work).await {
+        futures::future::Either::Left(_) => None,
+        futures::future::Either::Right((out, _)) => Some(out),
     }
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(left.saturating_sub(margin))
 }
 
 /// Runs `work` (one operation: `None` as body means an empty response, 204; or a
-/// replay's follow-up) within the request's time budget. Cut short, it is a 503: whatever
-/// it did is safe to leave half-done (the outbox and the sweeper finish it; the operations
-/// are safe to repeat; a committed write's answer is already the key's).
+/// replay's follow-up) until the invocation's deadline less [`ANSWER_MARGIN`], so that a
+/// stalled AWS call ends in a 503 with the envelope instead of Lambda killing the
+/// request mid-way. Cut short, it is a 503: whatever it did is safe to leave half-done
+/// (the outbox and the sweeper finish it; the operations are safe to repeat; a committed
+/// write's answer is already the key's), and [`settle_if_cut`] finishes its secret step.
 async fn within_budget<T>(
+    app: &App,
     req: &Request,
-    work: impl std::future::Future<Output = Result<T, ApiError>>,
+    work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    match time_budget(req) {
-        Some(budget) => tokio::time::timeout(budget, work).await.unwrap_or_else(|_| {
+    by(app, deadline_less(req, ANSWER_MARGIN), work)
+        .await
+        .unwrap_or_else(|| {
             tracing::warn!("request cut short at its deadline");
             Err(ApiError::OutOfTime)
-        }),
-        None => work.await,
+        })
+}
+
+/// After a cut (503 at the deadline): the secret step the operation owed, in the time
+/// kept back for answering. A restore, re-connect or credentials write cut after
+/// reviving a disconnected connector's secret, and before its commit, would otherwise
+/// leave it readable until the sweeper reaches the guard; one cut after its commit
+/// would leave the secret behind its row until the outbox record is swept. What does
+/// not finish by [`SETTLE_MARGIN`] is left to those.
+async fn settle_if_cut<T>(app: &App, req: &Request, result: &Result<T, ApiError>, witness: &CommitWitness) {
+    if !matches!(result, Err(ApiError::OutOfTime)) || planted::on(Defect::NoSettleWhenCut) {
+        return;
+    }
+    let Some(owed) = witness.owed() else { return };
+    match by(app, deadline_less(req, SETTLE_MARGIN), app.service.follow_up(owed)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::warn!(code = e.code(), "a cut request's secret left for the sweeper"),
+        None => tracing::warn!("a cut request's secret not settled before the deadline; left for the sweeper"),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::domain::error::Dependency::DynamoDb;
 use crate::domain::ids::EntityId;
 use crate::domain::sync::SyncState;
 use crate::domain::time::Timestamp;
+use crate::planted::{self, Defect};
 use crate::ports::{
     ConnectorStore, Due, FollowUp, HeldClaim, IdempotencyClaim, IdempotencyScope, IdempotencyStore, KeyAnswer,
     KeyStore, LeaseClaim, OutboxRecord, SecretGuard, StoreError, DUE_SHARDS, IDEMPOTENCY_LEASE_SECONDS,
@@ -174,7 +175,7 @@ impl ConnectorStore for Memory {
         answer: Option<&KeyAnswer>,
     ) -> Result<(), StoreError> {
         self.call(DynamoDb, "TransactWriteItems", |s, now| {
-            let holds = version_is(s, row, row.version);
+            let holds = version_is(s, row, row.version) || planted::on(Defect::UnconditionalDelete);
             transact(s, now, records, answer, holds, |s| {
                 s.rows.remove(&key(row));
                 s.syncs.remove(&key(row));

@@ -6,8 +6,9 @@
 //! request's claim; the service's commit puts the answer into its transaction and notes
 //! the commit in the witness (a task-local, so the operations' signatures stay as they
 //! are). The witness is shared, so what was noted survives the future being dropped at
-//! the deadline. Outside a watched future (the sweeper, the simulator's direct calls),
-//! there is no claim and nothing is noted.
+//! the deadline. Every request is watched (a request without a key by a witness without
+//! a claim), so that one cut at its deadline knows the secret work it owes
+//! ([`CommitWitness::owed`]). Outside a watched future (the sweeper) nothing is noted.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::domain::connector::Connector;
 use crate::domain::view::project;
-use crate::ports::{FollowUp, IdempotencyScope, KeyAnswer};
+use crate::ports::{FollowUp, IdempotencyScope, KeyAnswer, SecretAction, SecretRef};
 
 tokio::task_local! {
     static WITNESS: Arc<Mutex<Watched>>;
@@ -34,6 +35,8 @@ pub struct KeyClaim {
 struct Watched {
     claim: Option<KeyClaim>,
     committed: Option<Committed>,
+    /// The secret the operation is about to restore or write before its commit.
+    touched: Option<SecretRef>,
 }
 
 /// A write the request committed.
@@ -71,7 +74,7 @@ impl CommitWitness {
     pub fn for_claim(claim: KeyClaim) -> Self {
         CommitWitness(Arc::new(Mutex::new(Watched {
             claim: Some(claim),
-            committed: None,
+            ..Watched::default()
         })))
     }
 
@@ -83,6 +86,21 @@ impl CommitWitness {
     /// The write `work` committed, if it got that far.
     pub fn committed(&self) -> Option<Committed> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).committed.clone()
+    }
+
+    /// The secret work still owed by a `work` that was cut short: its commit's
+    /// follow-up, or, before any commit, making a secret it restored or wrote follow its
+    /// row. `None` if it touched no secret.
+    pub fn owed(&self) -> Option<FollowUp> {
+        let watched = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (&watched.committed, watched.touched) {
+            (Some(committed), _) => Some(committed.follow_up),
+            (None, Some(secret)) => Some(FollowUp {
+                secret,
+                action: SecretAction::FollowRow,
+            }),
+            (None, None) => None,
+        }
     }
 }
 
@@ -102,6 +120,12 @@ pub(super) fn key_answer(committed: &Committed) -> Option<KeyAnswer> {
         body: body.as_ref().map(Value::to_string).unwrap_or_default(),
         follow_up: Some(committed.follow_up),
     })
+}
+
+/// Notes in the watching witness, if any, that the operation is about to restore or
+/// write `secret` ahead of its commit.
+pub(super) fn touching(secret: SecretRef) {
+    let _ = WITNESS.try_with(|w| w.lock().unwrap_or_else(|e| e.into_inner()).touched = Some(secret));
 }
 
 /// Notes a commit in the watching witness, if any.

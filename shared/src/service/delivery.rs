@@ -9,6 +9,7 @@
 use crate::domain::connector::Connector;
 use crate::domain::error::ApiError;
 use crate::domain::lifecycle::RECOVERY_WINDOW_DAYS;
+use crate::planted::{self, Defect};
 use crate::ports::{FollowUp, OutboxRecord, SecretAction, SecretError, SecretRef};
 
 use super::{lost_race, Failure, Service};
@@ -32,9 +33,11 @@ impl Service {
     /// active, scheduled for deletion while it is disconnected — starting from `known` (the
     /// row as just read) or a fresh read, and re-reads the row after acting, acting again
     /// if it moved meanwhile. Concurrent requests may each act on what they read; the last
-    /// to act has read the last state, so the secret ends up matching the row. A row that
-    /// is gone, or now belongs to another connector (another id), is not followed: purge
-    /// and expiry delete secrets explicitly, and the sweeper's guards catch the rest.
+    /// to act has read the last state, so the secret ends up matching the row. A
+    /// connector whose row is gone, or now belongs to another connector (another id), is
+    /// gone for good: its secret is scheduled for deletion (a credentials write that
+    /// landed after a permanent delete must not leave it readable), and purge, expiry or
+    /// the sweeper's guard deletes it for good.
     pub(super) async fn reconcile_secret(&self, secret: SecretRef, known: Option<Connector>) -> Result<(), ApiError> {
         let mut row = match known {
             Some(row) => Some(row),
@@ -42,6 +45,12 @@ impl Service {
         };
         for _ in 0..RECONCILE_ROUNDS {
             let own = row.as_ref().filter(|r| r.id == secret.connector_id);
+            if own.is_none() {
+                if !planted::on(Defect::GoneConnectorSecretKept) {
+                    self.vault.schedule_deletion(&secret, RECOVERY_WINDOW_DAYS).await?;
+                }
+                return Ok(());
+            }
             if !self.follow_row(own, None).await? {
                 return Ok(());
             }
@@ -62,7 +71,7 @@ impl Service {
     /// version made the one the row records (moved from `believed_current` if given).
     async fn follow_row(&self, row: Option<&Connector>, believed_current: Option<&str>) -> Result<bool, ApiError> {
         match row {
-            Some(r) if !r.is_active => {
+            Some(r) if !r.is_active && (r.has_secret() || !planted::on(Defect::ScheduleOnlyClaimedSecrets)) => {
                 self.vault
                     .schedule_deletion(&r.secret_ref(), RECOVERY_WINDOW_DAYS)
                     .await?
@@ -114,7 +123,8 @@ impl Service {
     }
 
     /// After a failed write that followed a secret restore or write: best-effort
-    /// reconciliation, so a disconnected row's credentials do not stay readable.
+    /// reconciliation, so a disconnected or removed connector's credentials do not stay
+    /// readable.
     pub(super) async fn settle_secret(&self, row: &Connector) {
         if let Err(e) = self.reconcile_secret(row.secret_ref(), None).await {
             tracing::warn!(code = e.code(), "secret left for the sweeper to reconcile");

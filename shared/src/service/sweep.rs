@@ -17,6 +17,7 @@ use futures::stream::{self, StreamExt};
 use crate::domain::connector::Connector;
 use crate::domain::error::ApiError;
 use crate::domain::time::Timestamp;
+use crate::planted::{self, Defect};
 use crate::ports::{retry_delay_seconds, OutboxRecord, SecretGuard, DUE_SHARDS, GUARD_GRACE_SECONDS};
 
 use super::{Failure, Service};
@@ -350,6 +351,7 @@ impl Service {
         let owned = own.is_some();
         match own {
             Some(row) => self.reconcile_secret(secret, Some(row)).await?,
+            None if planted::on(Defect::NoOrphanCleanup) => {}
             None => self.vault.force_delete(&secret).await?,
         }
         self.store.clear_guard(guard).await?;

@@ -8,6 +8,7 @@ use super::delivery::Known;
 use super::*;
 use crate::domain::sync;
 use crate::domain::versions::{initial_version, slot_label, CredentialVersion};
+use crate::planted::{self, Defect};
 use crate::ports::{FollowUp, SecretError};
 
 /// A credential version written to the secret, not yet committed.
@@ -125,12 +126,17 @@ impl Service {
         now: Timestamp,
     ) -> Result<(), Failure> {
         let has_secret = current.has_secret();
-        if has_secret {
+        let restores = has_secret && !planted::on(Defect::RestoreWithoutSecret);
+        if restores {
             let secret = current.secret_ref();
-            self.store.guard_secret(&SecretGuard::new(secret, now)).await?;
+            committed::touching(secret);
+            if !planted::on(Defect::NoGuardBeforeReactivation) {
+                self.store.guard_secret(&SecretGuard::new(secret, now)).await?;
+            }
             self.vault.restore(&secret).await?;
         }
-        let action = has_secret.then_some(SecretAction::FollowRow);
+        let follows = restores && !planted::on(Defect::NoFollowRowAfterReactivation);
+        let action = follows.then_some(SecretAction::FollowRow);
         let committed = self
             .commit(next, Some(current.version), events, principal, action, now)
             .await;
@@ -146,6 +152,9 @@ impl Service {
             let row = self.stored(principal, ConnectorRef::Type(connector_type)).await?;
             let now = self.clock.now();
             if row.is_active {
+                // Nothing to change; the secret is re-asserted readable, in case an
+                // earlier request stopped before its own secret step.
+                self.reconcile_secret(row.secret_ref(), Some(row.clone())).await?;
                 Ok(row)
             } else if row.is_expired(now) {
                 Err(ApiError::RecoveryWindowExpired.into())
@@ -176,6 +185,12 @@ impl Service {
                 .into());
             }
             let Some((next, events)) = lifecycle::edit(principal, &row, edits, now)? else {
+                // Nothing to change. Asked for a state the row is in already, the secret
+                // is re-asserted to match it, in case an earlier request (this one's
+                // first attempt, say) stopped before its secret step.
+                if edits.is_active.is_some() {
+                    self.reconcile_secret(row.secret_ref(), Some(row.clone())).await?;
+                }
                 return Ok(row);
             };
             if events.contains(&EventType::Restored) {
@@ -207,6 +222,8 @@ impl Service {
         // Existence first, so that credentials for an unknown connector are never stored.
         let existing = self.find(principal, ConnectorRef::Type(connector_type)).await?;
         let now = self.clock.now();
+        let secret = existing.secret_ref();
+        committed::touching(secret);
         // The guard first: if the row is gone by the time the sweeper looks (a permanent
         // delete raced us, or we are killed before our commit), the secret is deleted.
         self.store
@@ -429,8 +446,10 @@ impl Service {
     }
 
     /// `DELETE /v1/integrations/{connector}?permanent=true`: row and secret gone at once.
-    /// If the secret cannot be deleted right now, the outbox record keeps that duty and
-    /// the sweeper finishes it; the row is gone either way.
+    /// If the secret cannot be deleted right now, the answer is that failure (429/503),
+    /// not a 204 over a secret still readable: the row is gone either way, the outbox
+    /// record keeps the deletion for the sweeper, and a retry with the same
+    /// `Idempotency-Key` deletes the secret before it replays the 204.
     pub async fn purge(&self, principal: &Principal, r: ConnectorRef) -> Result<(), ApiError> {
         retry_lost_races(|_| async move {
             let row = self.find(principal, r).await?;
@@ -450,8 +469,10 @@ impl Service {
                 .delete(&row, std::slice::from_ref(&record), answer.as_ref())
                 .await?;
             committed::note(committed);
-            let _ = self.deliver(&record).await;
-            Ok(())
+            match self.deliver(&record).await {
+                Err(e) if !planted::on(Defect::PurgeIgnoresFailedDeletion) => Err(e.into()),
+                _ => Ok(()),
+            }
         })
         .await
     }

@@ -249,7 +249,12 @@ async fn a_purge_committed_then_cut_short_replays_204_and_deletes_the_secret() {
     assert_eq!(first.status, 503, "{}", first.raw);
     proxy.disarm();
     assert_eq!(h.as_key(&key).get("amazon").await.status, 404, "the delete committed");
-    assert_eq!(h.secrets_of(entity).await.len(), 1, "the secret is still there");
+    // Cut, the request still owed its commit's secret step: it ran it in the time kept
+    // back for answering (only the faulted call was held).
+    assert!(
+        h.secrets_of(entity).await.is_empty(),
+        "the cut request deleted the secret"
+    );
 
     let retry = caller().purge("amazon").await;
     assert_eq!((retry.status, retry.raw.as_str()), (204, ""), "{}", retry.raw);

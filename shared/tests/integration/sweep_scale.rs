@@ -17,7 +17,6 @@ use shared::domain::ids::EntityId;
 use shared::domain::lifecycle;
 use shared::ports::{Clock, OutboxRecord, SecretGuard, SecretRef, GUARD_GRACE_SECONDS};
 use shared::service::SweepBudget;
-use shared::sweeper::HARD_STOP_MARGIN_MS;
 use support::Harness;
 
 const UNRELATED: usize = 5_000;
@@ -190,12 +189,10 @@ async fn a_run_over_hundreds_of_due_items_of_every_kind_stops_at_its_deadline_ha
     assert!(summary.swept && r.budget_exhausted, "{r:?}");
     let started = r.expiries_attempted + r.outbox_attempted + r.guards_attempted;
     assert_eq!(r.left_for_next_run, 3 * PER_KIND - started, "the rest waits: {r:?}");
-    // Cut at the hard stop (8 s); metrics and the lease's release before the deadline.
-    assert!(
-        took >= std::time::Duration::from_millis(10_000 - HARD_STOP_MARGIN_MS as u64)
-            && took < std::time::Duration::from_millis(10_000),
-        "stopped at its hard stop, done by its deadline: {took:?}"
-    );
+    // When the cut comes (at the hard stop, the report and the lease's release before the
+    // deadline) is asserted without wall time: in paused time by
+    // `sweeper::tests::a_run_still_going_at_its_hard_stop_is_cut_there_and_reports`, and
+    // on the simulated clock by `sim/tests/sweep_scale.rs`.
     assert!(
         r.expiries_attempted > 0 && r.outbox_attempted > 0 && r.guards_attempted > 0,
         "every kind attempted: {r:?}"
