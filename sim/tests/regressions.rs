@@ -68,3 +68,16 @@ fn a_credentials_put_never_overwrites_a_connector_connected_after_a_purge() {
     let outcome = run(122, &plan_for(122, 2_000), &Options::default());
     assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
 }
+
+#[test]
+fn a_no_op_whose_answer_was_not_stored_is_not_given() {
+    // Seed 130 of the 1,000,000-operation run of 2026-12-02 (after the merge of credential
+    // versions, sync reports and the answer-time work): a disconnect of a disconnected
+    // connector with an `Idempotency-Key` committed nothing and answered 200, but storing
+    // its answer failed; once the lease passed, a retry with the key ran again after a
+    // restore and a new disconnect and answered another 200 (6: "replay … but the first
+    // answer was …"). Such a success is now a 503: the caller never sees an answer the key
+    // does not keep.
+    let outcome = run(130, &plan_for(130, 2_000), &Options::default());
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+}

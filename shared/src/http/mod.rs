@@ -292,14 +292,25 @@ async fn serve(
             // Held to the deadline too: a request cut short because DynamoDB stalls would
             // otherwise stall here as well and be killed before it answers. A claim left
             // behind is freed by its lease.
-            let saved = by(app, deadline_less(req, SEND_MARGIN), bookkeeping)
-                .await
-                .unwrap_or_else(|| {
+            let saved = by(app, deadline_less(req, SEND_MARGIN), bookkeeping).await;
+            let stored = match saved {
+                Some(Ok(())) => true,
+                Some(Err(e)) => {
+                    tracing::warn!(failure = %e, "idempotency record not updated");
+                    false
+                }
+                None => {
                     tracing::warn!("idempotency record not updated before the deadline; its lease frees the key");
-                    Ok(())
-                });
-            if let Err(e) = saved {
-                tracing::warn!(failure = %e, "idempotency record not updated");
+                    false
+                }
+            };
+            // A success that committed nothing (a no-op, a repeat) and whose answer could
+            // not be stored is not given: once the lease passes, a retry with the key runs
+            // again against whatever state is then, and may answer differently, so the
+            // caller must not have seen this answer as the key's. A 503 says "retry"; a
+            // committed success keeps the answer its transaction stored.
+            if !stored && result.is_ok() && witness.committed().is_none() {
+                return Err(ApiError::Unavailable(crate::domain::error::Dependency::DynamoDb));
             }
             let (status, body) = result?;
             Ok((respond(status, body.as_ref(), request_id), operation))
