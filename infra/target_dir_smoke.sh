@@ -49,7 +49,7 @@ echo "  make dev          stopped: nothing answers on $DEV_PORT (API) or $DEV_EM
 # ---- make simulate -------------------------------------------------------------------
 (cd "$SRC" && SIM_OPERATIONS=4000 exec make --no-print-directory simulate) >"$WORK/simulate.log" 2>&1 ||
   { cat "$WORK/simulate.log" >&2; fail "make simulate failed"; }
-summary=$(grep -E '^simulate: [0-9]+ operations, [0-9]+ seeds, 0 violations$' "$WORK/simulate.log") ||
+summary=$(grep -E '^simulate: [0-9]+ operations, [0-9]+ seeds, 0 violations( \([^)]*\))?$' "$WORK/simulate.log") ||
   { cat "$WORK/simulate.log" >&2; fail "make simulate printed no summary with 0 violations"; }
 echo "  make simulate     $summary"
 
