@@ -9,7 +9,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-functions=(get list update credentials connect disconnect restore)
+functions=(get list update credentials connect disconnect restore report)
 profile=release; flag=--release
 if [ "${1:-}" = --smoke ]; then
   profile=debug; flag=

@@ -11,7 +11,8 @@
 //! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-start median,
 //! `BENCH_MEMORY_SIZES` (default `128,256,512,1024`), `BENCH_BIN_DIR` (default: the
 //! harness's own directory, where cargo put the functions it built with it), `BENCH_ONLY` (comma-separated route names: get, list, update,
-//! credentials, connect, disconnect, restore, purge), `BENCH_LEVERS=0` to skip the levers.
+//! credentials, connect, disconnect, restore, purge, versions, rollback, sync-report),
+//! `BENCH_LEVERS=0` to skip the levers.
 
 mod cost;
 mod proxy;
@@ -155,7 +156,7 @@ impl World {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let (floor_entity, _) = ROUTES[0].prepare(&app, 1).await;
+        let floor_entity = ROUTES[0].prepare(&app, 1).await.entity;
         let mut floor_env = env.clone();
         floor_env.insert("FLOOR_TABLE".into(), config.table.clone());
         floor_env.insert("FLOOR_PK".into(), shared::aws::items::entity_pk(floor_entity));
@@ -199,9 +200,9 @@ impl World {
             floor.push(d);
             drop(f);
             self.proxy.settle().await;
-            let (_, key) = route.prepare(&self.app, 1).await;
+            let ready = route.prepare(&self.app, 1).await;
             let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
-            let (d, i, answer) = p.cold_first_answer(&route.event(0, &key)).await;
+            let (d, i, answer) = p.cold_first_answer(&route.event(0, &ready)).await;
             if answer["statusCode"] != route.status {
                 eprintln!("{} at {} MB, cold: {}", route.name, share.mb, answer["statusCode"]);
                 failures += 1;
@@ -222,11 +223,11 @@ impl World {
         let (cold_ms, floor_cold_ms, init_ms, mut failures) = self.cold(route, share, settings.cold_starts).await;
         let warm = if route.read { settings.iterations } else { WRITE_CALLS };
         self.proxy.settle().await;
-        let (_, key) = route.prepare(&self.app, warm + 1).await;
+        let ready = route.prepare(&self.app, warm + 1).await;
         let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
         let f = Process::spawn(&self.binary("floor-getitem"), "floor", share, &self.floor_env).await;
         // Call 0 of each warms the process; it is the cold call measured above.
-        p.invoke(&route.event(0, &key)).await;
+        p.invoke(&route.event(0, &ready)).await;
         f.invoke(&json!({})).await;
         let (mut lat, mut floor) = (Vec::new(), Vec::new());
         let mut tally = Tally::default();
@@ -234,7 +235,7 @@ impl World {
         let cpu_before = p.cpu_time();
         for call in 1..=warm {
             let before = self.proxy.tally();
-            let (d, answer) = p.invoke(&route.event(call, &key)).await;
+            let (d, answer) = p.invoke(&route.event(call, &ready)).await;
             if answer["statusCode"] != route.status {
                 eprintln!(
                     "{} at {} MB, warm call {call}: {}",
@@ -458,14 +459,14 @@ async fn levers(world: &World, dir: &Path) {
     let mut big_env = world.env.clone();
     big_env.insert("SSL_CERT_FILE".into(), big_roots.display().to_string());
     let get = &ROUTES[0];
-    let (_, key) = get.prepare(&world.app, 1).await;
+    let ready = get.prepare(&world.app, 1).await;
     let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         for (env, binary, event, out) in [
             (&world.floor_env, "floor-getitem", json!({}), &mut a),
             (&warm_up, "floor-getitem", json!({}), &mut b),
-            (&world.env, "get", get.event(0, &key), &mut c),
-            (&big_env, "get", get.event(0, &key), &mut d),
+            (&world.env, "get", get.event(0, &ready), &mut c),
+            (&big_env, "get", get.event(0, &ready), &mut d),
         ] {
             let p = Process::spawn(&world.binary(binary), binary, &share, env).await;
             out.push(p.cold_first_answer(&event).await.0);

@@ -15,6 +15,16 @@ pub enum Needs {
     Connected,
     /// Connected with credentials, then disconnected.
     Disconnected,
+    /// Connected, with two credential versions (a rollback has one to go back to).
+    TwoVersions,
+}
+
+/// A route's seeded entity: its key, and the credential versions of its `stripe` row
+/// (newest first; empty unless the route needs them).
+pub struct Prepared {
+    pub entity: EntityId,
+    pub key: String,
+    pub versions: Vec<String>,
 }
 
 pub struct Route {
@@ -28,7 +38,8 @@ pub struct Route {
     pub one_type_per_call: bool,
     pub suffix: &'static str,
     pub query: &'static str,
-    pub body: fn(usize) -> Option<Value>,
+    /// The body of the `call`-th call, given the seeded versions (newest first).
+    pub body: fn(usize, &[String]) -> Option<Value>,
     pub status: u16,
     pub needs: Needs,
     /// Reads are measured over `BENCH_ITERATIONS` warm calls; the others over one call per
@@ -53,11 +64,11 @@ pub const TYPES: [&str; 11] = [
 ];
 pub const WRITE_CALLS: usize = TYPES.len() - 1;
 
-fn none(_: usize) -> Option<Value> {
+fn none(_: usize, _: &[String]) -> Option<Value> {
     None
 }
 
-pub const ROUTES: [Route; 8] = [
+pub const ROUTES: [Route; 11] = [
     Route {
         name: "get",
         function: "get",
@@ -89,7 +100,7 @@ pub const ROUTES: [Route; 8] = [
         one_type_per_call: false,
         suffix: "",
         query: "",
-        body: |i| Some(json!({ "display_name": format!("n{i}") })),
+        body: |i, _| Some(json!({ "display_name": format!("n{i}") })),
         status: 200,
         needs: Needs::Connected,
         read: false,
@@ -101,7 +112,7 @@ pub const ROUTES: [Route; 8] = [
         one_type_per_call: false,
         suffix: "/credentials",
         query: "",
-        body: |i| Some(json!({ "credentials": { "secret_key": format!("sk_{i}") } })),
+        body: |i, _| Some(json!({ "credentials": { "secret_key": format!("sk_{i}") } })),
         status: 200,
         needs: Needs::Connected,
         read: false,
@@ -154,6 +165,52 @@ pub const ROUTES: [Route; 8] = [
         needs: Needs::Connected,
         read: false,
     },
+    // §1b. A read of the versions list (names only; the row's one query).
+    Route {
+        name: "versions",
+        function: "credentials",
+        method: "GET",
+        one_type_per_call: false,
+        suffix: "/credentials/versions",
+        query: "",
+        body: none,
+        status: 200,
+        needs: Needs::TwoVersions,
+        read: true,
+    },
+    // Each call makes the other of the two seeded versions current, so every call is a
+    // real rollback (the cold one goes back to the older), never the no-op.
+    Route {
+        name: "rollback",
+        function: "credentials",
+        method: "POST",
+        one_type_per_call: false,
+        suffix: "/credentials/rollback",
+        query: "",
+        body: |i, versions| Some(json!({ "version": versions[(i + 1) % versions.len()] })),
+        status: 200,
+        needs: Needs::TwoVersions,
+        read: false,
+    },
+    // Each call reports a failure with a new message, so every report changes the shown
+    // row and writes (a report that changes nothing writes nothing).
+    Route {
+        name: "sync-report",
+        function: "report",
+        method: "POST",
+        one_type_per_call: false,
+        suffix: "/sync-reports",
+        query: "",
+        body: |i, _| {
+            Some(json!({
+                "outcome": "failed",
+                "error": { "code": "upstream_unavailable", "message": format!("run {i}: upstream answered 502") },
+            }))
+        },
+        status: 200,
+        needs: Needs::Connected,
+        read: false,
+    },
 ];
 
 impl Route {
@@ -165,8 +222,8 @@ impl Route {
         }
     }
 
-    /// The API Gateway (HTTP API) event of the `call`-th call.
-    pub fn event(&self, call: usize, key: &str) -> Value {
+    /// The API Gateway (REST API) event of the `call`-th call.
+    pub fn event(&self, call: usize, ready: &Prepared) -> Value {
         let path = match self.name {
             "list" => "/v1/integrations".to_string(),
             _ => format!("/v1/integrations/{}{}", self.connector(call), self.suffix),
@@ -176,9 +233,9 @@ impl Route {
         } else {
             format!("{path}?{}", self.query)
         };
-        let body = (self.body)(call);
+        let body = (self.body)(call, &ready.versions);
         connectors_infra::api_gateway::ApiEvent::new(self.method, &path)
-            .key(key)
+            .key(&ready.key)
             .body(body.as_ref())
             .rest_api()
     }
@@ -186,7 +243,7 @@ impl Route {
     /// A fresh entity whose rows are ready for calls `0..calls`, and its key (all scopes).
     /// Seeding is not measured: when the emulator refuses a step (it does, now and then,
     /// under a long run), it starts over with another entity, three times at most.
-    pub async fn prepare(&self, app: &shared::App, calls: usize) -> (EntityId, String) {
+    pub async fn prepare(&self, app: &shared::App, calls: usize) -> Prepared {
         for attempt in 1..=3 {
             match self.try_prepare(app, calls).await {
                 Ok(ready) => return ready,
@@ -196,31 +253,43 @@ impl Route {
         panic!("seeding {} failed three times", self.name);
     }
 
-    async fn try_prepare(&self, app: &shared::App, calls: usize) -> Result<(EntityId, String), String> {
+    async fn try_prepare(&self, app: &shared::App, calls: usize) -> Result<Prepared, String> {
         let (entity, key) = new_key(app).await?;
         let types: std::collections::BTreeSet<&str> = (0..calls).map(|c| self.connector(c)).collect();
         for t in types {
             if self.needs != Needs::Nothing {
                 seed(app, &key, "POST", &format!("/v1/integrations/{t}"), None, 201).await?;
                 let entry = ConnectorType::parse(t).unwrap().entry();
-                let credentials: serde_json::Map<String, Value> =
-                    entry.required.iter().map(|k| (k.to_string(), json!("bench"))).collect();
-                let body = json!({ "credentials": credentials });
-                seed(
-                    app,
-                    &key,
-                    "PUT",
-                    &format!("/v1/integrations/{t}/credentials"),
-                    Some(body),
-                    200,
-                )
-                .await?;
+                let writes = if self.needs == Needs::TwoVersions { 2 } else { 1 };
+                for write in 0..writes {
+                    let credentials: serde_json::Map<String, Value> = entry
+                        .required
+                        .iter()
+                        .map(|k| (k.to_string(), json!(format!("bench-{write}"))))
+                        .collect();
+                    let body = json!({ "credentials": credentials });
+                    let path = format!("/v1/integrations/{t}/credentials");
+                    seed(app, &key, "PUT", &path, Some(body), 200).await?;
+                }
             }
             if self.needs == Needs::Disconnected {
                 seed(app, &key, "DELETE", &format!("/v1/integrations/{t}"), None, 200).await?;
             }
         }
-        Ok((entity, key))
+        let versions = match self.needs {
+            Needs::TwoVersions => {
+                let path = format!("/v1/integrations/{}/credentials/versions", self.connector(0));
+                let list = seed(app, &key, "GET", &path, None, 200).await?;
+                list["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["version"].as_str().map(str::to_string))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(Prepared { entity, key, versions })
     }
 }
 
@@ -234,7 +303,8 @@ pub async fn new_key(app: &shared::App) -> Result<(EntityId, String), String> {
     Ok((entity, key))
 }
 
-/// One request through the shared HTTP layer in this process (not measured).
+/// One request through the shared HTTP layer in this process (not measured); its JSON
+/// body (`null` when it has none).
 pub async fn seed(
     app: &shared::App,
     key: &str,
@@ -242,7 +312,7 @@ pub async fn seed(
     path: &str,
     body: Option<Value>,
     status: u16,
-) -> Result<(), String> {
+) -> Result<Value, String> {
     let mut b = lambda_http::http::Request::builder()
         .method(method)
         .uri(path)
@@ -254,9 +324,10 @@ pub async fn seed(
         }
         None => lambda_http::Body::Empty,
     };
-    let got = shared::http::handle(app, b.body(body).unwrap()).await.status();
+    let response = shared::http::handle(app, b.body(body).unwrap()).await;
+    let got = response.status();
     if got != status {
         return Err(format!("{method} {path}: {got}"));
     }
-    Ok(())
+    Ok(serde_json::from_slice(response.body()).unwrap_or(Value::Null))
 }
