@@ -118,7 +118,7 @@ impl SecretGuard {
         SecretGuard {
             secret,
             created_at: now,
-            write_id: uuid::Uuid::new_v4(),
+            write_id: crate::domain::ids::fresh_uuid(),
             retry_at: None,
         }
     }

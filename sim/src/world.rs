@@ -80,6 +80,8 @@ struct World {
 
 pub fn run(seed: u64, plan: &[Op], options: &Options) -> Outcome {
     shared::planted::plant(options.plant);
+    // The ids the service makes come from the seed too, so a seed replays exactly.
+    shared::domain::ids::seed_this_thread(Some(seed));
     let clock = Arc::new(SimClock::new(1_700_000_000_000));
     let hooks = SimHooks::new(seed, options.rates);
     hooks.logging.store(options.trace, Ordering::Relaxed);

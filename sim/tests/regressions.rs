@@ -12,6 +12,26 @@ fn a_run_is_a_function_of_its_seed_and_plan() {
     assert_eq!(a.faults, b.faults);
     assert_eq!(a.violations, b.violations);
     assert!(a.faults.calls > 0 && a.faults.killed + a.faults.throttled + a.faults.unavailable > 0);
+    // Call for call, with the same ids: the connector, event and version ids the service
+    // makes come from the seed (`seed_this_thread`), so a failing seed replays exactly.
+    let traced = Options {
+        trace: true,
+        ..Options::default()
+    };
+    let (a, b) = (run(7, &plan, &traced), run(7, &plan, &traced));
+    assert!(
+        a.trace
+            .iter()
+            .any(|line| line.contains("secretsmanager:") && line.contains('[')),
+        "the trace names the connector of each secret call"
+    );
+    let first_difference = a.trace.iter().zip(&b.trace).position(|(x, y)| x != y);
+    assert_eq!(
+        first_difference.map(|i| (&a.trace[i], &b.trace[i])),
+        None,
+        "the two runs part at this line"
+    );
+    assert_eq!(a.trace.len(), b.trace.len());
 }
 
 #[test]

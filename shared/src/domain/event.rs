@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::api_key::KeyId;
 use super::connector::Connector;
@@ -85,7 +84,7 @@ pub struct Event {
 impl Event {
     pub fn new(event_type: EventType, row: &Connector, actor: Option<&KeyId>, now: Timestamp) -> Event {
         Event {
-            id: format!("evt_{}", Uuid::new_v4().simple()),
+            id: format!("evt_{}", crate::domain::ids::fresh_uuid().simple()),
             event_type,
             created_at: now,
             api_version: API_VERSION,

@@ -16,11 +16,54 @@ pub struct EntityId(Uuid);
 #[serde(transparent)]
 pub struct ConnectorId(Uuid);
 
+/// A fresh random (version 4) UUID: every id the service makes comes from here. With the
+/// `seeded-ids` feature (the simulator's alone), a thread may draw them from a seeded
+/// generator instead ([`seed_this_thread`]), so that a simulator seed replays the same
+/// ids, and with them the same order of outbox records, versions and idempotency leases.
+pub fn fresh_uuid() -> Uuid {
+    #[cfg(feature = "seeded-ids")]
+    if let Some(id) = seeded::next() {
+        return id;
+    }
+    Uuid::new_v4()
+}
+
+#[cfg(feature = "seeded-ids")]
+pub use seeded::seed_this_thread;
+
+#[cfg(feature = "seeded-ids")]
+mod seeded {
+    use std::cell::RefCell;
+
+    use rand::rngs::StdRng;
+    use rand::{RngCore, SeedableRng};
+
+    thread_local! {
+        static IDS: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+    }
+
+    /// From now on this thread's ids come from `seed`; `None` returns it to the system's
+    /// randomness.
+    pub fn seed_this_thread(seed: Option<u64>) {
+        IDS.with(|ids| *ids.borrow_mut() = seed.map(StdRng::seed_from_u64));
+    }
+
+    pub(super) fn next() -> Option<uuid::Uuid> {
+        IDS.with(|ids| {
+            ids.borrow_mut().as_mut().map(|rng| {
+                let mut bytes = [0u8; 16];
+                rng.fill_bytes(&mut bytes);
+                uuid::Builder::from_random_bytes(bytes).into_uuid()
+            })
+        })
+    }
+}
+
 macro_rules! uuid_newtype {
     ($t:ident) => {
         impl $t {
             pub fn new_random() -> Self {
-                $t(Uuid::new_v4())
+                $t(fresh_uuid())
             }
             pub fn as_uuid(&self) -> &Uuid {
                 &self.0

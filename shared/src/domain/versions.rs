@@ -45,7 +45,7 @@ impl CredentialVersion {
         slot: u8,
         now: Timestamp,
     ) -> CredentialVersion {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::domain::ids::fresh_uuid().to_string();
         CredentialVersion {
             secret_version_id: id.clone(),
             id,

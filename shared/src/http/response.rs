@@ -11,7 +11,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// `req_` + 32 hex digits, new for every request.
 pub fn new_request_id() -> String {
-    format!("req_{}", uuid::Uuid::new_v4().simple())
+    format!("req_{}", crate::domain::ids::fresh_uuid().simple())
 }
 
 fn base(status: u16, request_id: &str, body: Body) -> Response<Body> {

@@ -433,7 +433,7 @@ impl IdempotencyStore for Memory {
                     Some(r) => r.answer.is_none() && r.lease_until <= now && r.fingerprint == fingerprint,
                 };
                 if takeable {
-                    let token = uuid::Uuid::new_v4().to_string();
+                    let token = crate::domain::ids::fresh_uuid().to_string();
                     let record = IdempotencyRecord {
                         fingerprint: fingerprint.to_string(),
                         token: token.clone(),
