@@ -8,7 +8,7 @@
 //! function whose only work is one bare SDK `GetItem` (`src/bin/floor-getitem.rs`).
 //!
 //! Settings: `BENCH_ITERATIONS` (default 1000) warm calls per read route,
-//! `BENCH_COLD_STARTS` (default 20) fresh processes per cold-start median,
+//! `BENCH_COLD_STARTS` (default 30) fresh processes per cold-start spread,
 //! `BENCH_MEMORY_SIZES` (default `128,256,512,1024`), `BENCH_BIN_DIR` (default: the
 //! harness's own directory, where cargo put the functions it built with it), `BENCH_ONLY` (comma-separated route names: get, list, update,
 //! credentials, connect, disconnect, restore, purge, versions, rollback, sync-report),
@@ -50,7 +50,7 @@ impl Settings {
         let number = |name: &str, default: usize| var(name).and_then(|v| v.parse().ok()).unwrap_or(default);
         Settings {
             iterations: number("BENCH_ITERATIONS", 1000),
-            cold_starts: number("BENCH_COLD_STARTS", 20),
+            cold_starts: number("BENCH_COLD_STARTS", 30),
             sizes: var("BENCH_MEMORY_SIZES")
                 .unwrap_or_else(|| "128,256,512,1024".into())
                 .split(',')
@@ -71,8 +71,8 @@ struct Row {
     route: &'static str,
     function: &'static str,
     mb: u32,
-    cold_ms: f64,
-    floor_cold_ms: f64,
+    cold: Spread,
+    floor_cold: Spread,
     init_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -91,9 +91,45 @@ struct Row {
     cold_extra: f64,
 }
 
+/// Min, median and p90 of a sample, in ms (infinite when empty).
+#[derive(Clone, Copy)]
+struct Spread {
+    min: f64,
+    median: f64,
+    p90: f64,
+}
+
+impl Spread {
+    fn of(mut sample: Vec<Duration>) -> Spread {
+        sample.sort();
+        if sample.is_empty() {
+            return Spread {
+                min: f64::INFINITY,
+                median: f64::INFINITY,
+                p90: f64::INFINITY,
+            };
+        }
+        Spread {
+            min: ms(sample[0]),
+            median: ms(percentile(&sample, 0.5)),
+            p90: ms(percentile(&sample, 0.9)),
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} / {:.1} / {:.1}", self.min, self.median, self.p90)
+    }
+}
+
 impl Row {
+    /// Median cold first answer over the floor's median.
     fn cold_ratio(&self) -> f64 {
-        self.cold_ms / self.floor_cold_ms
+        self.cold.median / self.floor_cold.median
+    }
+    fn cold_p90_ratio(&self) -> f64 {
+        self.cold.p90 / self.floor_cold.p90
     }
     fn p99_ratio(&self) -> f64 {
         self.p99_ms / self.floor_p99_ms
@@ -187,10 +223,10 @@ impl World {
         self.bin_dir.join(name)
     }
 
-    /// Median cold first answer of the floor and of `route`, started alternately so that
-    /// both see the same machine; the route's median init too, and how many of its cold
-    /// calls did not get the route's status (they are left out of the medians).
-    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (f64, f64, f64, usize) {
+    /// Cold first answers of `route` and of the floor, started alternately (each in a
+    /// fresh group) so that both see the same machine; the route's median init too, and
+    /// how many of its cold calls did not get the route's status (left out of the spread).
+    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (Spread, Spread, f64, usize) {
         let (mut floor, mut own, mut init) = (Vec::new(), Vec::new(), Vec::new());
         let mut failures = 0;
         for _ in 0..n {
@@ -211,16 +247,11 @@ impl World {
             own.push(d);
             init.push(i);
         }
-        (
-            ms(median(&mut own)),
-            ms(median(&mut floor)),
-            ms(median(&mut init)),
-            failures,
-        )
+        (Spread::of(own), Spread::of(floor), ms(median(&mut init)), failures)
     }
 
     async fn measure(&self, route: &Route, share: &CpuShare, settings: &Settings) -> Row {
-        let (cold_ms, floor_cold_ms, init_ms, mut failures) = self.cold(route, share, settings.cold_starts).await;
+        let (cold, floor_cold, init_ms, mut failures) = self.cold(route, share, settings.cold_starts).await;
         let warm = if route.read { settings.iterations } else { WRITE_CALLS };
         self.proxy.settle().await;
         let ready = route.prepare(&self.app, warm + 1).await;
@@ -256,8 +287,8 @@ impl World {
             route: route.name,
             function: route.function,
             mb: share.mb,
-            cold_ms,
-            floor_cold_ms,
+            cold,
+            floor_cold,
             init_ms,
             p50_ms: ms(percentile(&lat, 0.5)),
             p99_ms: ms(percentile(&lat, 0.99)),
@@ -270,7 +301,7 @@ impl World {
             failures,
             lambda_per_million: cost::lambda(mean_billed, share.mb) * 1e6,
             aws_per_million: cost::aws_calls(tally, warm) * 1e6,
-            cold_extra: cost::lambda(cost::billed_ms(cold_ms), share.mb) - cost::lambda(mean_billed, share.mb),
+            cold_extra: cost::lambda(cost::billed_ms(cold.median), share.mb) - cost::lambda(mean_billed, share.mb),
         }
     }
 }
@@ -343,12 +374,13 @@ async fn main() {
         let at_chosen = template.get(r.function).copied() == Some(r.mb);
         if r.mb == 128 || at_chosen {
             println!(
-                "cold-first-answer route={} mb={} ms={:.1} floor_ms={:.1} ratio={:.2}",
+                "cold-first-answer route={} mb={} ms={:.1} floor_ms={:.1} ratio={:.2} p90_ratio={:.2}",
                 r.route,
                 r.mb,
-                r.cold_ms,
-                r.floor_cold_ms,
-                r.cold_ratio()
+                r.cold.median,
+                r.floor_cold.median,
+                r.cold_ratio(),
+                r.cold_p90_ratio()
             );
         }
     }
@@ -364,16 +396,17 @@ fn print_table(rows: &[Row], quota: bool) {
             "NOT enforced (no writable cgroup cpu controller)"
         }
     );
-    println!("| route | MB | cold first answer ms (floor, ×) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n | failed calls |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| route | MB | cold first answer ms, min / median / p90 | floor, min / median / p90 | × floor, median (p90) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n | failed calls |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.1} ({:.1}, {:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2}× ({:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} | {} |",
             r.route,
             r.mb,
-            r.cold_ms,
-            r.floor_cold_ms,
+            r.cold,
+            r.floor_cold,
             r.cold_ratio(),
+            r.cold_p90_ratio(),
             r.init_ms,
             r.p50_ms,
             r.floor_p50_ms,

@@ -10,11 +10,16 @@ use connectors_infra::runtime_api::RuntimeApi;
 use serde_json::Value;
 
 /// The CPU Lambda gives a memory size: one vCPU at 1,769 MB, in proportion below
-/// (quota = period × MB / 1,769), as a cgroup v1 `cpu` group. `None` where the controller
-/// is not mounted or not writable: the process then runs unthrottled, and the table says so.
+/// (quota = period × MB / 1,769), as cgroup v1 `cpu` groups. Every process gets a fresh
+/// group of its own: CFS bandwidth is accounted per group, so a process started in a
+/// group its predecessor had throttled would begin by waiting out the rest of that
+/// period, and its cold start would measure the predecessor. Without a mounted, writable
+/// controller the processes run unthrottled, and the table says so.
 pub struct CpuShare {
     pub mb: u32,
-    procs: Option<PathBuf>,
+    /// `connectors-bench/mb-<MB>` under the controller; `None`: no quota possible.
+    base: Option<PathBuf>,
+    made: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
@@ -22,41 +27,70 @@ const PERIOD_US: u64 = 100_000;
 
 impl CpuShare {
     pub fn new(mb: u32) -> CpuShare {
-        let dir = Path::new(CGROUP_CPU).join(format!("connectors-bench/mb-{mb}"));
-        let quota = PERIOD_US * u64::from(mb) / 1769;
-        let made = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string()))
-            .and_then(|_| std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()));
-        match made {
-            Ok(()) => CpuShare {
-                mb,
-                procs: Some(dir.join("cgroup.procs")),
-            },
+        let base = Path::new(CGROUP_CPU).join(format!("connectors-bench/mb-{mb}"));
+        let share = CpuShare {
+            mb,
+            base: Some(base.clone()),
+            made: Default::default(),
+        };
+        // One group made up front tells whether the controller takes groups at all.
+        match share.fresh_group() {
+            Ok(_) => share,
             Err(e) => {
-                eprintln!("no CPU quota for {mb} MB ({}: {e}): running unthrottled", dir.display());
-                CpuShare { mb, procs: None }
+                eprintln!(
+                    "no CPU quota for {mb} MB ({}: {e}): running unthrottled",
+                    base.display()
+                );
+                CpuShare {
+                    mb,
+                    base: None,
+                    made: Default::default(),
+                }
             }
         }
     }
 
     pub fn enforced(&self) -> bool {
-        self.procs.is_some()
+        self.base.is_some()
     }
 
-    /// The command that runs `binary` inside this group: a shell puts itself in the group
-    /// and then becomes the binary (`exec`), so not one instruction runs outside it.
+    /// A new group with this size's quota; its `cgroup.procs`.
+    fn fresh_group(&self) -> std::io::Result<PathBuf> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let base = self.base.as_ref().expect("a quota");
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = base.join(format!("p{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        self.made.lock().unwrap().push(dir.clone());
+        std::fs::write(dir.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+        let quota = PERIOD_US * u64::from(self.mb) / 1769;
+        std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+        Ok(dir.join("cgroup.procs"))
+    }
+
+    /// The command that runs `binary` inside a fresh group: a shell puts itself in the
+    /// group and then becomes the binary (`exec`), so not one instruction runs outside it.
     fn command(&self, binary: &Path) -> tokio::process::Command {
-        match &self.procs {
-            Some(procs) => {
-                let mut cmd = tokio::process::Command::new("/bin/sh");
-                cmd.arg("-c")
-                    .arg("echo $$ > \"$1\" && exec \"$2\"")
-                    .arg("sh")
-                    .arg(procs)
-                    .arg(binary);
-                cmd
-            }
-            None => tokio::process::Command::new(binary),
+        if self.base.is_none() {
+            return tokio::process::Command::new(binary);
+        }
+        let procs = self.fresh_group().expect("a fresh cgroup (the first one was made)");
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("echo $$ > \"$1\" && exec \"$2\"")
+            .arg("sh")
+            .arg(procs)
+            .arg(binary);
+        cmd
+    }
+}
+
+impl Drop for CpuShare {
+    /// Removes the groups it made, their processes gone by now (a group still busy is
+    /// left behind, empty soon after: harmless).
+    fn drop(&mut self) {
+        for dir in self.made.lock().unwrap().drain(..) {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
