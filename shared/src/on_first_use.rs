@@ -79,8 +79,8 @@ impl<T: Vault> Vault for OnFirstUse<T> {
 
 #[async_trait]
 impl<T: EventBus> EventBus for OnFirstUse<T> {
-    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError> {
-        self.adapter().publish(record).await
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<(), DependencyError> {
+        self.adapter().publish(records).await
     }
 }
 

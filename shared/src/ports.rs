@@ -549,7 +549,12 @@ pub trait FingerprintKeySource: Send + Sync {
 /// The event bus.
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError>;
+    /// Publishes the events of `records`, all of one request, in one call (EventBridge's
+    /// `PutEvents` takes 10 entries; a request has at most 3). `Err` when the call failed
+    /// or refused any entry: the caller then leaves every record for the sweeper, which
+    /// publishes them again. Consumers dedupe on `id`, so an entry that did get through
+    /// is harmless.
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<(), DependencyError>;
 }
 
 pub trait Clock: Send + Sync {

@@ -27,30 +27,54 @@ impl EventBridgeBus {
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
-    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError> {
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus)
-            .source(&self.source)
-            .detail_type(&record.detail_type)
-            .detail(&record.detail)
-            .build();
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<(), DependencyError> {
+        // More than PutEvents takes at once never comes from one request; split anyway.
+        for chunk in records.chunks(MAX_ENTRIES_PER_CALL) {
+            self.put_events(chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `PutEvents` takes at most 10 entries per call.
+const MAX_ENTRIES_PER_CALL: usize = 10;
+
+impl EventBridgeBus {
+    async fn put_events(&self, records: &[OutboxRecord]) -> Result<(), DependencyError> {
+        let entries = records
+            .iter()
+            .map(|record| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(&self.source)
+                    .detail_type(&record.detail_type)
+                    .detail(&record.detail)
+                    .build()
+            })
+            .collect();
         let out = self
             .client
             .put_events()
-            .entries(entry)
+            .set_entries(Some(entries))
             .send()
             .await
             .map_err(|e| classify(Dependency::EventBridge, "PutEvents", &e))?;
-        if out.failed_entry_count() > 0 {
-            let code = out.entries().first().and_then(|e| e.error_code()).unwrap_or("");
-            tracing::warn!(operation = "PutEvents", error_code = code, event_id = %record.event_id, "event rejected");
-            return Err(if is_throttle_code(code) {
-                DependencyError::Throttled(Dependency::EventBridge)
-            } else {
-                DependencyError::Unavailable(Dependency::EventBridge)
-            });
+        if out.failed_entry_count() == 0 {
+            return Ok(());
         }
-        Ok(())
+        // Entries answer in the order they were sent; a refused one carries its code.
+        let refused = out
+            .entries()
+            .iter()
+            .zip(records)
+            .find_map(|(entry, record)| entry.error_code().map(|code| (code, &record.event_id)));
+        let (code, event_id) = refused.map_or(("", &records[0].event_id), |(c, id)| (c, id));
+        tracing::warn!(operation = "PutEvents", error_code = code, event_id = %event_id, "event rejected");
+        Err(if is_throttle_code(code) {
+            DependencyError::Throttled(Dependency::EventBridge)
+        } else {
+            DependencyError::Unavailable(Dependency::EventBridge)
+        })
     }
 }
 

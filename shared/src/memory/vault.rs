@@ -207,8 +207,8 @@ impl Vault for Memory {
 
 #[async_trait]
 impl EventBus for Memory {
-    async fn publish(&self, record: &OutboxRecord) -> Result<(), DependencyError> {
-        self.call(EventBridge, "PutEvents", |s, _| s.published.push(record.clone()))
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<(), DependencyError> {
+        self.call(EventBridge, "PutEvents", |s, _| s.published.extend_from_slice(records))
             .await
     }
 }

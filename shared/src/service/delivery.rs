@@ -131,65 +131,78 @@ impl Service {
         }
     }
 
-    /// Delivers a record this request has just committed together with `row`. The secret
-    /// follows `row` as committed (no re-read), the event goes out, and one call clears
-    /// the record while checking that the row has not moved since; if it has, the full
-    /// reconciliation runs. Whatever fails after the secret step stays in the outbox for
-    /// the sweeper, which reconciles before re-publishing. The change is committed: only
-    /// a failed secret step is reported (429/503), and it is never a lost race.
+    /// Delivers the records this request has just committed together with `row` (the
+    /// first one carries the secret work). The secret follows `row` as committed (no
+    /// re-read), the events go out in one call, and the first record is cleared by a
+    /// call that checks that the row has not moved since; if it has, the full
+    /// reconciliation runs. Whatever fails after the secret step stays in the outbox
+    /// for the sweeper, which reconciles before re-publishing. The change is committed:
+    /// only a failed secret step is reported (429/503), and it is never a lost race.
     pub(super) async fn deliver_committed(
         &self,
-        record: &OutboxRecord,
+        records: &[OutboxRecord],
         row: &Connector,
         known: Known<'_>,
     ) -> Result<(), Failure> {
-        if record.secret_action != Some(SecretAction::FollowRow) {
-            return self.deliver(record).await.map(|_| ()).map_err(Failure::Api);
+        let Some((first, rest)) = records.split_first() else {
+            return Ok(());
+        };
+        if first.secret_action != Some(SecretAction::FollowRow) {
+            return self.deliver(records).await.map(|_| ()).map_err(Failure::Api);
         }
         self.follow_committed(row, known).await?;
-        if !self.publish(record).await {
+        if !self.publish(records).await {
             return Ok(());
         }
-        match self.store.clear_outbox_if_unchanged(&record.event_id, row).await {
+        match self.store.clear_outbox_if_unchanged(&first.event_id, row).await {
             Ok(true) => {}
             Ok(false) => {
                 // Moved while we acted: follow the row as it is now, then clear. If it
                 // keeps moving, the record stays and the sweeper reconciles.
                 if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
-                    self.clear(record).await;
+                    self.clear(first).await;
                 }
             }
             Err(e) => {
-                tracing::warn!(event_id = %record.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
+                tracing::warn!(event_id = %first.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
             }
+        }
+        for record in rest {
+            self.clear(record).await;
         }
         Ok(())
     }
 
-    /// Delivers an outbox record: its secret work, then the event, then the record is
-    /// cleared. Only a failed secret step is an error; a failed publish is left for the
-    /// sweeper (and reported as `Ok(false)`).
-    pub async fn deliver(&self, record: &OutboxRecord) -> Result<bool, ApiError> {
-        let secret = record.secret_ref();
-        match record.secret_action {
-            Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
-            Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
-            None => {}
+    /// Delivers outbox records: each one's secret work in order, then their events in
+    /// one call, then each record is cleared. Only a failed secret step is an error (the
+    /// records stay for the sweeper); a failed publish leaves them for the sweeper too
+    /// and is reported as `Ok(false)`.
+    pub async fn deliver(&self, records: &[OutboxRecord]) -> Result<bool, ApiError> {
+        for record in records {
+            let secret = record.secret_ref();
+            match record.secret_action {
+                Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
+                Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
+                None => {}
+            }
         }
-        if !self.publish(record).await {
+        if !self.publish(records).await {
             return Ok(false);
         }
-        self.clear(record).await;
+        for record in records {
+            self.clear(record).await;
+        }
         Ok(true)
     }
 
-    /// Publishes the record's event; `false` (and the record left for the sweeper) if the
-    /// bus failed.
-    async fn publish(&self, record: &OutboxRecord) -> bool {
-        match self.bus.publish(record).await {
+    /// Publishes the records' events in one call; `false` (and the records left for the
+    /// sweeper) if the bus failed.
+    async fn publish(&self, records: &[OutboxRecord]) -> bool {
+        match self.bus.publish(records).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(event_id = %record.event_id, failure = %e, "event left in the outbox for the sweeper");
+                let ids: Vec<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
+                tracing::warn!(event_ids = ?ids, failure = %e, "events left in the outbox for the sweeper");
                 false
             }
         }

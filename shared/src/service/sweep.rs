@@ -291,7 +291,7 @@ impl Service {
 
     async fn sweep_record(&self, record: OutboxRecord, progress: &Mutex<SweepReport>) {
         note(progress, |r| r.outbox_attempted += 1);
-        if matches!(self.deliver(&record).await, Ok(true)) {
+        if matches!(self.deliver(std::slice::from_ref(&record)).await, Ok(true)) {
             note(progress, |r| r.republished += 1);
             return;
         }

@@ -93,10 +93,8 @@ impl Service {
         let answer = committed::key_answer(&committed).map(|a| KeyAnswer { follow_up: None, ..a });
         self.store.save_sync(&row, &state, &records, answer.as_ref()).await?;
         committed::note(committed);
-        for record in &records {
-            // Published or left for the sweeper: the answer is the same either way.
-            let _ = self.deliver(record).await;
-        }
+        // Published or left for the sweeper: the answer is the same either way.
+        let _ = self.deliver(&records).await;
         Ok(next)
     }
 }

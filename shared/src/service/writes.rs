@@ -469,7 +469,7 @@ impl Service {
                 .delete(&row, std::slice::from_ref(&record), answer.as_ref())
                 .await?;
             committed::note(committed);
-            match self.deliver(&record).await {
+            match self.deliver(std::slice::from_ref(&record)).await {
                 Err(e) if !planted::on(Defect::PurgeIgnoresFailedDeletion) => Err(e.into()),
                 _ => Ok(()),
             }
@@ -533,10 +533,7 @@ impl Service {
             .save(row, expected_version, &records, answer.as_ref())
             .await?;
         committed::note(committed);
-        for record in &records {
-            self.deliver_committed(record, row, known).await?;
-        }
-        Ok(())
+        self.deliver_committed(&records, row, known).await
     }
 
     /// Ends a row whose window has passed: `integration.expired` and the row's deletion in
@@ -546,7 +543,7 @@ impl Service {
         let event = Event::new(EventType::Expired, row, None, now);
         let record = OutboxRecord::new(&event, row, Some(SecretAction::ForceDelete));
         self.store.delete(row, std::slice::from_ref(&record), None).await?;
-        Ok(matches!(self.deliver(&record).await, Ok(true)))
+        Ok(matches!(self.deliver(std::slice::from_ref(&record)).await, Ok(true)))
     }
 }
 

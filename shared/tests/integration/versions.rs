@@ -430,3 +430,37 @@ async fn rollbacks_racing_puts_leave_the_secret_at_the_version_the_row_records()
         h.events(0).await;
     }
 }
+
+/// Issue-23: the events of one request go out in one `PutEvents`. A credentials PUT on a
+/// disconnected row restores it: `integration.restored` and
+/// `integration.credentials_updated` come from one call, and both records are cleared.
+#[tokio::test]
+async fn a_request_with_two_events_publishes_them_in_one_call() {
+    let h = Harness::new().await;
+    let (_, key) = h.tenant(false).await;
+    two_versions(&h, &key, "stripe").await;
+    assert_eq!(h.as_key(&key).delete("stripe").await.status, 200);
+    h.events(1).await;
+    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
+    let faulty = shared::App::from_clients(
+        support::clients(&h.sdk, Some(&proxy.url), None),
+        h.settings.clone(),
+        h.clock.clone(),
+    );
+    proxy.record();
+    let body = json!({"credentials": {"secret_key": "sk_three"}});
+    let put = h.as_key(&key).via(&faulty).put_credentials("stripe", body).await;
+    assert_eq!(put.status, 200, "{}", put.raw);
+    let (calls, _) = proxy.calls();
+    let publishes = calls.iter().filter(|c| c.ends_with("PutEvents")).count();
+    assert_eq!(publishes, 1, "{calls:?}");
+    let mut types: Vec<String> = h
+        .events(2)
+        .await
+        .iter()
+        .map(|e| e["detail-type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["integration.credentials_updated", "integration.restored"]);
+    assert!(h.outbox().await.is_empty(), "both records cleared");
+}
