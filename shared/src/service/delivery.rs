@@ -133,9 +133,10 @@ impl Service {
 
     /// Delivers the records this request has just committed together with `row` (the
     /// first one carries the secret work). The secret follows `row` as committed (no
-    /// re-read), the events go out in one call, and the first record is cleared by a
-    /// call that checks that the row has not moved since; if it has, the full
-    /// reconciliation runs. Whatever fails after the secret step stays in the outbox
+    /// re-read); the events go out in one call, after that step where it grants access and
+    /// beside it where it takes access away; the first record is cleared by a call that
+    /// checks that the row has not moved since (if it has, the full reconciliation runs),
+    /// the others beside it. Whatever fails after the secret step stays in the outbox
     /// for the sweeper, which reconciles before re-publishing. The change is committed:
     /// only a failed secret step is reported (429/503), and it is never a lost race.
     pub(super) async fn deliver_committed(
@@ -150,49 +151,79 @@ impl Service {
         if first.secret_action != Some(SecretAction::FollowRow) {
             return self.deliver(records).await.map(|_| ()).map_err(Failure::Api);
         }
-        self.follow_committed(row, known).await?;
-        if !self.publish(records).await {
+        let published = if row.is_active {
+            // The step grants access (restore, a version made current): a consumer told
+            // of it may read the secret at once, so it is announced only once it holds.
+            self.follow_committed(row, known).await?;
+            self.publish(records).await
+        } else {
+            // The step only takes access away: announcing it meanwhile tells no consumer
+            // anything the secret contradicts, and saves a round trip. A failed step is
+            // still the answer, and the record stays for the sweeper, which re-announces.
+            let (followed, published) = tokio::join!(self.follow_committed(row, known), self.publish(records));
+            followed?;
+            published
+        };
+        if !published {
             return Ok(());
         }
-        match self.store.clear_outbox_if_unchanged(&first.event_id, row).await {
-            Ok(true) => {}
-            Ok(false) => {
-                // Moved while we acted: follow the row as it is now, then clear. If it
-                // keeps moving, the record stays and the sweeper reconciles.
-                if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
-                    self.clear(first).await;
+        let check_first = async {
+            match self.store.clear_outbox_if_unchanged(&first.event_id, row).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Moved while we acted: follow the row as it is now, then clear. If it
+                    // keeps moving, the record stays and the sweeper reconciles.
+                    if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
+                        self.clear(first).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(event_id = %first.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
                 }
             }
-            Err(e) => {
-                tracing::warn!(event_id = %first.event_id, failure = %e, "outbox record left for the sweeper to check and clear");
-            }
-        }
-        for record in rest {
-            self.clear(record).await;
-        }
+        };
+        // Only the first record carries the secret duty; the others clear independently.
+        tokio::join!(check_first, self.clear_all(rest));
         Ok(())
     }
 
-    /// Delivers outbox records: each one's secret work in order, then their events in
-    /// one call, then each record is cleared. Only a failed secret step is an error (the
-    /// records stay for the sweeper); a failed publish leaves them for the sweeper too
-    /// and is reported as `Ok(false)`.
+    /// Delivers outbox records: each one's secret work in order, and their events in one
+    /// call — after the secret work where it may grant access (`FollowRow` may restore),
+    /// beside it where it only takes access away (a force-delete) — then each record is
+    /// cleared. Only a failed secret step is an error (the records stay for the sweeper,
+    /// which re-announces them); a failed publish leaves them for the sweeper too and is
+    /// reported as `Ok(false)`.
     pub async fn deliver(&self, records: &[OutboxRecord]) -> Result<bool, ApiError> {
-        for record in records {
-            let secret = record.secret_ref();
-            match record.secret_action {
-                Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
-                Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
-                None => {}
+        let secret_work = async {
+            for record in records {
+                let secret = record.secret_ref();
+                match record.secret_action {
+                    Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
+                    Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
+                    None => {}
+                }
             }
-        }
-        if !self.publish(records).await {
+            Ok::<(), ApiError>(())
+        };
+        let may_grant = records.iter().any(|r| r.secret_action == Some(SecretAction::FollowRow));
+        let published = if may_grant {
+            secret_work.await?;
+            self.publish(records).await
+        } else {
+            let (done, published) = tokio::join!(secret_work, self.publish(records));
+            done?;
+            published
+        };
+        if !published {
             return Ok(false);
         }
-        for record in records {
-            self.clear(record).await;
-        }
+        self.clear_all(records).await;
         Ok(true)
+    }
+
+    /// Clears published records, side by side: each is independent of the others.
+    async fn clear_all(&self, records: &[OutboxRecord]) {
+        futures::future::join_all(records.iter().map(|r| self.clear(r))).await;
     }
 
     /// Publishes the records' events in one call; `false` (and the records left for the

@@ -53,16 +53,26 @@ impl Service {
     ) -> Result<(Connector, Outcome), ApiError> {
         // Checked up front: the re-connect branch applies the fields to an existing row.
         lifecycle::check_mode(principal, edits.mode).map_err(lifecycle_error)?;
-        retry_lost_races(|_| self.connect_once(principal, connector_type, edits)).await
+        retry_lost_races(|attempt| self.connect_once(principal, connector_type, edits, attempt == 0)).await
     }
 
+    /// One attempt of a connect. The first (`create_first`) tries the conditional create
+    /// before any read: most connects create a row, and the create's condition is what
+    /// tells a row there. Only when one is (or the attempt lost its claim) is it read.
     async fn connect_once(
         &self,
         principal: &Principal,
         connector_type: ConnectorType,
         edits: &Edits,
+        create_first: bool,
     ) -> Result<(Connector, Outcome), Failure> {
         let now = self.clock.now();
+        if create_first {
+            match self.create(principal, connector_type, edits, now).await {
+                Err(Failure::LostRace) => {} // a row is there: read it and decide below
+                created => return created,
+            }
+        }
         let already_connected = |hint: String| {
             Failure::Api(ApiError::Conflict {
                 code: "already_connected",
@@ -86,12 +96,23 @@ impl Service {
                 if let Some(expired) = existing {
                     self.finalize_expiry(&expired, now).await?;
                 }
-                let row = lifecycle::connect(principal, connector_type, edits, now)?;
-                self.commit(&row, None, &[EventType::Connected], principal, None, now)
-                    .await?;
-                Ok((row, Outcome::Created))
+                self.create(principal, connector_type, edits, now).await
             }
         }
+    }
+
+    /// Creates the row, if none is stored (`LostRace` otherwise).
+    async fn create(
+        &self,
+        principal: &Principal,
+        connector_type: ConnectorType,
+        edits: &Edits,
+        now: Timestamp,
+    ) -> Result<(Connector, Outcome), Failure> {
+        let row = lifecycle::connect(principal, connector_type, edits, now)?;
+        self.commit(&row, None, &[EventType::Connected], principal, None, now)
+            .await?;
+        Ok((row, Outcome::Created))
     }
 
     /// Makes `row` active again as `edited` (row plus any field edits), with the

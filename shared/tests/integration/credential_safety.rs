@@ -37,11 +37,7 @@ const WINDOW: i64 = 7 * DAY;
 
 /// The harness's wiring with every AWS call sent to `endpoint` (a fault proxy).
 fn app_via(h: &Harness, endpoint: &str) -> App {
-    App::from_clients(
-        support::clients(&h.sdk, Some(endpoint), None),
-        h.settings.clone(),
-        h.clock.clone(),
-    )
+    h.app_via(endpoint)
 }
 
 /// The harness's wiring with a bus that refuses every event (it does not exist): state

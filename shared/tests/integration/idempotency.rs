@@ -143,11 +143,7 @@ async fn concurrent_duplicates_execute_once() {
 
 /// The harness's wiring with every AWS call sent to `endpoint` (a fault proxy).
 fn app_via(h: &Harness, endpoint: &str) -> shared::App {
-    shared::App::from_clients(
-        support::clients(&h.sdk, Some(endpoint), None),
-        h.settings.clone(),
-        h.clock.clone(),
-    )
+    h.app_via(endpoint)
 }
 
 /// `req` as a Lambda invocation with 3 s left: the operation is cut short 1.5 s in.

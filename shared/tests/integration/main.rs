@@ -26,3 +26,4 @@ mod sweeper_lease;
 mod sync_reports;
 mod template;
 mod versions;
+mod write_path;

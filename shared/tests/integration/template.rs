@@ -536,7 +536,10 @@ async fn drive_every_path_and_compare_grants() {
         ("PATCH", "/v1/integrations/shopify", Some(json!({"is_active": true}))),
         ("PUT", "/v1/integrations/shopify/credentials", Some(shopify.clone())),
     ] {
-        proxy.arm_operation("TransactWriteItems", support::faults::Fault::Throttle);
+        // A connect tries the create first (refused: the row is there); its second
+        // transaction is the re-connect's commit.
+        let commit = usize::from(path == "/v1/integrations/shopify" && method == "POST");
+        proxy.arm_call("TransactWriteItems", commit, support::faults::Fault::Throttle);
         let reply = h.as_key(&key).via(&faulty).send(method, path, body).await;
         assert_eq!(reply.status, 429, "{method} {path}: the commit was throttled");
         let (calls, _) = proxy.calls();

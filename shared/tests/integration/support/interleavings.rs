@@ -24,13 +24,14 @@ pub async fn disconnect_overtaken_by_restore(
     publish_fails: bool,
 ) -> (Reply, Reply) {
     let mut hold = proxy.hold("DeleteSecret");
+    if publish_fails {
+        // Armed before the disconnect starts: it publishes beside its secret step.
+        proxy.arm_operation("PutEvents", Fault::Throttle);
+    }
     let disconnect = h.as_key(key).via(faulty).delete(connector_type);
     let restore = async move {
         hold.reached().await;
         let restored = h.as_key(key).restore(connector_type).await;
-        if publish_fails {
-            proxy.arm_operation("PutEvents", Fault::Throttle);
-        }
         hold.release();
         restored
     };

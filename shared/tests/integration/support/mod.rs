@@ -232,6 +232,15 @@ impl Harness {
         )
     }
 
+    /// A container of this harness whose AWS calls go through `endpoint` (a fault proxy).
+    pub fn app_via(&self, endpoint: &str) -> App {
+        App::from_clients(
+            clients(&self.sdk, Some(endpoint), None),
+            self.settings.clone(),
+            self.clock.clone(),
+        )
+    }
+
     pub fn now(&self) -> Timestamp {
         use shared::ports::Clock;
         self.clock.now()
