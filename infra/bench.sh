@@ -28,5 +28,6 @@ for f in "${functions[@]}" floor-getitem; do
   printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "$BENCH_BIN_DIR/$f")"
 done
 echo
-# Last: the table, then one `cold-first-answer route=… mb=…` line per route.
+# Last: the table, then one `cold-first-answer route=… mb=…` line per route, then one
+# `critical-path route=… round_trips=N aws_calls=M` line per route measured at 128 MB.
 "$BIN/bench"

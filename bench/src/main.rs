@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use proxy::{Tally, TlsProxy};
+use proxy::{critical_path, Tally, TlsProxy};
 use routes::{Route, ROUTES, WRITE_CALLS};
 use runtime::{CpuShare, Process};
 
@@ -89,6 +89,11 @@ struct Row {
     aws_per_million: f64,
     /// USD a cold start adds over a warm call (its whole first answer is billed).
     cold_extra: f64,
+    /// The median warm call's critical path: its AWS calls that ran one after another
+    /// (calls that overlapped count once), from the proxy's timestamps.
+    path: Vec<String>,
+    /// AWS calls per warm call, rounded.
+    aws_calls: u64,
 }
 
 /// Min, median and p90 of a sample, in ms (infinite when empty).
@@ -264,9 +269,12 @@ impl World {
         let mut tally = Tally::default();
         let mut billed = 0.0;
         let cpu_before = p.cpu_time();
+        let mut paths = Vec::new();
         for call in 1..=warm {
             let before = self.proxy.tally();
+            let mark = self.proxy.span_mark();
             let (d, answer) = p.invoke(&route.event(call, &ready)).await;
+            paths.push(critical_path(&self.proxy.spans_since(mark)));
             if answer["statusCode"] != route.status {
                 eprintln!(
                     "{} at {} MB, warm call {call}: {}",
@@ -283,6 +291,8 @@ impl World {
         let mean_billed = billed / warm as f64;
         lat.sort();
         floor.sort();
+        paths.sort_by_key(Vec::len);
+        let path = paths.get(paths.len() / 2).cloned().unwrap_or_default();
         Row {
             route: route.name,
             function: route.function,
@@ -302,6 +312,8 @@ impl World {
             lambda_per_million: cost::lambda(mean_billed, share.mb) * 1e6,
             aws_per_million: cost::aws_calls(tally, warm) * 1e6,
             cold_extra: cost::lambda(cost::billed_ms(cold.median), share.mb) - cost::lambda(mean_billed, share.mb),
+            path,
+            aws_calls: (tally.calls as f64 / warm.max(1) as f64).round() as u64,
         }
     }
 }
@@ -383,6 +395,15 @@ async fn main() {
                 r.cold_p90_ratio()
             );
         }
+    }
+    for r in rows.iter().filter(|r| r.mb == 128) {
+        println!(
+            "critical-path route={} round_trips={} aws_calls={} path={}",
+            r.route,
+            r.path.len(),
+            r.aws_calls,
+            r.path.join(">")
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,11 +2,13 @@
 //! from a throwaway CA made for this run, in front of the emulator. Every call is a real
 //! TLS handshake with real certificate verification, as against AWS's endpoints. It also
 //! tallies each call by what AWS bills it as (read and write request units, Secrets
-//! Manager calls, events).
+//! Manager calls, events), and keeps when each call arrived and when its answer left, so
+//! that a request's critical path can be read off as round trips ([`critical_path`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use connectors_infra::loopback;
 use http_body_util::{BodyExt, Full};
@@ -80,12 +82,42 @@ impl Tally {
     }
 }
 
+/// One call as the proxy saw it: from its arrival (before it queues for the emulator,
+/// which serves one call at a time) to its answer.
+#[derive(Clone, Debug)]
+pub struct Span {
+    /// `service.Operation`, e.g. `DynamoDB_20120810.GetItem`.
+    pub operation: String,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// The longest chain of calls each of which started after the one before it had
+/// answered: the round trips a request waited for one after another. Calls that
+/// overlapped count once. (Earliest answer first is optimal for the longest chain of
+/// non-overlapping intervals.) Returns the chain's operations, in order.
+pub fn critical_path(spans: &[Span]) -> Vec<String> {
+    let mut by_end: Vec<&Span> = spans.iter().collect();
+    by_end.sort_by_key(|s| s.end);
+    let mut chain: Vec<&Span> = Vec::new();
+    for span in by_end {
+        if chain.last().is_none_or(|last| span.start >= last.end) {
+            chain.push(span);
+        }
+    }
+    chain
+        .iter()
+        .map(|s| s.operation.rsplit('.').next().unwrap_or_default().to_string())
+        .collect()
+}
+
 pub struct TlsProxy {
     /// `https://localhost:<port>`: what the functions get as `AWS_ENDPOINT_URL`.
     pub url: String,
     /// PEM of the run's CA, for the functions' trust store.
     pub ca_pem: String,
     tally: Arc<Mutex<Tally>>,
+    spans: Arc<Mutex<Vec<Span>>>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -99,6 +131,8 @@ impl TlsProxy {
         let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
         let tally = Arc::new(Mutex::new(Tally::default()));
         let counter = tally.clone();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let log = spans.clone();
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // One request at a time upstream: moto's transactions copy its tables without a
         // lock and fail ("dictionary changed size during iteration") when another request
@@ -109,19 +143,27 @@ impl TlsProxy {
         let handshake = move |stream| acceptor.clone().accept(stream);
         tokio::spawn(loopback::serve(listener, handshake, move |req: Request<Incoming>| {
             let (client, counter, upstream) = (client.clone(), counter.clone(), upstream.clone());
-            let (flying, lock) = (flying.clone(), lock.clone());
+            let (flying, lock, log) = (flying.clone(), lock.clone(), log.clone());
             async move {
                 // Counted until done or dropped (hyper drops the future when the caller, a
                 // killed function, goes away).
                 let _in_flight = InFlight::enter(flying);
-                let _one_at_a_time = lock.lock().await;
-                forward(client, counter, upstream, req).await
+                let start = Instant::now();
+                let operation = operation_of(&req);
+                let answer = {
+                    let _one_at_a_time = lock.lock().await;
+                    forward(client, counter, upstream, req, &operation).await
+                };
+                let end = Instant::now();
+                log.lock().unwrap().push(Span { operation, start, end });
+                answer
             }
         }));
         TlsProxy {
             url,
             ca_pem,
             tally,
+            spans,
             in_flight,
         }
     }
@@ -136,6 +178,16 @@ impl TlsProxy {
 
     pub fn tally(&self) -> Tally {
         *self.tally.lock().unwrap()
+    }
+
+    /// How many calls have answered so far: a mark for [`TlsProxy::spans_since`].
+    pub fn span_mark(&self) -> usize {
+        self.spans.lock().unwrap().len()
+    }
+
+    /// The calls that answered since `mark`.
+    pub fn spans_since(&self, mark: usize) -> Vec<Span> {
+        self.spans.lock().unwrap()[mark..].to_vec()
     }
 
     /// A trust store file: the run's CA, plus the certificates of `extra` (a PEM bundle).
@@ -164,19 +216,24 @@ impl Drop for InFlight {
     }
 }
 
+/// The call's `x-amz-target` (`service.Operation`), or empty.
+fn operation_of(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 async fn forward(
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     tally: Arc<Mutex<Tally>>,
     upstream: String,
     req: Request<Incoming>,
+    target: &str,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     tally.lock().unwrap().add(target, &body);
     let uri = format!(
         "{upstream}{}",
@@ -226,6 +283,29 @@ fn throwaway_ca_and_server_config() -> (String, rustls::ServerConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_critical_path_counts_overlapping_calls_once() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let span = |op: &str, start, end| Span {
+            operation: format!("svc.{op}"),
+            start: at(start),
+            end: at(end),
+        };
+        // Read, then a secret step and a publish side by side (the emulator answering
+        // them one after the other), then the clear.
+        let spans = vec![
+            span("GetItem", 0, 10),
+            span("DeleteSecret", 11, 20),
+            span("PutEvents", 12, 30),
+            span("DeleteItem", 31, 40),
+        ];
+        assert_eq!(critical_path(&spans), ["GetItem", "DeleteSecret", "DeleteItem"]);
+        let sequential = vec![span("GetItem", 0, 10), span("PutEvents", 10, 20)];
+        assert_eq!(critical_path(&sequential).len(), 2);
+        assert!(critical_path(&[]).is_empty());
+    }
 
     #[test]
     fn calls_are_tallied_by_what_aws_bills_them_as() {
