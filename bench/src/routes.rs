@@ -19,11 +19,13 @@ pub enum Needs {
     TwoVersions,
 }
 
-/// A route's seeded entity: its key, and the credential versions of its `stripe` row
-/// (newest first; empty unless the route needs them).
+/// A route's seeded entities (one per [`TYPES`]-long run of calls, for the routes that
+/// take one connector type per call; else one) with their keys, and the credential
+/// versions of the first one's `stripe` row (newest first; empty unless the route needs
+/// them).
 pub struct Prepared {
     pub entity: EntityId,
-    pub key: String,
+    pub keys: Vec<String>,
     pub versions: Vec<String>,
 }
 
@@ -33,8 +35,8 @@ pub struct Route {
     /// The function (binary) that serves it.
     pub function: &'static str,
     pub method: &'static str,
-    /// `true`: the n-th call acts on the n-th connector type of [`TYPES`]; `false`: on
-    /// `stripe` every time.
+    /// `true`: the n-th call acts on connector type `n % TYPES.len()` of [`TYPES`], of
+    /// entity `n / TYPES.len()`; `false`: on one entity's `stripe` every time.
     pub one_type_per_call: bool,
     pub suffix: &'static str,
     pub query: &'static str,
@@ -42,13 +44,12 @@ pub struct Route {
     pub body: fn(usize, &[String]) -> Option<Value>,
     pub status: u16,
     pub needs: Needs,
-    /// Reads are measured over `BENCH_ITERATIONS` warm calls; the others over one call per
-    /// connector type.
+    /// Reads are measured over `BENCH_ITERATIONS` warm calls; the others over
+    /// [`WRITE_CALLS`].
     pub read: bool,
 }
 
-/// Connector types the one-type-per-call routes walk: the cold call takes the first, the
-/// n-th warm call the n-th.
+/// Connector types the one-type-per-call routes walk, entity after entity.
 pub const TYPES: [&str; 11] = [
     "avatax",
     "shippo",
@@ -62,7 +63,8 @@ pub const TYPES: [&str; 11] = [
     "ups",
     "fedex",
 ];
-pub const WRITE_CALLS: usize = TYPES.len() - 1;
+/// Warm calls per write route: enough for a p99 of its own.
+pub const WRITE_CALLS: usize = 100;
 
 fn none(_: usize, _: &[String]) -> Option<Value> {
     None
@@ -216,9 +218,18 @@ pub const ROUTES: [Route; 11] = [
 impl Route {
     fn connector(&self, call: usize) -> &'static str {
         if self.one_type_per_call {
-            TYPES[call]
+            TYPES[call % TYPES.len()]
         } else {
             "stripe"
+        }
+    }
+
+    /// Which of the prepared entities the `call`-th call acts on.
+    fn entity_of(&self, call: usize) -> usize {
+        if self.one_type_per_call {
+            call / TYPES.len()
+        } else {
+            0
         }
     }
 
@@ -235,7 +246,7 @@ impl Route {
         };
         let body = (self.body)(call, &ready.versions);
         connectors_infra::api_gateway::ApiEvent::new(self.method, &path)
-            .key(&ready.key)
+            .key(&ready.keys[self.entity_of(call)])
             .body(body.as_ref())
             .rest_api()
     }
@@ -254,11 +265,45 @@ impl Route {
     }
 
     async fn try_prepare(&self, app: &shared::App, calls: usize) -> Result<Prepared, String> {
-        let (entity, key) = new_key(app).await?;
-        let types: std::collections::BTreeSet<&str> = (0..calls).map(|c| self.connector(c)).collect();
+        let entities = self.entity_of(calls.max(1) - 1) + 1;
+        let mut keys = Vec::new();
+        let mut first = None;
+        for n in 0..entities {
+            let (entity, key) = new_key(app).await?;
+            let calls_here = (0..calls).filter(|c| self.entity_of(*c) == n);
+            let types: std::collections::BTreeSet<&str> = calls_here.map(|c| self.connector(c)).collect();
+            self.seed_rows(app, &key, types).await?;
+            first.get_or_insert(entity);
+            keys.push(key);
+        }
+        let key = &keys[0];
+        let versions = match self.needs {
+            Needs::TwoVersions => {
+                let path = format!("/v1/integrations/{}/credentials/versions", self.connector(0));
+                let list = seed(app, key, "GET", &path, None, 200).await?;
+                list["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["version"].as_str().map(str::to_string))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let entity = first.expect("at least one entity");
+        Ok(Prepared { entity, keys, versions })
+    }
+
+    /// Puts the rows of `types` of `key`'s entity in the state the route needs.
+    async fn seed_rows(
+        &self,
+        app: &shared::App,
+        key: &str,
+        types: std::collections::BTreeSet<&str>,
+    ) -> Result<(), String> {
         for t in types {
             if self.needs != Needs::Nothing {
-                seed(app, &key, "POST", &format!("/v1/integrations/{t}"), None, 201).await?;
+                seed(app, key, "POST", &format!("/v1/integrations/{t}"), None, 201).await?;
                 let entry = ConnectorType::parse(t).unwrap().entry();
                 let writes = if self.needs == Needs::TwoVersions { 2 } else { 1 };
                 for write in 0..writes {
@@ -269,27 +314,14 @@ impl Route {
                         .collect();
                     let body = json!({ "credentials": credentials });
                     let path = format!("/v1/integrations/{t}/credentials");
-                    seed(app, &key, "PUT", &path, Some(body), 200).await?;
+                    seed(app, key, "PUT", &path, Some(body), 200).await?;
                 }
             }
             if self.needs == Needs::Disconnected {
-                seed(app, &key, "DELETE", &format!("/v1/integrations/{t}"), None, 200).await?;
+                seed(app, key, "DELETE", &format!("/v1/integrations/{t}"), None, 200).await?;
             }
         }
-        let versions = match self.needs {
-            Needs::TwoVersions => {
-                let path = format!("/v1/integrations/{}/credentials/versions", self.connector(0));
-                let list = seed(app, &key, "GET", &path, None, 200).await?;
-                list["data"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v["version"].as_str().map(str::to_string))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        Ok(Prepared { entity, key, versions })
+        Ok(())
     }
 }
 
