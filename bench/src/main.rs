@@ -348,15 +348,17 @@ async fn main() {
     let mut rows = Vec::new();
     let mut quota_enforced = true;
     for &mb in &settings.sizes {
-        // A table of its own per memory size, dropped after it: moto copies its tables on
-        // every transaction, so a table that only grows would slow the later sizes down.
-        let world = World::new(&sdk, proxy.clone(), &lambda_roots, &format!("{suffix}-{mb}"), &settings).await;
         let share = CpuShare::new(mb);
         quota_enforced &= share.enforced();
         for route in &selected {
+            // A table of its own per route and size, dropped after it: moto copies every
+            // table on every transaction, so with 100 warm writes per route a shared
+            // table slowed the later routes into timeouts.
+            let name = format!("{suffix}-{mb}-{}", route.name);
+            let world = World::new(&sdk, proxy.clone(), &lambda_roots, &name, &settings).await;
             rows.push(world.measure(route, &share, &settings).await);
+            world.drop_table(&sdk).await;
         }
-        world.drop_table(&sdk).await;
     }
     print_table(&rows, quota_enforced);
     if settings.levers {
