@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{self, faults::FaultProxy, Harness};
+use crate::support::{self, faults::FaultProxy, Harness, Reply};
 
 /// Polls the proxy's calls until `operation` has been seen (or `wait` has passed).
 async fn seen(proxy: &FaultProxy, operation: &str, wait: Duration) -> bool {
@@ -43,28 +43,52 @@ async fn a_connect_of_a_new_row_makes_no_read_before_its_create() {
     assert_eq!((again.status, again.error_code().as_str()), (409, "already_connected"));
 }
 
-/// A disconnect only takes access away, so its event goes out while its secret step is
-/// still in flight; the request still answers only once that step is done.
-#[tokio::test]
-async fn a_disconnect_announces_beside_its_secret_step() {
+/// A tenant with a `connector_type` row holding `credentials`, and a container whose
+/// calls go through a recording proxy.
+async fn connected_behind_a_proxy(
+    connector_type: &str,
+    credentials: serde_json::Value,
+) -> (Harness, shared::domain::ids::EntityId, String, FaultProxy, shared::App) {
     let h = Harness::new().await;
     let (entity, key) = h.tenant(false).await;
-    assert_eq!(h.as_key(&key).post("shippo", None).await.status, 201);
-    let creds = json!({"credentials": {"api_token": "t"}});
-    assert_eq!(h.as_key(&key).put_credentials("shippo", creds).await.status, 200);
+    assert_eq!(h.as_key(&key).post(connector_type, None).await.status, 201);
+    let put = h.as_key(&key).put_credentials(connector_type, credentials).await;
+    assert_eq!(put.status, 200, "{}", put.raw);
     h.events(2).await;
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
     let app = h.app_via(&proxy.url);
     proxy.record();
-    let mut hold = proxy.hold("DeleteSecret");
-    let disconnect = h.as_key(&key).via(&app).delete("shippo");
+    (h, entity, key, proxy, app)
+}
+
+/// Runs `request` with its `held` call held until `watched` has been seen at the proxy
+/// (or `wait` has passed): its answer, and whether `watched` came while `held` waited.
+async fn seen_while_held<F: std::future::Future<Output = Reply>>(
+    proxy: &FaultProxy,
+    held: &str,
+    watched: &str,
+    wait: Duration,
+    request: F,
+) -> (Reply, bool) {
+    let mut hold = proxy.hold(held);
     let watch = async {
         hold.reached().await;
-        let announced = seen(&proxy, "PutEvents", Duration::from_secs(5)).await;
+        let came = seen(proxy, watched, wait).await;
         hold.release();
-        announced
+        came
     };
-    let (reply, announced) = tokio::join!(disconnect, watch);
+    tokio::join!(request, watch)
+}
+
+/// A disconnect only takes access away, so its event goes out while its secret step is
+/// still in flight; the request still answers only once that step is done.
+#[tokio::test]
+async fn a_disconnect_announces_beside_its_secret_step() {
+    let creds = json!({"credentials": {"api_token": "t"}});
+    let (h, entity, key, proxy, app) = connected_behind_a_proxy("shippo", creds).await;
+    let disconnect = h.as_key(&key).via(&app).delete("shippo");
+    let wait = Duration::from_secs(5);
+    let (reply, announced) = seen_while_held(&proxy, "DeleteSecret", "PutEvents", wait, disconnect).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     assert!(announced, "the event waited for the secret step: {:?}", proxy.calls().0);
     let secret = h.describe_secret(entity, "shippo").await.expect("kept");
@@ -76,25 +100,12 @@ async fn a_disconnect_announces_beside_its_secret_step() {
 /// version is current, so a consumer that reads the secret on hearing of it gets them.
 #[tokio::test]
 async fn a_credentials_put_announces_only_once_its_version_is_current() {
-    let h = Harness::new().await;
-    let (entity, key) = h.tenant(false).await;
-    assert_eq!(h.as_key(&key).post("stripe", None).await.status, 201);
     let first = json!({"credentials": {"secret_key": "sk_one"}});
-    assert_eq!(h.as_key(&key).put_credentials("stripe", first).await.status, 200);
-    h.events(2).await;
-    let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
-    let app = h.app_via(&proxy.url);
-    proxy.record();
-    let mut hold = proxy.hold("UpdateSecretVersionStage");
+    let (h, entity, key, proxy, app) = connected_behind_a_proxy("stripe", first).await;
     let second = json!({"credentials": {"secret_key": "sk_two"}});
     let put = h.as_key(&key).via(&app).put_credentials("stripe", second);
-    let watch = async {
-        hold.reached().await;
-        let announced_early = seen(&proxy, "PutEvents", Duration::from_millis(500)).await;
-        hold.release();
-        announced_early
-    };
-    let (reply, announced_early) = tokio::join!(put, watch);
+    let wait = Duration::from_millis(500);
+    let (reply, announced_early) = seen_while_held(&proxy, "UpdateSecretVersionStage", "PutEvents", wait, put).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     assert!(
         !announced_early,
