@@ -2,7 +2,7 @@
 # `make bench`: release builds of the functions, the floor and the harness (native, same
 # profile as the Lambda builds), the emulator, then the harness's tables
 # (docs/PERFORMANCE.md): every route at every memory size under Lambda's CPU share,
-# behind TLS, with its cost. Settings: see bench/src/main.rs (BENCH_ITERATIONS,
+# behind TLS, with its cost. Settings: see bench/src/main.rs (BENCH_ITERATIONS, BENCH_WRITE_CALLS,
 # BENCH_COLD_STARTS, BENCH_MEMORY_SIZES, BENCH_ONLY, BENCH_LEVERS).
 # `--smoke` (`make bench-smoke`, run by CI): debug builds, one memory size, a few calls,
 # no levers: only to keep the harness and the functions-as-Lambda-processes path working.
@@ -13,7 +13,7 @@ functions=(get list update credentials connect disconnect restore report)
 profile=release; flag=--release
 if [ "${1:-}" = --smoke ]; then
   profile=debug; flag=
-  export BENCH_ITERATIONS=3 BENCH_COLD_STARTS=2 BENCH_MEMORY_SIZES=1024 BENCH_LEVERS=0
+  export BENCH_ITERATIONS=3 BENCH_WRITE_CALLS=3 BENCH_COLD_STARTS=2 BENCH_MEMORY_SIZES=1024 BENCH_LEVERS=0
 fi
 packages=(); for f in "${functions[@]}"; do packages+=(-p "$f"); done
 cargo build $flag -q "${packages[@]}" -p connectors-bench
@@ -24,7 +24,7 @@ started=$(bash infra/emulator.sh start)
 [ "$started" = started ] && trap 'bash infra/emulator.sh stop' EXIT
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "bootstrap sizes (native $(uname -m), $profile profile):"
-for f in "${functions[@]}" floor-getitem; do
+for f in "${functions[@]}" floor; do
   printf '  %-13s %8d bytes\n' "$f" "$(stat -c %s "$BENCH_BIN_DIR/$f")"
 done
 echo

@@ -3,7 +3,7 @@
 //! its own rows for a fresh entity, so any subset (`BENCH_ONLY`) runs on its own.
 
 use serde_json::{json, Value};
-use shared::domain::api_key::Scope;
+use shared::domain::api_key::{KeyHash, Scope};
 use shared::domain::catalog::ConnectorType;
 use shared::domain::ids::EntityId;
 
@@ -24,7 +24,8 @@ pub enum Needs {
 /// versions of the first one's `stripe` row (newest first; empty unless the route needs
 /// them).
 pub struct Prepared {
-    pub entity: EntityId,
+    /// The entity of each of `keys`.
+    pub entities: Vec<EntityId>,
     pub keys: Vec<String>,
     pub versions: Vec<String>,
 }
@@ -45,8 +46,14 @@ pub struct Route {
     pub status: u16,
     pub needs: Needs,
     /// Reads are measured over `BENCH_ITERATIONS` warm calls; the others over
-    /// [`WRITE_CALLS`].
+    /// `BENCH_WRITE_CALLS` ([`WRITE_CALLS`]).
     pub read: bool,
+    /// The route's floor (`src/bin/floor.rs`): the AWS calls its contract cannot do
+    /// without before it answers, in order (`FLOOR_STEPS`). The critical paths of
+    /// docs/PERFORMANCE.md's target column: announcing and clearing the outbox record
+    /// after the answer, and a step that only takes access away (disconnect's schedule)
+    /// too for a permanent delete.
+    pub floor: &'static str,
 }
 
 /// Connector types the one-type-per-call routes walk, entity after entity.
@@ -63,7 +70,8 @@ pub const TYPES: [&str; 11] = [
     "ups",
     "fedex",
 ];
-/// Warm calls per write route: enough for a p99 of its own.
+/// Warm calls per write route by default (`BENCH_WRITE_CALLS`): enough for a p99 of its
+/// own.
 pub const WRITE_CALLS: usize = 100;
 
 fn none(_: usize, _: &[String]) -> Option<Value> {
@@ -82,6 +90,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: true,
+        floor: "key,read",
     },
     Route {
         name: "list",
@@ -94,6 +103,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: true,
+        floor: "key,query",
     },
     Route {
         name: "update",
@@ -106,6 +116,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: false,
+        floor: "key,read,commit",
     },
     Route {
         name: "credentials",
@@ -118,6 +129,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: false,
+        floor: "key,read,guard,secret-put,commit",
     },
     Route {
         name: "connect",
@@ -130,6 +142,7 @@ pub const ROUTES: [Route; 11] = [
         status: 201,
         needs: Needs::Nothing,
         read: false,
+        floor: "key,create",
     },
     Route {
         name: "disconnect",
@@ -142,6 +155,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: false,
+        floor: "key,read,commit,secret-schedule",
     },
     Route {
         name: "restore",
@@ -154,6 +168,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Disconnected,
         read: false,
+        floor: "key,read,guard,secret-restore,commit",
     },
     Route {
         name: "purge",
@@ -166,6 +181,7 @@ pub const ROUTES: [Route; 11] = [
         status: 204,
         needs: Needs::Connected,
         read: false,
+        floor: "key,read,commit",
     },
     // §1b. A read of the versions list (names only; the row's one query).
     Route {
@@ -179,6 +195,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::TwoVersions,
         read: true,
+        floor: "key,read",
     },
     // Each call makes the other of the two seeded versions current, so every call is a
     // real rollback (the cold one goes back to the older), never the no-op.
@@ -193,6 +210,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::TwoVersions,
         read: false,
+        floor: "key,read,commit,stage",
     },
     // Each call reports a failure with a new message, so every report changes the shown
     // row and writes (a report that changes nothing writes nothing).
@@ -212,6 +230,7 @@ pub const ROUTES: [Route; 11] = [
         status: 200,
         needs: Needs::Connected,
         read: false,
+        floor: "key,read,commit",
     },
 ];
 
@@ -251,6 +270,48 @@ impl Route {
             .rest_api()
     }
 
+    /// The floor's event for each of calls `0..calls` (see `src/bin/floor.rs`), on rows
+    /// `ready` for it (seeded as for the route, never the route's own): the caller's key,
+    /// the connector row, its secret and, for a rollback, the version moves that make each
+    /// call a real one (the current version and the other, alternately).
+    pub async fn floor_events(&self, app: &shared::App, ready: &Prepared, calls: usize) -> Vec<Value> {
+        let mut events = Vec::with_capacity(calls);
+        for call in 0..calls {
+            let (entity, key) = (ready.entities[self.entity_of(call)], &ready.keys[self.entity_of(call)]);
+            let connector_type = ConnectorType::parse(self.connector(call)).unwrap();
+            let row = app
+                .service
+                .store
+                .get(entity, connector_type)
+                .await
+                .expect("the floor's row reads back");
+            let secret = row
+                .as_ref()
+                .filter(|r| !r.credential_keys.is_empty())
+                .map(|r| shared::aws::secrets::secret_name(&app.settings.secret_prefix, &r.secret_ref()));
+            let stage = row.as_ref().and_then(|r| {
+                let current = r
+                    .credential_versions
+                    .iter()
+                    .find(|v| Some(&v.id) == r.current_credential_version.as_ref())?;
+                let other = r.credential_versions.iter().find(|v| v.id != current.id)?;
+                let (to, from) = if call % 2 == 0 {
+                    (other, current)
+                } else {
+                    (current, other)
+                };
+                Some([to.secret_version_id.clone(), from.secret_version_id.clone()])
+            });
+            events.push(json!({
+                "key": [format!("KEY#{}", KeyHash::of(key).as_str()), "KEY"],
+                "row": [shared::aws::items::entity_pk(entity), shared::aws::items::connector_sk(connector_type)],
+                "secret": secret,
+                "stage": stage,
+            }));
+        }
+        events
+    }
+
     /// A fresh entity whose rows are ready for calls `0..calls`, and its key (all scopes).
     /// Seeding is not measured: when the emulator refuses a step (it does, now and then,
     /// under a long run), it starts over with another entity, three times at most.
@@ -265,15 +326,14 @@ impl Route {
     }
 
     async fn try_prepare(&self, app: &shared::App, calls: usize) -> Result<Prepared, String> {
-        let entities = self.entity_of(calls.max(1) - 1) + 1;
-        let mut keys = Vec::new();
-        let mut first = None;
-        for n in 0..entities {
+        let count = self.entity_of(calls.max(1) - 1) + 1;
+        let (mut keys, mut entities) = (Vec::new(), Vec::new());
+        for n in 0..count {
             let (entity, key) = new_key(app).await?;
             let calls_here = (0..calls).filter(|c| self.entity_of(*c) == n);
             let types: std::collections::BTreeSet<&str> = calls_here.map(|c| self.connector(c)).collect();
             self.seed_rows(app, &key, types).await?;
-            first.get_or_insert(entity);
+            entities.push(entity);
             keys.push(key);
         }
         let key = &keys[0];
@@ -290,8 +350,11 @@ impl Route {
             }
             _ => Vec::new(),
         };
-        let entity = first.expect("at least one entity");
-        Ok(Prepared { entity, keys, versions })
+        Ok(Prepared {
+            entities,
+            keys,
+            versions,
+        })
     }
 
     /// Puts the rows of `types` of `key`'s entity in the state the route needs.
