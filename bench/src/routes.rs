@@ -49,10 +49,10 @@ pub struct Route {
     /// `BENCH_WRITE_CALLS` ([`WRITE_CALLS`]).
     pub read: bool,
     /// The route's floor (`src/bin/floor.rs`): the AWS calls its contract cannot do
-    /// without before it answers, in order (`FLOOR_STEPS`). The critical paths of
-    /// docs/PERFORMANCE.md's target column: announcing and clearing the outbox record
-    /// after the answer, and a step that only takes access away (disconnect's schedule)
-    /// too for a permanent delete.
+    /// without before it answers, in order (`FLOOR_STEPS`): the target critical paths of
+    /// docs/PERFORMANCE.md, where the announcement and the outbox record's clearing come
+    /// after the answer, and so does a permanent delete's secret deletion. A cold start
+    /// adds the key lookup (`key`).
     pub floor: &'static str,
 }
 
