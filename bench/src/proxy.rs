@@ -54,9 +54,11 @@ impl Tally {
         self.each(other, |a, b| a + b)
     }
 
-    /// Each count divided by `n` (rounded down): the counts of one of `n` calls.
+    /// Each count divided by `n`, rounded to the nearest: the counts of one of `n` calls
+    /// (rounded down, one failed call among 100 took a whole call off the figure).
     pub fn per(self, n: u64) -> Tally {
-        self.each(self, |a, _| a / n.max(1))
+        let n = n.max(1);
+        self.each(self, |a, _| (a + n / 2) / n)
     }
 
     fn add(&mut self, target: &str, body: &[u8]) {
@@ -283,6 +285,28 @@ fn throwaway_ca_and_server_config() -> (String, rustls::ServerConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_per_call_round_to_the_nearest() {
+        let total = Tally {
+            calls: 799,
+            read_units: 100,
+            write_units: 849,
+            secrets_calls: 299,
+            events: 0,
+        };
+        let one = total.per(100);
+        assert_eq!(
+            (
+                one.calls,
+                one.read_units,
+                one.write_units,
+                one.secrets_calls,
+                one.events
+            ),
+            (8, 1, 8, 3, 0)
+        );
+    }
 
     #[test]
     fn the_critical_path_counts_overlapping_calls_once() {
