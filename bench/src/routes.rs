@@ -287,13 +287,10 @@ impl Route {
                 .expect("the floor's row reads back");
             let secret = row
                 .as_ref()
-                .filter(|r| !r.credential_keys.is_empty())
+                .filter(|r| r.has_secret())
                 .map(|r| shared::aws::secrets::secret_name(&app.settings.secret_prefix, &r.secret_ref()));
             let stage = row.as_ref().and_then(|r| {
-                let current = r
-                    .credential_versions
-                    .iter()
-                    .find(|v| Some(&v.id) == r.current_credential_version.as_ref())?;
+                let current = r.current_version_record()?;
                 let other = r.credential_versions.iter().find(|v| v.id != current.id)?;
                 let (to, from) = if call % 2 == 0 {
                     (other, current)
@@ -303,7 +300,7 @@ impl Route {
                 Some([to.secret_version_id.clone(), from.secret_version_id.clone()])
             });
             events.push(json!({
-                "key": [format!("KEY#{}", KeyHash::of(key).as_str()), "KEY"],
+                "key": shared::aws::keys::by_hash_key(&KeyHash::of(key)),
                 "row": [shared::aws::items::entity_pk(entity), shared::aws::items::connector_sk(connector_type)],
                 "secret": secret,
                 "stage": stage,

@@ -15,9 +15,14 @@ use super::items::{entity_pk, s, Item};
 use super::store::{decode, dynamo, query_entity};
 use super::table::TABLE;
 
+/// The key (`pk`, `sk`) of a key's item by hash: what authentication reads.
+pub fn by_hash_key(hash: &KeyHash) -> (String, String) {
+    (format!("KEY#{}", hash.as_str()), "KEY".to_string())
+}
+
 fn keys_of(record: &ApiKeyRecord, hash: &KeyHash) -> [(String, String); 3] {
     [
-        (format!("KEY#{}", hash.as_str()), "KEY".to_string()),
+        by_hash_key(hash),
         (format!("KEYID#{}", record.key_id), "KEYID".to_string()),
         (entity_pk(record.entity_id), format!("APIKEY#{}", record.key_id)),
     ]
@@ -54,10 +59,8 @@ impl DynamoKeyStore {
 #[async_trait]
 impl KeyStore for DynamoKeyStore {
     async fn find(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.get(format!("KEY#{}", hash.as_str()), "KEY")
-            .await?
-            .map(decode)
-            .transpose()
+        let (pk, sk) = by_hash_key(hash);
+        self.get(pk, &sk).await?.map(decode).transpose()
     }
 
     async fn create(&self, record: &ApiKeyRecord, hash: &KeyHash) -> Result<(), StoreError> {

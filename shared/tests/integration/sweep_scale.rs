@@ -129,10 +129,10 @@ async fn sweep_cost_follows_due_items_not_table_size() {
 const PER_KIND: usize = 200;
 
 /// The time budget with the real adapters: ~200 due items of every kind and a synthetic
-/// deadline (10 s, or more when the emulator is slow to answer the index reads). The harness's clock stands still, so the sweep keeps starting items
-/// and the run is cut at its hard stop (2 s before the deadline): it has attempted every
-/// kind, says `budget_exhausted`, and released its lease (its EMF line is written from
-/// this report).
+/// deadline (10 s, or more when the emulator is slow to answer the index reads). The
+/// harness's clock stands still, so the sweep keeps starting items and the run is cut at
+/// its hard stop (2 s before the deadline): it has attempted every kind, says
+/// `budget_exhausted`, and released its lease (its EMF line is written from this report).
 #[tokio::test]
 async fn a_run_over_hundreds_of_due_items_of_every_kind_stops_at_its_deadline_having_tried_every_kind() {
     let h = Harness::new().await;
