@@ -91,6 +91,9 @@ struct State {
     injected: usize,
     /// Invocations whose one faulted attempt is over (`LostAnswer`).
     spent: HashSet<String>,
+    /// Retried attempts of calls the proxy did not fail: the client gave up on an answer
+    /// of the emulator's own (a stall past its attempt timeout), not on an injected fault.
+    unfaulted_retries: usize,
 }
 
 /// Behaviour set independently of the armed fault (`arm` and `record` leave it alone).
@@ -100,6 +103,9 @@ struct Hooks {
     /// waits for `release` (forwarded on `true`; dropped unanswered, never reaching the
     /// emulator, when the [`Hold`] goes without releasing it).
     hold: Option<(String, oneshot::Sender<()>, oneshot::Receiver<bool>)>,
+    /// The next call of this operation is forwarded only after this delay, and counted
+    /// like any other: the emulator being slow, not a fault.
+    stall: Option<(String, Duration)>,
     /// Names of secrets force-deleted through this proxy, when Secrets Manager's
     /// asynchronous deletion is emulated (see [`FaultProxy::emulate_async_secret_deletion`]).
     deleting: Option<HashSet<String>>,
@@ -193,6 +199,13 @@ impl FaultProxy {
         }
     }
 
+    /// Forwards the next `operation` call (e.g. `GetItem`) only after `delay`, as a slow
+    /// emulator would answer it; the call is not faulted (see
+    /// [`FaultProxy::unfaulted_retries`]).
+    pub fn stall(&self, operation: &str, delay: Duration) {
+        self.hooks.lock().unwrap().stall = Some((operation.to_string(), delay));
+    }
+
     /// Emulates Secrets Manager's asynchronous deletion, which moto lacks (it deletes at
     /// once): after `DeleteSecret` with `ForceDeleteWithoutRecovery`, AWS removes the
     /// secret in the background, and until it is gone, creating a secret of that name (or
@@ -247,6 +260,13 @@ impl FaultProxy {
     pub fn calls(&self) -> (Vec<String>, usize) {
         let s = self.state.lock().unwrap();
         (s.calls.iter().map(|(_, op)| op.clone()).collect(), s.injected)
+    }
+
+    /// How many attempts since `arm`/`record` retried a call the proxy let through: the
+    /// emulator itself was too slow (or failed), so the run is not the one the test
+    /// planned — its calls may differ from a quiet run's.
+    pub fn unfaulted_retries(&self) -> usize {
+        self.state.lock().unwrap().unfaulted_retries
     }
 
     pub fn disarm(&self) {
@@ -340,7 +360,11 @@ async fn forward(
             == Some(true);
     let decision = {
         let mut s = state.lock().unwrap();
-        if !invocation.is_empty() && !s.calls.iter().any(|(id, _)| *id == invocation) {
+        let seen_before = s.calls.iter().any(|(id, _)| *id == invocation);
+        if seen_before && !s.failing.contains(&invocation) {
+            s.unfaulted_retries += 1;
+        }
+        if !invocation.is_empty() && !seen_before {
             s.calls.push((invocation.clone(), operation.clone()));
             let seen = s.calls.len();
             if s.armed
@@ -377,6 +401,16 @@ async fn forward(
         // Returning an error makes hyper drop the connection without an answer.
         Decision::Fail(Fault::Dropped) => Err(std::io::Error::other("injected: connection dropped")),
         Decision::Pass | Decision::Fail(Fault::LostAnswer) => {
+            let stall = {
+                let mut h = hooks.lock().unwrap();
+                match &h.stall {
+                    Some((op, _)) if *op == operation_name => h.stall.take().map(|(_, delay)| delay),
+                    _ => None,
+                }
+            };
+            if let Some(delay) = stall {
+                tokio::time::sleep(delay).await;
+            }
             let _turn = match &serializer {
                 Some(lock) if operation.starts_with("DynamoDB") => Some(lock.lock().await),
                 _ => None,
