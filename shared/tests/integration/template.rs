@@ -616,6 +616,15 @@ async fn drive_every_path_and_compare_grants() {
             facts.contains("secretsmanager:ForceDeleteWithoutRecovery=true"),
             "{binary}: may force-delete secrets (left) vs does (right)"
         );
+        // Events only of the source its grant's condition allows (the service's own).
+        let sources: BTreeSet<&str> = facts.iter().filter_map(|f| f.strip_prefix("events:source=")).collect();
+        if used.contains("events:PutEvents") {
+            assert_eq!(
+                sources,
+                [support::SOURCE].into(),
+                "{binary}: sources of the events it puts"
+            );
+        }
     }
     assert_eq!(
         recorded.keys().cloned().collect::<BTreeSet<_>>(),
@@ -659,6 +668,37 @@ fn only_the_functions_that_must_force_delete_secrets_may() {
         }
     }
     assert_eq!(force, ["connect", "disconnect", "sweeper"].map(String::from).into());
+}
+
+/// Every grant of `events:PutEvents` holds only for the service's own source: its
+/// condition names the `EventSource` parameter, the value `EVENT_SOURCE` gives the code
+/// (the least-privilege test checks that every event the code puts has that source). The
+/// sync rule takes reports from any source but that one, so no function can send one.
+#[test]
+fn every_grant_to_put_events_holds_the_service_s_own_source() {
+    let t = template();
+    let configured = &t["Globals"]["Function"]["Environment"]["Variables"]["EVENT_SOURCE"];
+    assert_eq!(written(configured), "!Ref EventSource");
+    let mut grants = BTreeSet::new();
+    for (binary, f) in functions(&t) {
+        for statement in statements(f) {
+            if !strings(&statement["Action"]).contains("events:PutEvents") {
+                continue;
+            }
+            assert_eq!(
+                strings(&statement["Action"]),
+                ["events:PutEvents".to_string()].into(),
+                "{binary}: the condition applies to PutEvents alone"
+            );
+            assert_eq!(
+                written(&statement["Condition"]["StringEquals"]["events:source"]),
+                "!Ref EventSource",
+                "{binary}: PutEvents without the source condition"
+            );
+            grants.insert(binary.clone());
+        }
+    }
+    assert!(grants.contains("connect") && grants.contains("sweeper"), "{grants:?}");
 }
 
 /// The resources of every grant: the table (the sweeper also its `due` index), this

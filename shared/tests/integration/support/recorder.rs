@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
 use aws_sdk_secretsmanager::operation::create_secret::CreateSecretInput;
 use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretInput;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -70,7 +71,8 @@ impl Intercept for Recorder {
 
     /// What the operation's input says: a transaction needs the action of each item it
     /// holds; a secret created with tags also needs `TagResource`; a `DeleteSecret` without
-    /// recovery window needs a grant that does not exclude `ForceDeleteWithoutRecovery`.
+    /// recovery window needs a grant that does not exclude `ForceDeleteWithoutRecovery`;
+    /// `PutEvents` needs a grant allowing each entry's `events:source`.
     fn read_before_execution(
         &self,
         ctx: &BeforeSerializationInterceptorContextRef<'_>,
@@ -107,6 +109,14 @@ impl Intercept for Recorder {
             .is_some_and(|i| i.force_delete_without_recovery() == Some(true))
         {
             self.record([format!("{p}:ForceDeleteWithoutRecovery=true")]);
+        }
+        if let Some(input) = ctx.input().downcast_ref::<PutEventsInput>() {
+            self.record(
+                input
+                    .entries()
+                    .iter()
+                    .map(|e| format!("{p}:source={}", e.source().unwrap_or_default())),
+            );
         }
         Ok(())
     }
