@@ -78,6 +78,11 @@ struct Row {
     mb: u32,
     cold: Spread,
     floor_cold: Spread,
+    /// The median of route ÷ floor over the cold starts where both answered (see
+    /// [`Cold::paired_ratio`]).
+    paired_ratio: f64,
+    /// Every cold start, route then floor, in the order they were started.
+    cold_pairs: Vec<ColdPair>,
     init_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -102,6 +107,48 @@ struct Row {
     path: Vec<String>,
     /// AWS calls per warm call, rounded.
     aws_calls: u64,
+}
+
+/// One round of cold starts: the route's first answer, then its floor's (`None`: failed).
+type ColdPair = (Option<Duration>, Option<Duration>);
+
+/// The cold starts of a route and its floor, started alternately: each pair ran back to
+/// back on the same machine. `None` where the call failed.
+#[derive(Default)]
+struct Cold {
+    /// (route, floor) per round.
+    pairs: Vec<ColdPair>,
+    /// The route's init durations (successful starts).
+    init: Vec<Duration>,
+    /// Cold calls of the route that did not get its status, and of the floor that failed.
+    failures: usize,
+    floor_failures: usize,
+}
+
+impl Cold {
+    fn own(&self) -> Vec<Duration> {
+        self.pairs.iter().filter_map(|p| p.0).collect()
+    }
+
+    fn floor(&self) -> Vec<Duration> {
+        self.pairs.iter().filter_map(|p| p.1).collect()
+    }
+
+    /// The median of route ÷ floor within each pair: a round's two processes see the
+    /// same moment of a shared, drifting machine, which the ratio of the two medians
+    /// (over different moments) does not. NaN without a complete pair.
+    fn paired_ratio(&self) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .pairs
+            .iter()
+            .filter_map(|&(own, floor)| Some(ms(own?) / ms(floor?)))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        if ratios.is_empty() {
+            return f64::NAN;
+        }
+        ratios[((ratios.len() as f64 - 1.0) * 0.5).round() as usize]
+    }
 }
 
 /// Min, median and p90 of a sample, in ms (infinite when empty).
@@ -241,46 +288,44 @@ impl World {
     /// fresh group) so that both see the same machine; the route's median init too, and
     /// how many cold calls of the route did not get its status and of the floor failed
     /// (left out of the spreads).
-    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> (Spread, Spread, f64, usize, usize) {
-        let (mut floor, mut own, mut init) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut failures, mut floor_failures) = (0, 0);
+    async fn cold(&self, route: &Route, share: &CpuShare, n: usize) -> Cold {
+        let mut cold = Cold::default();
         for _ in 0..n {
             let floor_ready = route.prepare(&self.app, 1).await;
             let event = &route.floor_events(&self.app, &floor_ready, 1).await[0];
             self.proxy.settle().await;
             let f = self.floor(route, share).await;
             let (d, _, answer) = f.cold_first_answer(event).await;
-            if answer == Value::Bool(true) {
-                floor.push(d);
+            let floor = if answer == Value::Bool(true) {
+                Some(d)
             } else {
                 eprintln!("{}'s floor at {} MB, cold: {answer}", route.name, share.mb);
-                floor_failures += 1;
-            }
+                cold.floor_failures += 1;
+                None
+            };
             drop(f);
             self.proxy.settle().await;
             let ready = route.prepare(&self.app, 1).await;
             let p = Process::spawn(&self.binary(route.function), route.function, share, &self.env).await;
             let (d, i, answer) = p.cold_first_answer(&route.event(0, &ready)).await;
-            if answer["statusCode"] != route.status {
+            let own = if answer["statusCode"] == route.status {
+                cold.init.push(i);
+                Some(d)
+            } else {
                 eprintln!("{} at {} MB, cold: {}", route.name, share.mb, answer["statusCode"]);
-                failures += 1;
-                continue;
-            }
-            own.push(d);
-            init.push(i);
+                cold.failures += 1;
+                None
+            };
+            cold.pairs.push((own, floor));
         }
-        (
-            Spread::of(own),
-            Spread::of(floor),
-            ms(median(&mut init)),
-            failures,
-            floor_failures,
-        )
+        cold
     }
 
     async fn measure(&self, route: &Route, share: &CpuShare, settings: &Settings) -> Row {
-        let (cold, floor_cold, init_ms, mut failures, mut floor_failures) =
-            self.cold(route, share, settings.cold_starts).await;
+        let mut cold_starts = self.cold(route, share, settings.cold_starts).await;
+        let (cold, floor_cold) = (Spread::of(cold_starts.own()), Spread::of(cold_starts.floor()));
+        let init_ms = ms(median(&mut cold_starts.init));
+        let (mut failures, mut floor_failures) = (cold_starts.failures, cold_starts.floor_failures);
         let warm = if route.read {
             settings.iterations
         } else {
@@ -301,7 +346,7 @@ impl World {
         let mut billed = 0.0;
         let cpu_before = p.cpu_time();
         let mut paths = Vec::new();
-        for call in 1..=warm {
+        for (call, floor_event) in floor_events.iter().enumerate().skip(1) {
             let before = self.proxy.tally();
             let mark = self.proxy.span_mark();
             let (d, answer) = p.invoke(&route.event(call, &ready)).await;
@@ -316,7 +361,7 @@ impl World {
             tally = tally.plus(self.proxy.tally().minus(before));
             billed += cost::billed_ms(ms(d));
             lat.push(d);
-            let (d, answer) = f.invoke(&floor_events[call]).await;
+            let (d, answer) = f.invoke(floor_event).await;
             if answer != Value::Bool(true) {
                 eprintln!("{}'s floor at {} MB, warm call {call}: {answer}", route.name, share.mb);
                 floor_failures += 1;
@@ -335,6 +380,8 @@ impl World {
             mb: share.mb,
             cold,
             floor_cold,
+            paired_ratio: cold_starts.paired_ratio(),
+            cold_pairs: cold_starts.pairs,
             init_ms,
             p50_ms: ms(percentile(&lat, 0.5)),
             p99_ms: ms(percentile(&lat, 0.99)),
@@ -425,15 +472,33 @@ async fn main() {
         let at_chosen = template.get(r.function).copied() == Some(r.mb);
         if r.mb == 128 || at_chosen {
             println!(
-                "cold-first-answer route={} mb={} ms={:.1} floor_ms={:.1} ratio={:.2} p90_ratio={:.2}",
+                "cold-first-answer route={} mb={} ms={:.1} floor_ms={:.1} ratio={:.2} p90_ratio={:.2} paired_ratio={:.2}",
                 r.route,
                 r.mb,
                 r.cold.median,
                 r.floor_cold.median,
                 r.cold_ratio(),
-                r.cold_p90_ratio()
+                r.cold_p90_ratio(),
+                r.paired_ratio
             );
         }
+    }
+    // The raw samples behind every spread, for a second look at a surprising median.
+    for r in &rows {
+        let list = |side: fn(&ColdPair) -> Option<Duration>| {
+            r.cold_pairs
+                .iter()
+                .map(|p| side(p).map_or("failed".to_string(), |d| format!("{:.1}", ms(d))))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "cold-samples route={} mb={} route_ms={} floor_ms={}",
+            r.route,
+            r.mb,
+            list(|p| p.0),
+            list(|p| p.1)
+        );
     }
     for r in rows.iter().filter(|r| r.mb == 128) {
         println!(
