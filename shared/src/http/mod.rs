@@ -44,9 +44,60 @@ pub async fn handle_operation(
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
     let metrics = Measured::start(operation.function_name(), &req);
-    let (response, request_id) = dispatch(app, Some(operation), req).await;
+    let invocation = req.lambda_context_ref().map(|c| c.request_id.clone());
+    let (response, request_id) = match (&app.after_answer, invocation) {
+        (Some(tracker), Some(invocation)) => tracker.collect(invocation, dispatch(app, Some(operation), req)).await,
+        _ => dispatch(app, Some(operation), req).await,
+    };
     metrics.finish(&app.settings.metric_namespace, &response, &request_id);
     Ok(response)
+}
+
+/// A write function's whole life inside Lambda: serves `operation`, and registers the
+/// internal extension that lets each request publish and clear its events after its
+/// answer ([`crate::after_answer`]). Where the Runtime API offers no Extensions API (a
+/// local stand-in), or registering fails, the work runs before the answer instead.
+pub async fn run_function(mut app: App, operation: Operation) -> Result<(), lambda_http::Error> {
+    use lambda_extension::{Extension, LambdaEvent, NextEvent};
+
+    let tracker = std::sync::Arc::new(crate::after_answer::Tracker::default());
+    let waits = tracker.clone();
+    let settle = lambda_extension::service_fn(move |event: LambdaEvent| {
+        let tracker = waits.clone();
+        async move {
+            // Internal extensions get INVOKE events only. Never an error: the extension
+            // must ask for the next event whatever happened (an error would end it).
+            if let NextEvent::Invoke(invoke) = event.next {
+                let abort_at = crate::after_answer::abort_at(invoke.deadline_ms);
+                tracker.settle(&invoke.request_id, abort_at).await;
+            }
+            Ok::<(), lambda_extension::Error>(())
+        }
+    });
+    // Before the runtime's first request for an event: registration closes then.
+    let registered = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
+        Some(_) => Extension::new()
+            .with_events(&["INVOKE"])
+            .with_extension_name("after-answer")
+            .with_events_processor(settle)
+            .register()
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("no Runtime API".to_string()),
+    };
+    match registered {
+        Ok(extension) => {
+            app.after_answer = Some(tracker);
+            let app = &app;
+            let handler = lambda_http::service_fn(|req| handle_operation(app, operation, req));
+            tokio::try_join!(lambda_http::run(handler), extension.run()).map(|_| ())
+        }
+        Err(reason) => {
+            tracing::warn!(reason, "no internal extension: events are published before the answer");
+            let app = &app;
+            lambda_http::run(lambda_http::service_fn(|req| handle_operation(app, operation, req))).await
+        }
+    }
 }
 
 /// Serves what no route matches: the function behind the REST API's fallback routes (each

@@ -134,6 +134,7 @@ impl Memory {
             service,
             settings,
             fingerprint_key,
+            after_answer: None,
         }
     }
 }

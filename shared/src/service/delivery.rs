@@ -6,6 +6,7 @@
 //! unless X's row has moved since — in which case following the row is what must happen.
 //! So a record re-delivered a day later can never reach a newer connector's secret.
 
+use crate::after_answer;
 use crate::domain::connector::Connector;
 use crate::domain::error::ApiError;
 use crate::domain::lifecycle::RECOVERY_WINDOW_DAYS;
@@ -139,17 +140,33 @@ impl Service {
     /// the others beside it. Whatever fails after the secret step stays in the outbox
     /// for the sweeper, which reconciles before re-publishing. The change is committed:
     /// only a failed secret step is reported (429/503), and it is never a lost race.
+    ///
+    /// Where the request collects after-answer work ([`after_answer`]), the secret step
+    /// still comes first and the publish and clear run after the answer: the answer
+    /// depends on neither, and a consumer still hears of a change only once its secret
+    /// step holds.
     pub(super) async fn deliver_committed(
         &self,
         records: &[OutboxRecord],
         row: &Connector,
         known: Known<'_>,
     ) -> Result<(), Failure> {
-        let Some((first, rest)) = records.split_first() else {
+        let Some(first) = records.first() else {
             return Ok(());
         };
         if first.secret_action != Some(SecretAction::FollowRow) {
             return self.deliver(records).await.map(|_| ()).map_err(Failure::Api);
+        }
+        if after_answer::collecting() {
+            self.follow_committed(row, known).await?;
+            let (service, records, row) = (self.clone(), records.to_vec(), row.clone());
+            after_answer::defer(async move {
+                if service.publish(&records).await {
+                    service.clear_committed(&records, &row).await;
+                }
+            })
+            .await;
+            return Ok(());
         }
         let published = if row.is_active {
             // The step grants access (restore, a version made current): a consumer told
@@ -164,15 +181,25 @@ impl Service {
             followed?;
             published
         };
-        if !published {
-            return Ok(());
+        if published {
+            self.clear_committed(records, row).await;
         }
+        Ok(())
+    }
+
+    /// Clears published records a request committed with `row`. The first carries the
+    /// duty to make the secret follow the row: it is cleared by a call that checks that
+    /// the row has not moved since; if it has, the row as it is now is followed first,
+    /// and if it keeps moving the record stays for the sweeper. The others clear
+    /// independently.
+    async fn clear_committed(&self, records: &[OutboxRecord], row: &Connector) {
+        let Some((first, rest)) = records.split_first() else {
+            return;
+        };
         let check_first = async {
             match self.store.clear_outbox_if_unchanged(&first.event_id, row).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    // Moved while we acted: follow the row as it is now, then clear. If it
-                    // keeps moving, the record stays and the sweeper reconciles.
                     if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
                         self.clear(first).await;
                     }
@@ -182,8 +209,19 @@ impl Service {
                 }
             }
         };
-        // Only the first record carries the secret duty; the others clear independently.
         tokio::join!(check_first, self.clear_all(rest));
+    }
+
+    /// The records' secret work, in order.
+    async fn secret_steps(&self, records: &[OutboxRecord]) -> Result<(), ApiError> {
+        for record in records {
+            let secret = record.secret_ref();
+            match record.secret_action {
+                Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
+                Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
+                None => {}
+            }
+        }
         Ok(())
     }
 
@@ -192,19 +230,22 @@ impl Service {
     /// beside it where it only takes access away (a force-delete) — then each record is
     /// cleared. Only a failed secret step is an error (the records stay for the sweeper,
     /// which re-announces them); a failed publish leaves them for the sweeper too and is
-    /// reported as `Ok(false)`.
+    /// reported as `Ok(false)`. Where the request collects after-answer work
+    /// ([`after_answer`]), the secret work is done first and the publish and clear run
+    /// after the answer (`Ok(true)`: handed over).
     pub async fn deliver(&self, records: &[OutboxRecord]) -> Result<bool, ApiError> {
-        let secret_work = async {
-            for record in records {
-                let secret = record.secret_ref();
-                match record.secret_action {
-                    Some(SecretAction::FollowRow) => self.reconcile_secret(secret, None).await?,
-                    Some(SecretAction::ForceDelete) => self.vault.force_delete(&secret).await?,
-                    None => {}
+        if after_answer::collecting() {
+            self.secret_steps(records).await?;
+            let (service, records) = (self.clone(), records.to_vec());
+            after_answer::defer(async move {
+                if service.publish(&records).await {
+                    service.clear_all(&records).await;
                 }
-            }
-            Ok::<(), ApiError>(())
-        };
+            })
+            .await;
+            return Ok(true);
+        }
+        let secret_work = self.secret_steps(records);
         let may_grant = records.iter().any(|r| r.secret_action == Some(SecretAction::FollowRow));
         let published = if may_grant {
             secret_work.await?;

@@ -155,6 +155,7 @@ where
     }
 }
 
+#[derive(Clone)]
 pub struct Service {
     pub store: Arc<dyn ConnectorStore>,
     pub keys: Arc<dyn KeyStore>,
