@@ -107,6 +107,13 @@ struct Row {
     path: Vec<String>,
     /// AWS calls per warm call, rounded.
     aws_calls: u64,
+    /// Of those, the calls made after the answer (inside the invocation), rounded.
+    after_answer_calls: u64,
+    /// Warm median from event to the invocation's end (after-answer work included): what
+    /// Lambda bills.
+    busy_p50_ms: f64,
+    /// Internal extensions the function registered (1: it publishes after the answer).
+    extensions: usize,
 }
 
 /// One round of cold starts: the route's first answer, then its floor's (`None`: failed).
@@ -346,27 +353,41 @@ impl World {
         let mut billed = 0.0;
         let cpu_before = p.cpu_time();
         let mut paths = Vec::new();
+        let (mut busy, mut after_answer) = (Vec::new(), 0);
         for (call, floor_event) in floor_events.iter().enumerate().skip(1) {
             let before = self.proxy.tally();
             let mark = self.proxy.span_mark();
-            let (d, answer) = p.invoke(&route.event(call, &ready)).await;
-            paths.push(critical_path(&self.proxy.spans_since(mark)));
-            if answer["statusCode"] != route.status {
+            let invoked = p.invoke(&route.event(call, &ready)).await;
+            // The caller waits for the calls made before the answer; the rest (publish and
+            // clear, inside the invocation but after the answer) it does not.
+            let (before_answer, after): (Vec<_>, Vec<_>) = self
+                .proxy
+                .spans_since(mark)
+                .into_iter()
+                .partition(|span| span.start < invoked.at);
+            paths.push(critical_path(&before_answer));
+            after_answer += after.len();
+            if invoked.body["statusCode"] != route.status {
                 eprintln!(
                     "{} at {} MB, warm call {call}: {}",
-                    route.name, share.mb, answer["statusCode"]
+                    route.name, share.mb, invoked.body["statusCode"]
                 );
                 failures += 1;
             }
             tally = tally.plus(self.proxy.tally().minus(before));
-            billed += cost::billed_ms(ms(d));
-            lat.push(d);
-            let (d, answer) = f.invoke(floor_event).await;
-            if answer != Value::Bool(true) {
-                eprintln!("{}'s floor at {} MB, warm call {call}: {answer}", route.name, share.mb);
+            // Lambda bills the invocation until the extensions are done too.
+            billed += cost::billed_ms(ms(invoked.busy));
+            busy.push(invoked.busy);
+            lat.push(invoked.answer);
+            let floor_call = f.invoke(floor_event).await;
+            if floor_call.body != Value::Bool(true) {
+                eprintln!(
+                    "{}'s floor at {} MB, warm call {call}: {}",
+                    route.name, share.mb, floor_call.body
+                );
                 floor_failures += 1;
             }
-            floor.push(d);
+            floor.push(floor_call.answer);
         }
         let cpu_ms = ms(p.cpu_time() - cpu_before) / warm as f64;
         let mean_billed = billed / warm as f64;
@@ -398,6 +419,9 @@ impl World {
             cold_extra: cost::lambda(cost::billed_ms(cold.median), share.mb) - cost::lambda(mean_billed, share.mb),
             path,
             aws_calls: (tally.calls as f64 / warm.max(1) as f64).round() as u64,
+            after_answer_calls: (after_answer as f64 / warm.max(1) as f64).round() as u64,
+            busy_p50_ms: ms(median(&mut busy)),
+            extensions: p.extensions(),
         }
     }
 }
@@ -502,10 +526,11 @@ async fn main() {
     }
     for r in rows.iter().filter(|r| r.mb == 128) {
         println!(
-            "critical-path route={} round_trips={} aws_calls={} path={}",
+            "critical-path route={} round_trips={} aws_calls={} after_answer_calls={} path={}",
             r.route,
             r.path.len(),
             r.aws_calls,
+            r.after_answer_calls,
             r.path.join(">")
         );
     }
@@ -521,11 +546,11 @@ fn print_table(rows: &[Row], quota: bool) {
             "NOT enforced (no writable cgroup cpu controller)"
         }
     );
-    println!("| route | MB | cold first answer ms, min / median / p90 | floor, min / median / p90 | × floor, median (p90) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n | failed calls (floor's) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| route | MB | cold first answer ms, min / median / p90 | floor, min / median / p90 | × floor, median (p90) | init ms | warm p50 ms (floor) | warm p99 ms (floor, ×) | billed p50 ms (extensions) | CPU ms/call | peak RSS MiB | AWS calls (RRU/WRU/SM/events) per call | USD per 1M warm: Lambda + AWS = total | a cold start adds USD | warm n | failed calls (floor's) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.2}× ({:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} | {} ({}) |",
+            "| {} | {} | {} | {} | {:.2}× ({:.2}×) | {:.1} | {:.2} ({:.2}) | {:.2} ({:.2}, {:.2}×) | {:.2} ({}) | {:.2} | {:.1} | {} ({}/{}/{}/{}) | {:.2} + {:.2} = {:.2} | {:.7} | {} | {} ({}) |",
             r.route,
             r.mb,
             r.cold,
@@ -538,6 +563,8 @@ fn print_table(rows: &[Row], quota: bool) {
             r.p99_ms,
             r.floor_p99_ms,
             r.p99_ratio(),
+            r.busy_p50_ms,
+            r.extensions,
             r.cpu_ms,
             r.rss_mib,
             r.per_call.calls,

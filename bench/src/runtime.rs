@@ -95,6 +95,18 @@ impl Drop for CpuShare {
     }
 }
 
+/// One invocation, as the bench measures it.
+pub struct Invoked {
+    /// Event handed over → answer posted: what the caller waits for.
+    pub answer: Duration,
+    /// Event handed over → the invocation over (the runtime and every extension asked for
+    /// the next event): what Lambda bills.
+    pub busy: Duration,
+    /// When the answer was posted.
+    pub at: Instant,
+    pub body: Value,
+}
+
 /// A function process with its own Runtime API: one execution environment.
 pub struct Process {
     child: tokio::process::Child,
@@ -151,16 +163,43 @@ impl Process {
         }
     }
 
-    /// One invocation: its duration (event handed over → answer posted) and the answer.
-    pub async fn invoke(&self, payload: &Value) -> (Duration, Value) {
+    /// One invocation: thaws the process, hands the event over, and once the invocation
+    /// is over (the runtime and every extension asked for the next event) freezes the
+    /// process as Lambda freezes the environment: a task still running then makes no
+    /// progress until the next invocation.
+    pub async fn invoke(&self, payload: &Value) -> Invoked {
+        self.signal(libc::SIGCONT);
         let answer = self.api.invoke(payload).await;
-        (answer.at - answer.sent, answer.body)
+        let settled = self.api.settled().await;
+        self.signal(libc::SIGSTOP);
+        Invoked {
+            answer: answer.at - answer.sent,
+            busy: settled - answer.sent,
+            at: answer.at,
+            body: answer.body,
+        }
     }
 
-    /// Process start → the first answer: init, handshakes and the first invocation.
+    /// Process start → the first answer: init, handshakes and the first invocation; the
+    /// INIT phase; the answer.
     pub async fn cold_first_answer(&self, payload: &Value) -> (Duration, Duration, Value) {
-        let answer = self.api.invoke(payload).await;
-        (answer.at - self.spawned, self.init_time().await, answer.body)
+        let invoked = self.invoke(payload).await;
+        let first_answer = invoked.at - self.spawned;
+        (first_answer, self.init_time().await, invoked.body)
+    }
+
+    /// How many internal extensions the function registered.
+    pub fn extensions(&self) -> usize {
+        self.api.extensions()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill(2) on our own child's pid; it has no memory effects here.
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
     }
 
     /// CPU time the process has used so far (`/proc/<pid>/schedstat`, nanoseconds).

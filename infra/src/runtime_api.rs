@@ -2,17 +2,26 @@
 //! with `AWS_LAMBDA_RUNTIME_API` set to [`RuntimeApi::addr`] polls it for events
 //! (`GET …/invocation/next`) and posts its answers back, as under Lambda. The bench times
 //! the functions through it; a test drives `lambda_runtime` itself through it.
+//!
+//! It also plays the Extensions API as Lambda does for internal extensions: registration
+//! (`POST /2020-01-01/extension/register`, open until the runtime first asks for an
+//! event), and `GET /2020-01-01/extension/event/next`, which hands every registered
+//! extension the same `INVOKE` event (request id, deadline) as the runtime. An invocation
+//! is over only once the runtime has answered and the runtime and every extension have
+//! asked for the next event ([`RuntimeApi::settled`]): that is when Lambda freezes the
+//! environment, and until then it hands over no other event.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use serde_json::Value;
+use hyper::{Method, Request, Response};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, Mutex, Notify};
 
 use crate::loopback;
 
@@ -21,6 +30,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// How long [`RuntimeApi::invoke`] waits for an answer before it gives up.
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
+
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:local";
+const TRACE_ID: &str = "Root=1-00000000-000000000000000000000000";
 
 /// One invocation, as the Runtime API saw it.
 pub struct Answer {
@@ -31,61 +43,119 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// An event handed over: to the runtime, and to every registered extension.
+#[derive(Clone)]
+struct Invocation {
+    seq: u64,
+    request_id: String,
+    deadline_ms: u128,
+    event: Value,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last event handed over (`seq` counts from 1).
+    current: Option<Invocation>,
+    /// The last `seq` the runtime took, and the last one it has asked past (it asked for
+    /// the next event after taking it).
+    runtime_took: u64,
+    runtime_done: u64,
+    /// Per registered extension: the same two.
+    extensions: HashMap<String, (u64, u64)>,
+    /// Whether the runtime has asked for an event yet (registration closes then).
+    first_poll: Option<Instant>,
+    /// When the current invocation was over (everyone asked for the next event).
+    settled: Option<(u64, Instant)>,
+}
+
+impl State {
+    /// Records `settled` once the runtime and every extension have asked past `current`.
+    fn check_settled(&mut self) {
+        let Some(seq) = self.current.as_ref().map(|c| c.seq) else {
+            return;
+        };
+        let everyone = self.runtime_done >= seq && self.extensions.values().all(|(_, done)| *done >= seq);
+        if everyone && self.settled.is_none_or(|(s, _)| s < seq) {
+            self.settled = Some((seq, Instant::now()));
+        }
+    }
+}
+
+struct Shared {
+    state: StdMutex<State>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn update<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let out = f(&mut self.state.lock().unwrap());
+        self.changed.notify_waiters();
+        out
+    }
+
+    /// Waits until `ready` finds what it waits for in the state.
+    async fn wait_for<T>(&self, mut ready: impl FnMut(&mut State) -> Option<T>) -> T {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(v) = ready(&mut self.state.lock().unwrap()) {
+                return v;
+            }
+            changed.await;
+        }
+    }
+}
+
 pub struct RuntimeApi {
     pub addr: SocketAddr,
-    events: mpsc::Sender<Value>,
+    shared: Arc<Shared>,
     answers: Mutex<mpsc::Receiver<(Instant, Value)>>,
-    first_poll: Arc<StdMutex<Option<Instant>>>,
 }
 
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (events, inbox) = mpsc::channel::<Value>(1);
         let (answered, answers) = mpsc::channel(16);
-        let inbox = Arc::new(Mutex::new(inbox));
-        let first_poll = Arc::new(StdMutex::new(None));
-        let polled = first_poll.clone();
+        let shared = Arc::new(Shared {
+            state: StdMutex::new(State::default()),
+            changed: Notify::new(),
+        });
+        let serving = shared.clone();
         tokio::spawn(loopback::serve(
             listener,
             loopback::plain,
             move |req: Request<Incoming>| {
-                let (inbox, answered, polled) = (inbox.clone(), answered.clone(), polled.clone());
-                async move {
-                    if req.uri().path().ends_with("/invocation/next") {
-                        polled.lock().unwrap().get_or_insert(Instant::now());
-                        return Ok::<_, hyper::Error>(match inbox.lock().await.recv().await {
-                            Some(event) => next_invocation(&event),
-                            None => respond(500, "shutting down".into()),
-                        });
-                    }
-                    let at = Instant::now();
-                    let bytes = req
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    let _ = answered
-                        .send((at, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-                        .await;
-                    Ok(respond(202, "{}".into()))
-                }
+                let (shared, answered) = (serving.clone(), answered.clone());
+                async move { Ok::<_, hyper::Error>(route(&shared, &answered, req).await) }
             },
         ));
         RuntimeApi {
             addr,
-            events,
+            shared,
             answers: Mutex::new(answers),
-            first_poll,
         }
     }
 
-    /// One invocation: hands `event` over and waits for the function's answer.
+    /// One invocation: once the one before is over (as Lambda hands over no event
+    /// before), hands `event` over (to the runtime and every extension) and waits for the
+    /// function's answer.
     pub async fn invoke(&self, event: &Value) -> Answer {
+        if self.shared.state.lock().unwrap().current.is_some() {
+            self.settled().await;
+        }
         let sent = Instant::now();
-        self.events.send(event.clone()).await.expect("the Runtime API is up");
+        let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + DEADLINE.as_millis();
+        self.shared.update(|s| {
+            let seq = s.current.as_ref().map_or(1, |c| c.seq + 1);
+            s.current = Some(Invocation {
+                seq,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                deadline_ms,
+                event: event.clone(),
+            });
+        });
         let (at, body) = tokio::time::timeout(ANSWER_WITHIN, self.answers.lock().await.recv())
             .await
             .expect("the function answered in time")
@@ -93,33 +163,167 @@ impl RuntimeApi {
         Answer { sent, at, body }
     }
 
+    /// When the last invocation was over: the runtime and every registered extension had
+    /// asked for the next event. Lambda freezes the environment then.
+    pub async fn settled(&self) -> Instant {
+        self.shared
+            .wait_for(|s| {
+                let seq = s.current.as_ref()?.seq;
+                s.settled.filter(|(settled, _)| *settled == seq).map(|(_, at)| at)
+            })
+            .await
+    }
+
+    /// How many extensions registered.
+    pub fn extensions(&self) -> usize {
+        self.shared.state.lock().unwrap().extensions.len()
+    }
+
     /// When the function first asked for an event: the end of its INIT phase.
     pub fn first_poll(&self) -> Option<Instant> {
-        *self.first_poll.lock().unwrap()
+        self.shared.state.lock().unwrap().first_poll
     }
 }
 
-fn respond(status: u16, body: Bytes) -> Response<Full<Bytes>> {
-    Response::builder().status(status).body(Full::new(body)).unwrap()
+async fn route(
+    shared: &Shared,
+    answered: &mpsc::Sender<(Instant, Value)>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let extension = req
+        .headers()
+        .get("lambda-extension-identifier")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match (req.method(), path.as_str()) {
+        (&Method::GET, p) if p.ends_with("/runtime/invocation/next") => runtime_next(shared).await,
+        (&Method::POST, "/2020-01-01/extension/register") => register(shared),
+        (&Method::GET, "/2020-01-01/extension/event/next") => match extension {
+            Some(id) => extension_next(shared, id).await,
+            None => respond(403, json!({"errorType": "Extension.MissingExtensionIdentifier"})),
+        },
+        // An extension's init or exit error: acknowledged, not an answer.
+        (&Method::POST, p) if p.starts_with("/2020-01-01/extension/") => respond(202, json!({})),
+        _ => {
+            // The runtime's answer (`…/invocation/{id}/response` or `/error`, or an
+            // init error).
+            let at = Instant::now();
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let _ = answered
+                .send((at, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+                .await;
+            respond(202, json!({}))
+        }
+    }
 }
 
-/// The answer to `GET …/invocation/next`: the event, with the headers Lambda sends.
-fn next_invocation(event: &Value) -> Response<Full<Bytes>> {
-    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + DEADLINE.as_millis();
-    let mut r = respond(200, event.to_string().into());
+/// `GET …/invocation/next`: the runtime is done with what it took; it gets the next event.
+async fn runtime_next(shared: &Shared) -> Response<Full<Bytes>> {
+    shared.update(|s| {
+        s.first_poll.get_or_insert(Instant::now());
+        s.runtime_done = s.runtime_took;
+        s.check_settled();
+    });
+    let invocation = shared
+        .wait_for(|s| {
+            let next = s.current.clone().filter(|c| c.seq > s.runtime_took)?;
+            s.runtime_took = next.seq;
+            Some(next)
+        })
+        .await;
+    let mut r = respond(200, invocation.event.clone());
     let h = r.headers_mut();
+    h.insert("lambda-runtime-aws-request-id", invocation.request_id.parse().unwrap());
     h.insert(
-        "lambda-runtime-aws-request-id",
-        uuid::Uuid::new_v4().to_string().parse().unwrap(),
+        "lambda-runtime-deadline-ms",
+        invocation.deadline_ms.to_string().parse().unwrap(),
     );
-    h.insert("lambda-runtime-deadline-ms", deadline.to_string().parse().unwrap());
-    h.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:local".parse().unwrap(),
-    );
-    h.insert(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-    );
+    h.insert("lambda-runtime-invoked-function-arn", FUNCTION_ARN.parse().unwrap());
+    h.insert("lambda-runtime-trace-id", TRACE_ID.parse().unwrap());
     r
+}
+
+/// `POST /2020-01-01/extension/register`: open until the runtime first asks for an event.
+fn register(shared: &Shared) -> Response<Full<Bytes>> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let registered = shared.update(|s| {
+        if s.first_poll.is_some() {
+            return false;
+        }
+        let seen = s.current.as_ref().map_or(0, |c| c.seq);
+        s.extensions.insert(id.clone(), (seen, seen));
+        true
+    });
+    if !registered {
+        return respond(
+            403,
+            json!({"errorType": "Extension.RegistrationClosed", "errorMessage": "Extension registration closed already"}),
+        );
+    }
+    let mut r = respond(
+        200,
+        json!({"functionName": "local", "functionVersion": "$LATEST", "handler": "bootstrap"}),
+    );
+    r.headers_mut()
+        .insert("lambda-extension-identifier", id.parse().unwrap());
+    r
+}
+
+/// `GET /2020-01-01/extension/event/next`: the extension is done with what it got; it gets
+/// the next `INVOKE` event.
+async fn extension_next(shared: &Shared, id: String) -> Response<Full<Bytes>> {
+    let known = shared.update(|s| match s.extensions.get_mut(&id) {
+        Some((took, done)) => {
+            *done = *took;
+            s.check_settled();
+            true
+        }
+        None => false,
+    });
+    if !known {
+        return respond(403, json!({"errorType": "Extension.UnknownExtensionIdentifier"}));
+    }
+    let invocation = shared
+        .wait_for(|s| {
+            let next = s.current.clone()?;
+            let (took, _) = s.extensions.get_mut(&id)?;
+            if next.seq <= *took {
+                return None;
+            }
+            *took = next.seq;
+            Some(next)
+        })
+        .await;
+    respond(
+        200,
+        json!({
+            "eventType": "INVOKE",
+            "deadlineMs": invocation.deadline_ms as u64,
+            "requestId": invocation.request_id,
+            "invokedFunctionArn": FUNCTION_ARN,
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": TRACE_ID},
+        }),
+    )
+}
+
+fn respond(status: u16, body: impl Into<ResponseBody>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .body(Full::new(body.into().0))
+        .unwrap()
+}
+
+/// A response body: JSON, or bytes as they are.
+struct ResponseBody(Bytes);
+
+impl From<Value> for ResponseBody {
+    fn from(v: Value) -> Self {
+        ResponseBody(v.to_string().into())
+    }
 }

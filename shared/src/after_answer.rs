@@ -57,7 +57,11 @@ pub fn collecting() -> bool {
 pub async fn defer(work: impl Future<Output = ()> + Send + 'static) {
     let work = work.instrument(tracing::Span::current());
     match DEFERRED.try_with(Deferred::clone) {
-        Ok(deferred) => deferred.0.lock().unwrap_or_else(|e| e.into_inner()).push(Box::pin(work)),
+        Ok(deferred) => deferred
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::pin(work)),
         Err(_) => work.await,
     }
 }
@@ -147,7 +151,10 @@ impl Tracker {
             while let Some(done) = work.join_next().await {
                 if let Err(e) = done {
                     if e.is_panic() {
-                        tracing::error!(request_id, "after-answer work panicked; its records stay for the sweeper");
+                        tracing::error!(
+                            request_id,
+                            "after-answer work panicked; its records stay for the sweeper"
+                        );
                     }
                 }
             }
@@ -294,7 +301,11 @@ mod tests {
         .await;
         assert!(panicked.is_err());
         let settled = tracker.settle("req-5", Instant::now() + Duration::from_secs(1)).await;
-        assert_eq!(settled, Settled::Done, "the panic handed its work over; nothing waited for it");
+        assert_eq!(
+            settled,
+            Settled::Done,
+            "the panic handed its work over; nothing waited for it"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -310,7 +321,13 @@ mod tests {
     fn the_abort_instant_keeps_the_margin_before_the_deadline() {
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         let left = abort_at(now_ms + 3_000).saturating_duration_since(Instant::now());
-        assert!(left <= Duration::from_millis(2_500) && left > Duration::from_millis(2_000), "{left:?}");
-        assert_eq!(abort_at(now_ms.saturating_sub(10_000)).saturating_duration_since(Instant::now()), Duration::ZERO);
+        assert!(
+            left <= Duration::from_millis(2_500) && left > Duration::from_millis(2_000),
+            "{left:?}"
+        );
+        assert_eq!(
+            abort_at(now_ms.saturating_sub(10_000)).saturating_duration_since(Instant::now()),
+            Duration::ZERO
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The `disconnect` Lambda: builds the shared state once per container and lends it to every
-//! invocation; the request itself is served by `shared::http`. Inside Lambda it refuses to
+//! invocation; the request itself is served by `shared::http`, which inside Lambda
+//! publishes its events after the answer (an internal extension waits for that). Inside Lambda it refuses to
 //! start without its fingerprint key's secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
 
 use shared::http::router::Operation;
@@ -8,8 +9,5 @@ use shared::http::router::Operation;
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let app = shared::App::from_env_for_writes().await?;
-    lambda_http::run(lambda_http::service_fn(|req| {
-        shared::http::handle_operation(&app, Operation::Disconnect, req)
-    }))
-    .await
+    shared::http::run_function(app, Operation::Disconnect).await
 }
