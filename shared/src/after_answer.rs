@@ -174,6 +174,35 @@ impl Tracker {
     }
 }
 
+/// Registers the internal extension that, on each invocation, waits for its after-answer
+/// work in `tracker` ([`Tracker::settle`]) before asking for the next event. Must finish
+/// before the runtime first asks for an event (Lambda closes registration then); the
+/// returned future runs the extension and must be polled beside the runtime.
+pub async fn register(
+    tracker: Arc<Tracker>,
+) -> Result<impl Future<Output = Result<(), lambda_extension::Error>>, lambda_extension::Error> {
+    use lambda_extension::{Extension, LambdaEvent, NextEvent};
+
+    let settle = lambda_extension::service_fn(move |event: LambdaEvent| {
+        let tracker = tracker.clone();
+        async move {
+            // Internal extensions get INVOKE events only. Never an error: the extension
+            // must ask for the next event whatever happened (an error would end it).
+            if let NextEvent::Invoke(invoke) = event.next {
+                tracker.settle(&invoke.request_id, abort_at(invoke.deadline_ms)).await;
+            }
+            Ok::<(), lambda_extension::Error>(())
+        }
+    });
+    let extension = Extension::new()
+        .with_events(&["INVOKE"])
+        .with_extension_name("after-answer")
+        .with_events_processor(settle)
+        .register()
+        .await?;
+    Ok(extension.run())
+}
+
 /// How an invocation's after-answer work ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settled {

@@ -58,42 +58,21 @@ pub async fn handle_operation(
 /// answer ([`crate::after_answer`]). Where the Runtime API offers no Extensions API (a
 /// local stand-in), or registering fails, the work runs before the answer instead.
 pub async fn run_function(mut app: App, operation: Operation) -> Result<(), lambda_http::Error> {
-    use lambda_extension::{Extension, LambdaEvent, NextEvent};
-
     let tracker = std::sync::Arc::new(crate::after_answer::Tracker::default());
-    let waits = tracker.clone();
-    let settle = lambda_extension::service_fn(move |event: LambdaEvent| {
-        let tracker = waits.clone();
-        async move {
-            // Internal extensions get INVOKE events only. Never an error: the extension
-            // must ask for the next event whatever happened (an error would end it).
-            if let NextEvent::Invoke(invoke) = event.next {
-                let abort_at = crate::after_answer::abort_at(invoke.deadline_ms);
-                tracker.settle(&invoke.request_id, abort_at).await;
-            }
-            Ok::<(), lambda_extension::Error>(())
-        }
-    });
     // Before the runtime's first request for an event: registration closes then.
-    let registered = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
-        Some(_) => Extension::new()
-            .with_events(&["INVOKE"])
-            .with_extension_name("after-answer")
-            .with_events_processor(settle)
-            .register()
-            .await
-            .map_err(|e| e.to_string()),
-        None => Err("no Runtime API".to_string()),
+    let extension = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
+        Some(_) => crate::after_answer::register(tracker.clone()).await,
+        None => Err("no Runtime API".into()),
     };
-    match registered {
+    match extension {
         Ok(extension) => {
             app.after_answer = Some(tracker);
             let app = &app;
             let handler = lambda_http::service_fn(|req| handle_operation(app, operation, req));
-            tokio::try_join!(lambda_http::run(handler), extension.run()).map(|_| ())
+            tokio::try_join!(lambda_http::run(handler), extension).map(|_| ())
         }
-        Err(reason) => {
-            tracing::warn!(reason, "no internal extension: events are published before the answer");
+        Err(e) => {
+            tracing::warn!(reason = %e, "no internal extension: events are published before the answer");
             let app = &app;
             lambda_http::run(lambda_http::service_fn(|req| handle_operation(app, operation, req))).await
         }

@@ -79,6 +79,20 @@ pub fn credentials_of(function: &str) -> Credentials {
         .credentials()
 }
 
+/// The function every call of the service's code outside a request's task belongs to, in
+/// a test binary that serves one function whose after-answer work runs in tasks of its
+/// own (where the request's [`recorder::FUNCTION`] is not set). Set once, by that binary.
+static WHOLE_PROCESS: OnceLock<&'static str> = OnceLock::new();
+
+/// Makes every call of the service's code that no request claims sign as `function`.
+pub fn whole_process_is(function: &'static str) {
+    assert_eq!(
+        *WHOLE_PROCESS.get_or_init(|| function),
+        function,
+        "one function per test binary"
+    );
+}
+
 /// Signs as the function whose code is running. A call of the service's code outside any
 /// function is a harness bug (it would go unchecked), so it panics.
 #[derive(Debug)]
@@ -89,7 +103,10 @@ impl ProvideCredentials for PerFunction {
     where
         Self: 'a,
     {
-        let function = recorder::FUNCTION.try_with(|f| *f).unwrap_or_else(|_| {
+        let function = recorder::FUNCTION
+            .try_with(|f| *f)
+            .or_else(|e| WHOLE_PROCESS.get().copied().ok_or(e));
+        let function = function.unwrap_or_else(|_| {
             panic!(
                 "an AWS call of the service's code ran outside any function: serve it with \
                  Harness::send/sweep, or wrap the harness's own use in support::as_operator"
