@@ -62,6 +62,10 @@ struct State {
     runtime_done: u64,
     /// Per registered extension: the same two.
     extensions: HashMap<String, (u64, u64)>,
+    /// The extensions that have asked for an event at least once.
+    extensions_polled: std::collections::HashSet<String>,
+    /// The registered extensions' names (unique).
+    names: std::collections::HashSet<String>,
     /// Whether the runtime has asked for an event yet (registration closes then).
     first_poll: Option<Instant>,
     /// When the current invocation was over (everyone asked for the next event).
@@ -166,12 +170,14 @@ impl RuntimeApi {
     /// When the last invocation was over: the runtime and every registered extension had
     /// asked for the next event. Lambda freezes the environment then.
     pub async fn settled(&self) -> Instant {
-        self.shared
-            .wait_for(|s| {
-                let seq = s.current.as_ref()?.seq;
-                s.settled.filter(|(settled, _)| *settled == seq).map(|(_, at)| at)
-            })
+        let settled = self.shared.wait_for(|s| {
+            let seq = s.current.as_ref()?.seq;
+            s.settled.filter(|(settled, _)| *settled == seq).map(|(_, at)| at)
+        });
+        // Lambda would time the invocation out and reset the environment.
+        tokio::time::timeout(ANSWER_WITHIN, settled)
             .await
+            .expect("the runtime and every extension asked for the next event in time")
     }
 
     /// How many extensions registered.
@@ -196,18 +202,32 @@ async fn route(
         .get("lambda-extension-identifier")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let name = req
+        .headers()
+        .get("lambda-extension-name")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     match (req.method(), path.as_str()) {
-        (&Method::GET, p) if p.ends_with("/runtime/invocation/next") => runtime_next(shared).await,
-        (&Method::POST, "/2020-01-01/extension/register") => register(shared),
+        (&Method::GET, "/2018-06-01/runtime/invocation/next") => runtime_next(shared).await,
+        (&Method::POST, "/2020-01-01/extension/register") => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            register(shared, name, &body)
+        }
         (&Method::GET, "/2020-01-01/extension/event/next") => match extension {
             Some(id) => extension_next(shared, id).await,
             None => respond(403, json!({"errorType": "Extension.MissingExtensionIdentifier"})),
         },
         // An extension's init or exit error: acknowledged, not an answer.
-        (&Method::POST, p) if p.starts_with("/2020-01-01/extension/") => respond(202, json!({})),
-        _ => {
-            // The runtime's answer (`…/invocation/{id}/response` or `/error`, or an
-            // init error).
+        (&Method::POST, "/2020-01-01/extension/init/error" | "/2020-01-01/extension/exit/error") => {
+            respond(202, json!({}))
+        }
+        // The runtime's answer to the current invocation, or its init error.
+        (&Method::POST, p) if is_answer(shared, p) => {
             let at = Instant::now();
             let bytes = req
                 .into_body()
@@ -220,7 +240,27 @@ async fn route(
                 .await;
             respond(202, json!({}))
         }
+        _ => respond(404, json!({"errorType": "NotFound", "errorMessage": path})),
     }
+}
+
+/// `POST /2018-06-01/runtime/init/error`, or `…/invocation/{id}/response` or `/error` for
+/// the invocation the runtime holds.
+fn is_answer(shared: &Shared, path: &str) -> bool {
+    if path == "/2018-06-01/runtime/init/error" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") else {
+        return false;
+    };
+    let Some((id, "response" | "error")) = rest.split_once('/') else {
+        return false;
+    };
+    let state = shared.state.lock().unwrap();
+    state
+        .current
+        .as_ref()
+        .is_some_and(|c| c.request_id == id && c.seq == state.runtime_took)
 }
 
 /// `GET …/invocation/next`: the runtime is done with what it took; it gets the next event.
@@ -230,9 +270,14 @@ async fn runtime_next(shared: &Shared) -> Response<Full<Bytes>> {
         s.runtime_done = s.runtime_took;
         s.check_settled();
     });
+    // As Lambda: init ends, and the first event goes out, once every extension has asked
+    // for one too.
     let invocation = shared
         .wait_for(|s| {
             let next = s.current.clone().filter(|c| c.seq > s.runtime_took)?;
+            if s.runtime_took == 0 && !s.extensions_polled.is_superset(&s.extensions.keys().cloned().collect()) {
+                return None;
+            }
             s.runtime_took = next.seq;
             Some(next)
         })
@@ -250,21 +295,35 @@ async fn runtime_next(shared: &Shared) -> Response<Full<Bytes>> {
 }
 
 /// `POST /2020-01-01/extension/register`: open until the runtime first asks for an event.
-fn register(shared: &Shared) -> Response<Full<Bytes>> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let registered = shared.update(|s| {
-        if s.first_poll.is_some() {
-            return false;
-        }
-        let seen = s.current.as_ref().map_or(0, |c| c.seq);
-        s.extensions.insert(id.clone(), (seen, seen));
-        true
-    });
-    if !registered {
+/// Lambda's rules for an internal extension: a name, and `INVOKE` as its only event.
+fn register(shared: &Shared, name: Option<String>, body: &[u8]) -> Response<Full<Bytes>> {
+    let events: Vec<String> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| serde_json::from_value(b["events"].clone()).ok())
+        .unwrap_or_default();
+    if events.iter().any(|e| e != "INVOKE") {
         return respond(
             403,
-            json!({"errorType": "Extension.RegistrationClosed", "errorMessage": "Extension registration closed already"}),
+            json!({"errorType": "Extension.InvalidEventType", "errorMessage": "ShutdownEventNotSupportedForInternalExtension"}),
         );
+    }
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return respond(403, json!({"errorType": "Extension.MissingExtensionName"}));
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let refused = shared.update(|s| {
+        if s.first_poll.is_some() {
+            return Some("Extension.RegistrationClosed");
+        }
+        if !s.names.insert(name) {
+            return Some("Extension.AlreadyRegistered");
+        }
+        // From the first event on, even one handed over before it registered.
+        s.extensions.insert(id.clone(), (0, 0));
+        None
+    });
+    if let Some(error) = refused {
+        return respond(403, json!({"errorType": error}));
     }
     let mut r = respond(
         200,
@@ -281,6 +340,7 @@ async fn extension_next(shared: &Shared, id: String) -> Response<Full<Bytes>> {
     let known = shared.update(|s| match s.extensions.get_mut(&id) {
         Some((took, done)) => {
             *done = *took;
+            s.extensions_polled.insert(id.clone());
             s.check_settled();
             true
         }

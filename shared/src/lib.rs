@@ -41,9 +41,6 @@ pub struct App {
     /// The HMAC key of `Idempotency-Key` fingerprints (fetched on first need, see
     /// [`fingerprint_key`]).
     pub fingerprint_key: Arc<dyn FingerprintKeySource>,
-    /// Collects each request's after-answer work, when an internal extension waits for it
-    /// (inside Lambda, see [`http::run_function`]); `None`: that work runs before the answer.
-    pub after_answer: Option<Arc<after_answer::Tracker>>,
 }
 
 impl App {
@@ -143,7 +140,6 @@ impl App {
             service,
             settings,
             fingerprint_key,
-            after_answer: None,
         }
     }
 }

@@ -40,24 +40,23 @@ async fn a_write_answers_before_its_events_are_published_and_the_invocation_wait
         std::env::set_var(name, value);
     }
 
-    // As `http::run_function` does: register first, then serve with the tracker.
+    // As `http::run_function` does: register first, then serve under the collecting
+    // layer (here with the proxy in front of the emulator, and signed as `connect`).
     let tracker = Arc::new(Tracker::default());
     let extension = after_answer::register(tracker.clone())
         .await
         .expect("the Runtime API takes the extension");
     assert_eq!(api.extensions(), 1);
     let proxy = FaultProxy::start(&support::emulator_endpoint()).await;
-    let mut app = shared::App::from_clients(
+    let app: &'static shared::App = Box::leak(Box::new(shared::App::from_clients(
         support::clients(&h.sdk, Some(&proxy.url), None),
         h.settings.clone(),
         h.clock.clone(),
-    );
-    app.after_answer = Some(tracker);
-    let app = &app;
+    )));
     let handler = lambda_http::service_fn(move |req: lambda_http::Request| {
         support::as_function("connect", shared::http::handle_operation(app, Operation::Connect, req))
     });
-    let serving = async { tokio::try_join!(lambda_http::run(handler), extension) };
+    let serving = after_answer::run(handler, tracker, extension);
 
     let scenario = async {
         let mut publish = proxy.hold("PutEvents");

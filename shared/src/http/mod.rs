@@ -44,37 +44,26 @@ pub async fn handle_operation(
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
     let metrics = Measured::start(operation.function_name(), &req);
-    let invocation = req.lambda_context_ref().map(|c| c.request_id.clone());
-    let (response, request_id) = match (&app.after_answer, invocation) {
-        (Some(tracker), Some(invocation)) => tracker.collect(invocation, dispatch(app, Some(operation), req)).await,
-        _ => dispatch(app, Some(operation), req).await,
-    };
+    let (response, request_id) = dispatch(app, Some(operation), req).await;
     metrics.finish(&app.settings.metric_namespace, &response, &request_id);
     Ok(response)
 }
 
 /// A write function's whole life inside Lambda: serves `operation`, and registers the
 /// internal extension that lets each request publish and clear its events after its
-/// answer ([`crate::after_answer`]). Where the Runtime API offers no Extensions API (a
-/// local stand-in), or registering fails, the work runs before the answer instead.
-pub async fn run_function(mut app: App, operation: Operation) -> Result<(), lambda_http::Error> {
+/// answer ([`crate::after_answer`]). Where registering fails (a Runtime API without the
+/// Extensions API), the work runs before the answer instead, and the function says why.
+pub async fn run_function(app: App, operation: Operation) -> Result<(), lambda_http::Error> {
+    // Lives as long as the process; the runtime's layers want a `'static` handler.
+    let app: &'static App = Box::leak(Box::new(app));
+    let handler = lambda_http::service_fn(move |req| handle_operation(app, operation, req));
     let tracker = std::sync::Arc::new(crate::after_answer::Tracker::default());
     // Before the runtime's first request for an event: registration closes then.
-    let extension = match std::env::var_os("AWS_LAMBDA_RUNTIME_API") {
-        Some(_) => crate::after_answer::register(tracker.clone()).await,
-        None => Err("no Runtime API".into()),
-    };
-    match extension {
-        Ok(extension) => {
-            app.after_answer = Some(tracker);
-            let app = &app;
-            let handler = lambda_http::service_fn(|req| handle_operation(app, operation, req));
-            tokio::try_join!(lambda_http::run(handler), extension).map(|_| ())
-        }
+    match crate::after_answer::register(tracker.clone()).await {
+        Ok(extension) => crate::after_answer::run(handler, tracker, extension).await,
         Err(e) => {
             tracing::warn!(reason = %e, "no internal extension: events are published before the answer");
-            let app = &app;
-            lambda_http::run(lambda_http::service_fn(|req| handle_operation(app, operation, req))).await
+            lambda_http::run(handler).await
         }
     }
 }

@@ -134,7 +134,6 @@ impl Memory {
             service,
             settings,
             fingerprint_key,
-            after_answer: None,
         }
     }
 }

@@ -158,15 +158,20 @@ impl Service {
             return self.deliver(records).await.map(|_| ()).map_err(Failure::Api);
         }
         if after_answer::collecting() {
-            self.follow_committed(row, known).await?;
-            let (service, records, row) = (self.clone(), records.to_vec(), row.clone());
-            after_answer::defer(async move {
-                if service.publish(&records).await {
-                    service.clear_committed(&records, &row).await;
-                }
-            })
-            .await;
-            return Ok(());
+            let followed = self.follow_committed(row, known).await;
+            // As below: a step that grants access is announced only once it holds; one
+            // that takes access away is announced even if it failed (the record stays).
+            if followed.is_ok() || !row.is_active {
+                let (service, records, row) = (self.clone(), records.to_vec(), row.clone());
+                let owes_step = followed.is_err();
+                after_answer::defer(async move {
+                    if service.publish(&records).await && !owes_step {
+                        service.clear_committed(&records, &row).await;
+                    }
+                })
+                .await;
+            }
+            return followed.map_err(Failure::from);
         }
         let published = if row.is_active {
             // The step grants access (restore, a version made current): a consumer told
@@ -234,19 +239,23 @@ impl Service {
     /// ([`after_answer`]), the secret work is done first and the publish and clear run
     /// after the answer (`Ok(true)`: handed over).
     pub async fn deliver(&self, records: &[OutboxRecord]) -> Result<bool, ApiError> {
+        let may_grant = records.iter().any(|r| r.secret_action == Some(SecretAction::FollowRow));
         if after_answer::collecting() {
-            self.secret_steps(records).await?;
-            let (service, records) = (self.clone(), records.to_vec());
-            after_answer::defer(async move {
-                if service.publish(&records).await {
-                    service.clear_all(&records).await;
-                }
-            })
-            .await;
-            return Ok(true);
+            let done = self.secret_steps(records).await;
+            // As below: announced after a step that may grant access only once it held.
+            if done.is_ok() || !may_grant {
+                let (service, records) = (self.clone(), records.to_vec());
+                let owes_step = done.is_err();
+                after_answer::defer(async move {
+                    if service.publish(&records).await && !owes_step {
+                        service.clear_all(&records).await;
+                    }
+                })
+                .await;
+            }
+            return done.map(|()| true);
         }
         let secret_work = self.secret_steps(records);
-        let may_grant = records.iter().any(|r| r.secret_action == Some(SecretAction::FollowRow));
         let published = if may_grant {
             secret_work.await?;
             self.publish(records).await
