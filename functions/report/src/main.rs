@@ -1,8 +1,8 @@
 //! The `report` Lambda: `POST /v1/integrations/{connector}/sync-reports`, a sync worker's
 //! report of a run. Builds the shared state once per container; the request itself is
 //! served by `shared::http`, which inside Lambda publishes its events after the answer (an
-//! internal extension waits for that). Inside Lambda it refuses to start without its fingerprint
-//! key's secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
+//! internal extension waits for that). Inside Lambda it refuses to start without its
+//! fingerprint key's secret (`IDEMPOTENCY_FINGERPRINT_KEY_SECRET`).
 
 use shared::http::router::Operation;
 
