@@ -159,18 +159,8 @@ impl Service {
         }
         if after_answer::collecting() {
             let followed = self.follow_committed(row, known).await;
-            // As below: a step that grants access is announced only once it holds; one
-            // that takes access away is announced even if it failed (the record stays).
-            if followed.is_ok() || !row.is_active {
-                let (service, records, row) = (self.clone(), records.to_vec(), row.clone());
-                let owes_step = followed.is_err();
-                after_answer::defer(async move {
-                    if service.publish(&records).await && !owes_step {
-                        service.clear_committed(&records, &row).await;
-                    }
-                })
+            self.announce_after_answer(records, Some(row), followed.is_ok(), row.is_active)
                 .await;
-            }
             return followed.map_err(Failure::from);
         }
         let published = if row.is_active {
@@ -192,6 +182,35 @@ impl Service {
         Ok(())
     }
 
+    /// Hands the records' publish and clear to after the answer ([`after_answer::defer`]),
+    /// with the ordering the inline paths keep: after a secret step that may grant access
+    /// (`may_grant`), nothing is announced unless the step held; one that only takes
+    /// access away is announced even if it failed. A record is cleared only if the step
+    /// held (otherwise it still owes it to the sweeper): with `row`, as
+    /// [`Service::clear_committed`] clears; without, each on its own.
+    async fn announce_after_answer(
+        &self,
+        records: &[OutboxRecord],
+        row: Option<&Connector>,
+        step_held: bool,
+        may_grant: bool,
+    ) {
+        if !step_held && may_grant {
+            return;
+        }
+        let (service, records, row) = (self.clone(), records.to_vec(), row.cloned());
+        after_answer::defer(async move {
+            if !service.publish(&records).await || !step_held {
+                return;
+            }
+            match &row {
+                Some(row) => service.clear_committed(&records, row).await,
+                None => service.clear_all(&records).await,
+            }
+        })
+        .await;
+    }
+
     /// Clears published records a request committed with `row`. The first carries the
     /// duty to make the secret follow the row: it is cleared by a call that checks that
     /// the row has not moved since; if it has, the row as it is now is followed first,
@@ -205,6 +224,8 @@ impl Service {
             match self.store.clear_outbox_if_unchanged(&first.event_id, row).await {
                 Ok(true) => {}
                 Ok(false) => {
+                    // Moved while we acted: follow the row as it is now, then clear. If it
+                    // keeps moving, the record stays and the sweeper reconciles.
                     if self.reconcile_secret(row.secret_ref(), None).await.is_ok() {
                         self.clear(first).await;
                     }
@@ -214,6 +235,7 @@ impl Service {
                 }
             }
         };
+        // Only the first record carries the secret duty; the others clear independently.
         tokio::join!(check_first, self.clear_all(rest));
     }
 
@@ -242,17 +264,7 @@ impl Service {
         let may_grant = records.iter().any(|r| r.secret_action == Some(SecretAction::FollowRow));
         if after_answer::collecting() {
             let done = self.secret_steps(records).await;
-            // As below: announced after a step that may grant access only once it held.
-            if done.is_ok() || !may_grant {
-                let (service, records) = (self.clone(), records.to_vec());
-                let owes_step = done.is_err();
-                after_answer::defer(async move {
-                    if service.publish(&records).await && !owes_step {
-                        service.clear_all(&records).await;
-                    }
-                })
-                .await;
-            }
+            self.announce_after_answer(records, None, done.is_ok(), may_grant).await;
             return done.map(|()| true);
         }
         let secret_work = self.secret_steps(records);
